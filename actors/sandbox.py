@@ -1,0 +1,89 @@
+"""A sandbox slot: runs task attempts one after another, each in a fresh workspace."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from omoi.runtime.errors import OmoiError
+from omoi.runtime.events import TaskOutput
+from omoi.runtime.execution import TaskRequest, TaskResult
+from omoi.runtime.ports import BusPort
+from omoi.runtime.sandbox import SandboxBackend
+
+log = structlog.get_logger("omoi.sandbox")
+_MEMO = 16
+
+
+class SandboxActor:
+    """Owns: the attempts it is running or ran recently, keyed (task id, attempt), with their results.
+
+    Handles `execute` (idempotent: a repeated call for the same attempt joins the running one or gets
+    its result, which is how a restarted graph re-attaches), `reattach` and `cancel`. Emits
+    `task.output` with the capped tail of the command's output; the graph emits the task's status.
+    If it dies: the attempts it held are lost; the graph sees that (an error from the call, or
+    `reattach` returning None) and retries the task without counting a failure. Work is only on the
+    task branch once committed, so nothing half-done survives to be merged."""
+
+    def __init__(self, name: str, bus: BusPort, backend: SandboxBackend) -> None:
+        self._name, self._bus, self._backend = name, bus, backend
+        self._runs: dict[tuple[str, int], asyncio.Task[TaskResult]] = {}
+
+    async def execute(self, request: TaskRequest) -> TaskResult:
+        key = (request.task_id, request.attempt)
+        if key not in self._runs:
+            self._forget_finished()
+            self._runs[key] = asyncio.create_task(self._execute(request))
+        return await asyncio.shield(self._runs[key])
+
+    async def reattach(self, task_id: str, attempt: int) -> TaskResult | None:
+        run = self._runs.get((task_id, attempt))
+        return None if run is None else await asyncio.shield(run)
+
+    async def cancel(self, task_id: str, attempt: int) -> bool:
+        run = self._runs.get((task_id, attempt))
+        if run is None or run.done():
+            return False
+        run.cancel()
+        return True
+
+    def _forget_finished(self) -> None:
+        done = [k for k, t in self._runs.items() if t.done()]
+        for k in done[: max(0, len(done) - _MEMO)]:
+            del self._runs[k]
+
+    async def _execute(self, req: TaskRequest) -> TaskResult:
+        log.debug("attempt.start", run_id=req.run_id, task_id=req.task_id, attempt=req.attempt,
+                  actor=self._name)
+        started = asyncio.get_running_loop().time()
+
+        def elapsed() -> float:
+            return asyncio.get_running_loop().time() - started
+
+        try:
+            sandbox = await self._backend.create(req)
+        except asyncio.CancelledError:
+            return TaskResult(status="cancelled", error="cancelled while preparing", duration_s=elapsed())
+        except OmoiError as exc:
+            return TaskResult(status="failed", error=f"cannot prepare sandbox: {exc}", duration_s=elapsed())
+        try:
+            res = await sandbox.exec(req.command, req.timeout, req.env)
+            if res.output:
+                await self._bus.publish([TaskOutput(
+                    run_id=req.run_id, task_id=req.task_id, attempt=req.attempt, source=self._name,
+                    tail=res.output, truncated=res.truncated)])
+            if res.exit_code != 0:
+                why = f"timed out after {req.timeout:g}s" if res.timed_out else f"exit code {res.exit_code}"
+                return TaskResult(status="failed", exit_code=res.exit_code, output_tail=res.output,
+                                  truncated=res.truncated, error=f"command failed: {why}",
+                                  duration_s=elapsed())
+            commit = await sandbox.commit(f"omoi: task {req.task_id}\n\n{req.command}\n")
+            return TaskResult(status="succeeded", exit_code=0, output_tail=res.output,
+                              truncated=res.truncated, commit=commit or None, duration_s=elapsed())
+        except asyncio.CancelledError:
+            return TaskResult(status="cancelled", error="cancelled", duration_s=elapsed())
+        except OmoiError as exc:
+            return TaskResult(status="failed", error=str(exc), duration_s=elapsed())
+        finally:
+            await asyncio.shield(sandbox.destroy())

@@ -1,0 +1,54 @@
+"""Joining or starting a Ray cluster. Every omoi actor lives in one namespace, named by run."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+NAMESPACE = "omoi"
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None,
+            include_dashboard: bool | None = None) -> str:
+    """Join `address` (or $RAY_ADDRESS); with neither, start an embedded local cluster. Idempotent."""
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        kwargs: dict[str, Any] = {
+            "namespace": NAMESPACE,
+            "logging_level": logging.WARNING,
+            "log_to_driver": os.environ.get("OMOI_RAY_LOG_TO_DRIVER", "") == "1",
+        }
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, **kwargs)
+    return str(ray.get_runtime_context().gcs_address)
+
+
+def here() -> NodeAffinitySchedulingStrategy:
+    """Pin an actor to this node: the bus's log file and the local sandboxes' repository are here."""
+    return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+
+
+def actor_name(run_id: str, role: str, *parts: str) -> str:
+    return "/".join(["omoi", run_id, role, *parts])
+
+
+def run_actor_names(run_id: str) -> list[str]:
+    prefix = f"omoi/{run_id}/"
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a.get("namespace") == NAMESPACE and a["name"].startswith(prefix)]
+
+
+def kill_run_actors(run_id: str) -> None:
+    """The graph first (it drives the others), the bus last (everyone reads it)."""
+    rank = {"graph": 0, "bus": 2}
+    for name in sorted(run_actor_names(run_id), key=lambda n: rank.get(n.split("/")[2], 1)):
+        try:
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+        except ValueError:
+            pass

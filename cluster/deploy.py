@@ -1,0 +1,150 @@
+"""Turning omoi's plain actor classes into Ray actors, and handing each proxies of its peers.
+
+The proxies implement the `runtime.ports` protocols over Ray handles, so actors never see Ray.
+Actor death becomes SandboxLostError at this edge; everything else passes through unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+
+from omoi.actors.bus import BusActor
+from omoi.actors.graph import GraphActor
+from omoi.actors.integrator import IntegratorActor
+from omoi.actors.sandbox import SandboxActor
+from omoi.cluster.connect import NAMESPACE, actor_name, here
+from omoi.runtime.errors import SandboxLostError
+from omoi.runtime.events import Event
+from omoi.runtime.execution import TaskRequest, TaskResult
+from omoi.runtime.sandbox import SandboxBackend
+from omoi.runtime.store import Durability, SqliteEventStore
+
+# Bookkeeping actors compute nothing: they take no CPU slot, and a restart re-runs their
+# constructor and re-sends in-flight calls (all of which are idempotent).
+RESTARTABLE: dict[str, Any] = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
+
+
+class DurableBus(BusActor):
+    """The bus over the run's SQLite log; constructed from a path so a restart can reopen it."""
+
+    def __init__(self, path: str, durability: Durability = "FULL") -> None:
+        super().__init__(SqliteEventStore(Path(path), durability=durability))
+
+
+class _Named:
+    """A peer found by its actor name on first use: proxies pickle as a string, never as a handle,
+    so constructor arguments stay small and a restarted actor finds its peers again."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._handle: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "_handle": None}
+
+    @property
+    def handle(self) -> Any:
+        if self._handle is None:
+            self._handle = ray.get_actor(self.name, namespace=NAMESPACE)
+        return self._handle
+
+
+class BusProxy(_Named):
+    """BusPort over the run's bus actor."""
+
+    async def publish(self, events: Sequence[Event]) -> list[Event]:
+        result: list[Event] = await self.handle.publish.remote(list(events))
+        return result
+
+    async def read(self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000,
+                   timeout: float = 0.0) -> list[Event]:
+        result: list[Event] = await self.handle.read.remote(after, prefixes, limit, timeout)
+        return result
+
+
+class IntegratorProxy(_Named):
+    async def integrate(self, run_id: str, base: str, branches: Sequence[str]) -> str:
+        result: str = await self.handle.integrate.remote(run_id, base, list(branches))
+        return result
+
+
+class RaySandboxes:
+    """ExecutorPort over named, detached sandbox actors `omoi/<run>/sandbox/<slot>`.
+
+    Detached so a sandbox outlives a graph restart and can be re-attached by name; the run's driver
+    kills them when the run ends."""
+
+    def __init__(self, run_id: str, bus: BusProxy, backend: SandboxBackend,
+                 options: dict[str, Any] | None = None) -> None:
+        self.run_id, self.bus, self.backend = run_id, bus, backend
+        self.options = options or {}
+        self._handles: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_handles": {}}
+
+    def sandbox_name(self, slot: int) -> str:
+        return actor_name(self.run_id, "sandbox", str(slot))
+
+    def handle(self, name: str) -> Any:
+        if name not in self._handles:
+            self._handles[name] = ray.remote(SandboxActor).options(
+                name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0,
+                max_restarts=0, **self.options,
+            ).remote(name, self.bus, self.backend)
+        return self._handles[name]
+
+    async def execute(self, sandbox: str, request: TaskRequest) -> TaskResult:
+        try:
+            result: TaskResult = await self.handle(sandbox).execute.remote(request)
+            return result
+        except RayActorError as exc:
+            self._handles.pop(sandbox, None)
+            raise SandboxLostError(sandbox, request.task_id, request.attempt) from exc
+
+    async def reattach(self, sandbox: str, task_id: str, attempt: int) -> TaskResult:
+        try:
+            handle = ray.get_actor(sandbox, namespace=NAMESPACE)
+            result: TaskResult | None = await handle.reattach.remote(task_id, attempt)
+        except (ValueError, RayActorError) as exc:
+            raise SandboxLostError(sandbox, task_id, attempt) from exc
+        if result is None:
+            raise SandboxLostError(sandbox, task_id, attempt)
+        return result
+
+    async def cancel(self, sandbox: str, task_id: str, attempt: int) -> None:
+        try:
+            await ray.get_actor(sandbox, namespace=NAMESPACE).cancel.remote(task_id, attempt)
+        except (ValueError, RayActorError):
+            pass
+
+    def warm(self, slots: int) -> None:
+        """Start the slot actors now, so the first tasks do not wait on worker processes."""
+        ray.get([self.handle(self.sandbox_name(i)).reattach.remote("", 0) for i in range(slots)])
+
+
+def start_bus(run_id: str, log_path: Path, durability: Durability = "FULL") -> Any:
+    return ray.remote(DurableBus).options(
+        name=actor_name(run_id, "bus"), namespace=NAMESPACE, scheduling_strategy=here(), **RESTARTABLE,
+    ).remote(str(log_path), durability)
+
+
+def start_integrator(run_id: str, repo: Path, git_dir: Path, worktrees: Path) -> Any:
+    return ray.remote(IntegratorActor).options(
+        name=actor_name(run_id, "integrator"), namespace=NAMESPACE, scheduling_strategy=here(),
+        **RESTARTABLE,
+    ).remote(str(repo), str(git_dir), str(worktrees))
+
+
+def start_graph(run_id: str, sandboxes: RaySandboxes, *, max_parallel: int,
+                ordering: str = "critical-path") -> Any:
+    name = actor_name(run_id, "graph")
+    return ray.remote(GraphActor).options(
+        name=name, namespace=NAMESPACE, scheduling_strategy=here(), **RESTARTABLE,
+    ).remote(run_id, BusProxy(actor_name(run_id, "bus")), sandboxes,
+             IntegratorProxy(actor_name(run_id, "integrator")), max_parallel=max_parallel, ordering=ordering,
+             name=name)

@@ -1,0 +1,106 @@
+"""Driving one run on Ray: start (or resume) its actors, follow its log, clean up after it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ray
+
+from omoi.cluster import deploy
+from omoi.cluster.connect import actor_name, here, kill_run_actors
+from omoi.runtime.errors import InputError
+from omoi.runtime.events import Event, RunCancelRequested, RunFinished, TaskCancelRequested
+from omoi.runtime.runs import RunPaths, open_log
+from omoi.runtime.runstate import fold
+from omoi.runtime.sandbox import LocalBackend, NoopBackend, SandboxBackend
+from omoi.runtime.store import Durability
+from omoi.runtime.tasks import TaskSpec
+
+EventSink = Callable[[list[Event]], None]
+
+
+def make_backend(kind: str, paths: RunPaths) -> SandboxBackend:
+    if kind == "local":
+        return LocalBackend(paths.repo.path, paths.repo.git_dir, paths.worktrees)
+    if kind == "noop":
+        return NoopBackend()
+    raise InputError(f"unknown sandbox backend '{kind}' (this version has: local)")
+
+
+class RunHandle:
+    """A live run. `wait` follows its log until `run.finished`; `cancel` and `add_tasks` go to the
+    graph actor; `inject` publishes any event into the run's bus."""
+
+    def __init__(self, paths: RunPaths, bus: Any, graph: Any, result: Any, keep: Sequence[Any] = ()) -> None:
+        self.paths, self.run_id = paths, paths.run_id
+        self._keep = list(keep)  # a non-detached actor dies with its last handle
+        self.bus, self.graph, self._result = bus, graph, result
+        self.cursor = 0
+
+    def events(self, timeout: float = 0.5, prefixes: tuple[str, ...] | None = ("run.", "task.")) -> list[Event]:
+        """The next events after this handle's cursor (a long-poll of at most `timeout` s)."""
+        batch: list[Event] = ray.get(self.bus.read.remote(self.cursor, prefixes, 5000, timeout))
+        if batch:
+            self.cursor = max(e.seq or 0 for e in batch)
+        return batch
+
+    def wait(self, on_events: EventSink | None = None, timeout: float | None = None) -> RunFinished:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            batch = self.events(timeout=0.25)
+            if batch and on_events is not None:
+                on_events(batch)
+            done, _ = ray.wait([self._result], timeout=0)
+            if done:
+                while on_events is not None and (rest := self.events(timeout=0)):
+                    on_events(rest)
+                finished: RunFinished = ray.get(self._result)
+                return finished
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {self.run_id} did not finish within {timeout}s")
+
+    def inject(self, events: Sequence[Event]) -> list[Event]:
+        stored: list[Event] = ray.get(self.bus.publish.remote(list(events)))
+        return stored
+
+    def cancel(self, task_id: str | None = None, reason: str = "cancelled by user") -> None:
+        ev: Event = (RunCancelRequested(run_id=self.run_id, reason=reason) if task_id is None
+                     else TaskCancelRequested(run_id=self.run_id, task_id=task_id, reason=reason))
+        self.inject([ev])
+
+    def add_tasks(self, specs: Sequence[TaskSpec]) -> list[str]:
+        ids: list[str] = ray.get(self.graph.add_tasks.remote(list(specs)))
+        return ids
+
+    def shutdown(self) -> None:
+        """Kill every actor of the run. The log stays; `resume` picks the run up again."""
+        kill_run_actors(self.run_id)
+
+
+def launch(paths: RunPaths, first_events: Sequence[Event] | None = None, *, max_parallel: int | None = None,
+           sandbox: str | None = None, ordering: str = "critical-path",
+           durability: Durability = "FULL") -> RunHandle:
+    """Start the actors of a new run (`first_events` given) or of an existing one (resume)."""
+    kill_run_actors(paths.run_id)  # leftovers of an interrupted driver would hold stale state
+    if first_events is None:
+        with contextlib.closing(open_log(paths)) as log:
+            state = fold(paths.run_id, log.read())
+    else:
+        state = fold(paths.run_id, list(first_events))
+    if state.started is None:
+        raise InputError(f"run '{paths.run_id}' has no run.started event in {paths.events_db}")
+    max_parallel = max_parallel or state.started.max_parallel
+    sandbox = sandbox or state.started.sandbox
+    bus = deploy.start_bus(paths.run_id, paths.events_db, durability)
+    bus_name = actor_name(paths.run_id, "bus")
+    if first_events is not None:
+        ray.get(bus.publish.remote(list(first_events)))
+    sandboxes = deploy.RaySandboxes(paths.run_id, deploy.BusProxy(bus_name), make_backend(sandbox, paths),
+                                    {"scheduling_strategy": here()})
+    sandboxes.warm(max_parallel)
+    integrator = deploy.start_integrator(paths.run_id, paths.repo.path, paths.repo.git_dir, paths.worktrees)
+    graph = deploy.start_graph(paths.run_id, sandboxes, max_parallel=max_parallel, ordering=ordering)
+    return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator])

@@ -1,0 +1,233 @@
+"""The `omoi` command line. Exit codes: 0 every task succeeded, 1 a task or the run failed,
+2 bad input (nothing was written), 130 interrupted (the run can be resumed)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from omoi.runtime.errors import InputError, OmoiError
+
+F = TypeVar("F", bound=Callable[..., Any])
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _guard(fn: F) -> F:
+    """Turn omoi's errors into one clear line and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            sys.exit(2)
+        except OmoiError as exc:
+            err.print(f"[bold red]failed:[/] {exc}", markup=True, soft_wrap=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+repo_option = click.option("--repo", "repo", default=".", show_default=True, type=click.Path(),
+                           help="The target git repository.")
+state_option = click.option("--state-dir", type=click.Path(), default=None,
+                            help="Where run state lives (default: <repo>/.git/omoi).")
+address_option = click.option("--address", envvar="RAY_ADDRESS", default=None,
+                              help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded one).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="omoi")
+def main() -> None:
+    """omoi: run a plan of tasks as a dependency DAG of sandboxes on Ray."""
+    from omoi.runtime.logging import configure
+
+    configure()
+
+
+def _finish(finished: Any) -> None:
+    sys.exit(0 if finished.status == "succeeded" else 1)
+
+
+def _follow(run_id: str, start: Callable[[Any], Any]) -> Any:
+    from omoi.progress import Progress
+
+    with Progress(run_id, out) as progress:
+        try:
+            finished = start(progress)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: resume with `omoi resume {run_id}`")
+            sys.exit(130)
+    return finished
+
+
+@main.command("exec")
+@click.argument("plan", type=click.Path())
+@repo_option
+@click.option("--run-id", default=None, help="Name the run (default: time-based).")
+@click.option("--max-parallel", type=int, default=4, show_default=True, help="Tasks running at once.")
+@click.option("--sandbox", type=click.Choice(["local"]), default="local", show_default=True,
+              help="Where commands run: local runs them in worktrees on the host, without isolation.")
+@address_option
+@state_option
+@_guard
+def exec_cmd(plan: str, repo: str, run_id: str | None, max_parallel: int, sandbox: str, address: str | None,
+             state_dir: str | None) -> None:
+    """Run PLAN (YAML or JSON) against the repository; exit 0 only if every task succeeded."""
+    from omoi import api
+
+    handle = api.start(plan, repo, run_id=run_id, max_parallel=max_parallel, address=address,
+                       state_dir=state_dir, sandbox=sandbox)
+    try:
+        finished = _follow(handle.run_id, handle.wait)
+    finally:
+        handle.shutdown()
+    _finish(finished)
+
+
+@main.command()
+@click.argument("run_id")
+@repo_option
+@click.option("--max-parallel", type=int, default=None, help="Override the run's parallelism.")
+@address_option
+@state_option
+@_guard
+def resume(run_id: str, repo: str, max_parallel: int | None, address: str | None, state_dir: str | None) -> None:
+    """Continue RUN_ID from its log: what succeeded stays done, the rest runs."""
+    from omoi import api
+
+    finished = _follow(run_id, lambda progress: api.resume(
+        run_id, repo, address=address, state_dir=state_dir, max_parallel=max_parallel, on_events=progress))
+    _finish(finished)
+
+
+@main.command()
+@click.argument("run_id")
+@repo_option
+@state_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_guard
+def status(run_id: str, repo: str, state_dir: str | None, fmt: str) -> None:
+    """Tasks of RUN_ID with status, attempts, start and end times, and branch."""
+    from omoi import api
+    from omoi.progress import status_table
+
+    state = api.status(run_id, repo, state_dir=state_dir)
+    if fmt == "json":
+        click.echo(json.dumps({
+            "run_id": run_id, "finished": state.finished.status if state.finished else None,
+            "branch": state.finished.branch if state.finished else None,
+            "tasks": [{"id": t.id, "status": t.status, "attempts": t.attempt,
+                       "started": t.started_at.isoformat() if t.started_at else None,
+                       "ended": t.ended_at.isoformat() if t.ended_at else None,
+                       "branch": f"omoi/{run_id}/{t.id}" if t.attempt else None, "error": t.error}
+                      for t in state.in_order()]}, indent=2))
+        return
+    out.print(status_table(state))
+    if state.finished:
+        out.print(f"run {state.finished.status}" + (f": {state.finished.branch}" if state.finished.branch else "")
+                  + (f" ({state.finished.error})" if state.finished.error else ""))
+    else:
+        out.print("run not finished (live, or interrupted: `omoi resume` continues it)")
+
+
+@main.command()
+@click.argument("run_id")
+@repo_option
+@state_option
+@click.option("--kind", default=None, help="Only kinds starting with this prefix, e.g. 'task.'.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
+@_guard
+def events(run_id: str, repo: str, state_dir: str | None, kind: str | None, fmt: str) -> None:
+    """Print RUN_ID's event log (jsonl: one event per line, every field)."""
+    from omoi import api
+
+    for ev in api.events(run_id, repo, state_dir=state_dir, kind=kind):
+        if fmt == "jsonl":
+            click.echo(ev.model_dump_json())
+        else:
+            extra = {k: v for k, v in ev.model_dump(mode="json", exclude={"id", "run_id", "ts", "seq", "kind",
+                                                                            "source", "spec"}).items()
+                     if v not in (None, "", [], {})}
+            body = " ".join(f"{k}={json.dumps(v)[:100]}" for k, v in extra.items())
+            click.echo(f"{ev.seq:>6} {ev.ts.astimezone().strftime('%H:%M:%S.%f')[:-3]} {ev.kind:<22} {body}")
+
+
+@main.group()
+def schema() -> None:
+    """JSON Schemas of omoi's formats."""
+
+
+@schema.command("events")
+def schema_events() -> None:
+    """The JSON Schema of the event union."""
+    from omoi.runtime.events import schema_json
+
+    click.echo(schema_json())
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks: omoi against a baseline measured in the same run."""
+
+
+@bench.command("scheduler")
+@click.option("--tasks", type=int, default=1000, show_default=True)
+@click.option("--width", type=int, default=50, show_default=True)
+@click.option("--max-parallel", type=int, default=8, show_default=True)
+@click.option("--repeat", type=int, default=3, show_default=True)
+@address_option
+def bench_scheduler(tasks: int, width: int, max_parallel: int, repeat: int, address: str | None) -> None:
+    """A layered DAG of no-op tasks through the graph actor vs. chained raw Ray tasks."""
+    from omoi.cluster import bench as b
+
+    out.print(b.scheduler(tasks=tasks, width=width, max_parallel=max_parallel, repeat=repeat, address=address))
+
+
+@bench.command("bus")
+@click.option("--events", "n_events", type=int, default=20000, show_default=True)
+@click.option("--batch", type=int, default=100, show_default=True)
+@address_option
+def bench_bus(n_events: int, batch: int, address: str | None) -> None:
+    """Durable publish -> every subscriber has it, 1 and 4 subscribers, vs. plain actor calls."""
+    from omoi.cluster import bench as b
+
+    out.print(b.bus(n_events=n_events, batch=batch, address=address))
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(), default=None,
+              help="Where to create the example repository (default: a new temporary directory).")
+@click.option("--max-parallel", type=int, default=4, show_default=True)
+@address_option
+@_guard
+def demo(directory: str | None, max_parallel: int, address: str | None) -> None:
+    """Create the bundled example repository and run its plan on it."""
+    from omoi import api
+    from omoi.examples import make_example_repo
+
+    repo, plan = make_example_repo(Path(directory) if directory else None)
+    out.print(f"example repository: {repo}\nplan: {plan}")
+    handle = api.start(plan, repo, max_parallel=max_parallel, address=address)
+    try:
+        finished = _follow(handle.run_id, handle.wait)
+    finally:
+        handle.shutdown()
+    if finished.status == "succeeded":
+        out.print(f"\nall work is on branch [bold]{finished.branch}[/] of {repo}; try:\n"
+                  f"  git -C {repo} log --oneline --graph {finished.branch}\n"
+                  f"  omoi status {handle.run_id} --repo {repo}")
+    _finish(finished)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Word statistics of a text file: count, longest, histogram."""
+
+import sys
+from collections import Counter
+
+
+def main(cmd: str, path: str) -> None:
+    lines = open(path, encoding="utf-8").read().splitlines()
+    words = [w for line in lines for w in line.split()]
+    if cmd == "count":
+        for i, line in enumerate(lines, 1):
+            print(f"line {i}: {len(line.split())} words")
+    elif cmd == "longest":
+        print("longest:", max(words, key=len))
+    elif cmd == "histogram":
+        for length, n in sorted(Counter(len(w) for w in words).items()):
+            print(f"{length:2d} {'#' * n}")
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

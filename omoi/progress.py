@@ -1,0 +1,105 @@
+"""Rendering a run's progress from its events: a live table on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from omoi.runtime.events import Event
+from omoi.runtime.runstate import STATUSES, RunState
+
+STYLE = {"pending": "dim", "ready": "cyan", "running": "yellow", "succeeded": "green", "failed": "red",
+         "skipped": "magenta", "cancelled": "magenta"}
+
+
+class Progress:
+    """Folds the events it is shown into a RunState and draws it."""
+
+    def __init__(self, run_id: str, console: Console, *, live: bool | None = None) -> None:
+        self.state = RunState(run_id)
+        self.console = console
+        self.started = time.monotonic()
+        self.live_mode = console.is_terminal if live is None else live
+        self._live: Live | None = None
+
+    def __enter__(self) -> Progress:
+        if self.live_mode:
+            self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False,
+                              get_renderable=self._render)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def __call__(self, events: list[Event]) -> None:
+        for ev in events:
+            self.state.apply(ev)
+            if not self.live_mode:
+                line = self._line(ev)
+                if line:
+                    self.console.print(line, highlight=False, soft_wrap=True)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def _line(self, ev: Event) -> str | None:
+        stamp = f"[{self.elapsed():7.1f}s]"
+        match ev.kind:
+            case "run.started":
+                return f"{stamp} run {ev.run_id} started on {ev.repo} at {ev.base_commit[:10]}"
+            case "task.started":
+                return f"{stamp} {ev.task_id:<20} started   attempt {ev.attempt}"
+            case "task.succeeded":
+                return f"{stamp} {ev.task_id:<20} succeeded {(ev.commit or '')[:10]} ({ev.duration_s:.1f}s)"
+            case "task.failed":
+                tail = ev.output_tail.strip().splitlines()[-1:] if ev.output_tail else []
+                last = f" | {tail[0][:120]}" if tail else ""
+                return f"{stamp} {ev.task_id:<20} failed    {ev.error}{'' if ev.final else ' (will retry)'}{last}"
+            case "task.retrying":
+                return f"{stamp} {ev.task_id:<20} retrying  attempt {ev.attempt} in {ev.delay_s:g}s: {ev.reason}"
+            case "task.skipped" | "task.cancelled":
+                return f"{stamp} {ev.task_id:<20} {ev.kind.split('.')[1]:<9} {ev.reason}"
+            case "run.finished":
+                return f"{stamp} run {ev.status}" + (f": branch {ev.branch}" if ev.branch else "") + (
+                    f" ({ev.error})" if ev.error else "")
+            case _:
+                return None
+
+    def _render(self) -> Group:
+        counts = self.state.counts()
+        head = Text(f"run {self.state.run_id}  {self.elapsed():6.1f}s  ")
+        for status in STATUSES:
+            if counts[status]:
+                head.append(f"{status} {counts[status]}  ", style=STYLE[status])
+        running = self.state.with_status("running")
+        table = Table(box=None, show_header=bool(running), pad_edge=False)
+        table.add_column("running task")
+        table.add_column("attempt", justify="right")
+        for t in running[:12]:
+            table.add_row(t.id, str(t.attempt))
+        if len(running) > 12:
+            table.add_row(f"... and {len(running) - 12} more", "")
+        return Group(head, table)
+
+
+def status_table(state: RunState) -> Table:
+    table = Table(title=f"run {state.run_id}", title_justify="left")
+    for col in ("task", "status", "attempts", "started", "ended", "branch"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("note", overflow="ellipsis", no_wrap=True)
+    for t in state.in_order():
+        branch = f"omoi/{state.run_id}/{t.id}" if t.attempt else ""
+        table.add_row(t.id, Text(t.status, style=STYLE[t.status]), str(t.attempt), _ts(t.started_at),
+                      _ts(t.ended_at), branch, (t.error or "")[:80])
+    return table
+
+
+def _ts(value: datetime | None) -> str:
+    return value.astimezone().strftime("%H:%M:%S") if value else ""

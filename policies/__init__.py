@@ -1,0 +1,1 @@
+"""Decisions as pure functions over plain data: no I/O, no Ray, no clock reads."""

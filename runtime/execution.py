@@ -1,0 +1,35 @@
+"""What the graph asks a sandbox to do for one task attempt, and what comes back."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TaskRequest(BaseModel):
+    """One attempt of one task: start from `base` merged with `merges`, run `command`, commit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    task_id: str
+    attempt: int
+    command: str
+    timeout: float
+    env: dict[str, str] = Field(default_factory=dict)
+    branch: str
+    base: str
+    merges: tuple[str, ...] = ()
+
+
+class TaskResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["succeeded", "failed", "cancelled"]
+    exit_code: int | None = None
+    output_tail: str = ""
+    truncated: bool = False
+    commit: str | None = None
+    error: str | None = None
+    duration_s: float = 0.0

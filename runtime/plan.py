@@ -1,0 +1,84 @@
+"""Plan files (YAML or JSON): read, validate, and locate every problem by file, task id and field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from omoi.runtime.errors import GraphError, PlanError
+from omoi.runtime.taskgraph import TaskGraph
+from omoi.runtime.tasks import TaskSpec
+
+
+class Plan(BaseModel):
+    """A named list of tasks; dependencies may only point at tasks of the same plan."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(default="plan", min_length=1)
+    tasks: tuple[TaskSpec, ...] = Field(min_length=1)
+
+    def graph(self) -> TaskGraph:
+        g = TaskGraph()
+        g.add(self.tasks)
+        return g
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file; every problem raises PlanError naming file, task and field."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(f"cannot read plan: {exc.strerror if isinstance(exc, OSError) else exc}",
+                        file=str(p)) from exc
+    return parse_plan(text, source=str(p), is_json=p.suffix.lower() == ".json")
+
+
+def parse_plan(text: str, *, source: str = "<plan>", is_json: bool = False) -> Plan:
+    try:
+        data = json.loads(text) if is_json else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise PlanError(f"not valid {'JSON' if is_json else 'YAML'}: {exc}", file=source) from exc
+    if not isinstance(data, dict):
+        raise PlanError("a plan is a mapping with 'name' and 'tasks'", file=source)
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        raise _locate(exc, data, source) from exc
+    try:
+        plan.graph()
+    except GraphError as exc:
+        raise PlanError(str(exc), file=source, task_id=exc.task_id,
+                        field="deps" if "depend" in str(exc) or "cycle" in str(exc) else "id") from exc
+    return plan
+
+
+def _locate(exc: ValidationError, data: dict[str, Any], source: str) -> PlanError:
+    errors = exc.errors()
+    # Drop errors that only echo a deeper one (an invalid item makes its list "too short").
+    errors = [e for e in errors
+              if not any(o is not e and len(o["loc"]) > len(e["loc"]) and o["loc"][:len(e["loc"])] == e["loc"]
+                         for o in errors)]
+    err = errors[0]
+    loc = list(err["loc"])
+    task_id = None
+    if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
+        tasks = data.get("tasks") or []
+        raw = tasks[loc[1]] if loc[1] < len(tasks) else None
+        task_id = str(raw.get("id")) if isinstance(raw, dict) and raw.get("id") else f"#{loc[1] + 1}"
+        loc = loc[2:]
+    field = ".".join(str(x) for x in loc) or None
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    more = len(errors) - 1
+    if more:
+        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return PlanError(msg, file=source, task_id=task_id, field=field)

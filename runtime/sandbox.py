@@ -1,0 +1,171 @@
+"""The sandbox seam: a place to run one task attempt's commands on its own branch.
+
+Backends implement `SandboxBackend`. This module has `local` (a git worktree on the host, no
+isolation) and `noop` (nothing at all, for measuring the scheduler). The Docker backend plugs in
+behind the same protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from omoi.runtime import git
+from omoi.runtime.execution import TaskRequest
+
+DEFAULT_OUTPUT_CAP = 16 * 1024
+SANDBOX_KINDS = ("local", "noop")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int | None
+    output: str
+    truncated: bool
+    timed_out: bool
+    duration_s: float
+
+
+class Sandbox(Protocol):
+    async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
+        """Run `command` in the workspace; past `timeout` the whole process tree is killed."""
+        ...
+
+    async def commit(self, message: str) -> str:
+        """Commit all changes to the sandbox's branch and return its head."""
+        ...
+
+    async def destroy(self) -> None:
+        """Remove the workspace; committed work stays on the branch."""
+        ...
+
+
+class SandboxBackend(Protocol):
+    name: str
+
+    async def create(self, request: TaskRequest) -> Sandbox: ...
+
+
+class TailBuffer:
+    """Keeps the last `cap` bytes of a stream and whether anything was dropped."""
+
+    def __init__(self, cap: int = DEFAULT_OUTPUT_CAP) -> None:
+        self.cap, self.total, self._buf = cap, 0, bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self._buf += chunk
+        if len(self._buf) > self.cap:
+            del self._buf[: len(self._buf) - self.cap]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.cap
+
+    def text(self) -> str:
+        return self._buf.decode("utf-8", errors="replace")
+
+
+async def run_process_group(command: str, cwd: Path, env: dict[str, str], timeout: float,
+                            cap: int = DEFAULT_OUTPUT_CAP) -> ExecResult:
+    """Run a shell command in its own process group; on timeout or cancellation kill the group."""
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_shell(
+        command, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    tail = TailBuffer(cap)
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65536):
+            tail.feed(chunk)
+
+    reader = asyncio.create_task(pump())
+    timed_out = False
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        timed_out = True
+        _kill_group(proc.pid)
+        await proc.wait()
+    except asyncio.CancelledError:
+        _kill_group(proc.pid)
+        await proc.wait()
+        reader.cancel()
+        raise
+    # A child that escaped the group may keep the pipe open; do not wait on it forever.
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(reader, 2.0)
+    return ExecResult(exit_code=None if timed_out else proc.returncode, output=tail.text(),
+                      truncated=tail.truncated, timed_out=timed_out, duration_s=time.monotonic() - start)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class LocalSandbox:
+    """A git worktree on the host. Commands see the host: this backend isolates nothing."""
+
+    def __init__(self, repo: Path, git_dir: Path, workspace: Path, output_cap: int) -> None:
+        self.repo, self.git_dir, self.workspace, self.output_cap = repo, git_dir, workspace, output_cap
+
+    async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
+        full_env = {**os.environ, **(env or {})}
+        return await run_process_group(command, self.workspace, full_env, timeout, self.output_cap)
+
+    async def commit(self, message: str) -> str:
+        return await asyncio.to_thread(git.commit_all, self.workspace, message)
+
+    async def destroy(self) -> None:
+        await asyncio.to_thread(git.remove_worktree, self.repo, self.git_dir, self.workspace)
+
+
+class LocalBackend:
+    """Sandboxes as worktrees under `worktree_root/<task-id>`, starting from base + dependency merges."""
+
+    name = "local"
+
+    def __init__(self, repo: str | Path, git_dir: str | Path, worktree_root: str | Path,
+                 output_cap: int = DEFAULT_OUTPUT_CAP) -> None:
+        self.repo, self.git_dir = Path(repo), Path(git_dir)
+        self.worktree_root, self.output_cap = Path(worktree_root), output_cap
+
+    async def create(self, request: TaskRequest) -> Sandbox:
+        workspace = self.worktree_root / request.task_id
+        await asyncio.to_thread(self._prepare, request, workspace)
+        return LocalSandbox(self.repo, self.git_dir, workspace, self.output_cap)
+
+    def _prepare(self, request: TaskRequest, workspace: Path) -> None:
+        git.add_worktree(self.repo, self.git_dir, workspace, request.branch, request.base)
+        try:
+            git.merge_branches(workspace, request.merges)
+        except BaseException:
+            git.remove_worktree(self.repo, self.git_dir, workspace)
+            raise
+
+
+class NoopSandbox:
+    async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
+        return ExecResult(exit_code=0, output="", truncated=False, timed_out=False, duration_s=0.0)
+
+    async def commit(self, message: str) -> str:
+        return ""
+
+    async def destroy(self) -> None:
+        return None
+
+
+class NoopBackend:
+    """Runs nothing: what is left to measure is the scheduling, the bus and the actor calls."""
+
+    name = "noop"
+
+    async def create(self, request: TaskRequest) -> Sandbox:
+        return NoopSandbox()
