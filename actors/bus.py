@@ -27,7 +27,9 @@ class BusActor:
         self._recent: list[Event] = store.read(after=max(0, store.last_seq() - recent))
         self._changed: asyncio.Event | None = None
 
-    async def publish(self, events: Sequence[Event]) -> list[Event]:
+    async def publish(self, events: Sequence[Event]) -> list[int]:
+        """Append durably, wake readers, and answer with each event's seq (not the events: the
+        publisher has them, and shipping them back would double the serialization)."""
         stored = self._store.append(list(events))
         last_cached = (self._recent[-1].seq or 0) if self._recent else 0
         self._recent.extend(e for e in stored if (e.seq or 0) > last_cached)
@@ -36,14 +38,16 @@ class BusActor:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
-        return stored
+        return [e.seq or 0 for e in stored]
 
-    async def read(self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000,
-                   timeout: float = 0.0) -> list[Event]:
+    async def read(
+        self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000, timeout: float = 0.0
+    ) -> list[Event]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        scanned = after  # a narrow filter must not rescan the same events on every wake-up
         while True:
-            events = self._read_now(after, prefixes, limit)
+            events, scanned = self._read_now(scanned, prefixes, limit)
             remaining = deadline - loop.time()
             if events or remaining <= 0:
                 return events
@@ -55,17 +59,21 @@ class BusActor:
     async def last_seq(self) -> int:
         return self._store.last_seq()
 
-    def _read_now(self, after: int, prefixes: tuple[str, ...] | None, limit: int) -> list[Event]:
+    def _read_now(self, after: int, prefixes: tuple[str, ...] | None, limit: int) -> tuple[list[Event], int]:
+        """Matching events after `after`, and the seq up to which the log was looked at."""
         first = (self._recent[0].seq or 1) if self._recent else self._store.last_seq() + 1
         if after + 1 < first:
-            return self._store.read(after, prefixes, limit)
+            events = self._store.read(after, prefixes, limit)
+            return events, (events[-1].seq or after) if len(events) >= limit else self._store.last_seq()
         out: list[Event] = []
-        for ev in self._recent[max(0, after + 1 - first):]:
+        scanned = after
+        for ev in self._recent[max(0, after + 1 - first) :]:
+            scanned = ev.seq or scanned
             if matches(ev.kind, prefixes):
                 out.append(ev)
                 if len(out) >= limit:
                     break
-        return out
+        return out, scanned
 
     async def close(self) -> None:
         self._store.close()

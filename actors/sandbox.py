@@ -54,8 +54,9 @@ class SandboxActor:
             del self._runs[k]
 
     async def _execute(self, req: TaskRequest) -> TaskResult:
-        log.debug("attempt.start", run_id=req.run_id, task_id=req.task_id, attempt=req.attempt,
-                  actor=self._name)
+        log.debug(
+            "attempt.start", run_id=req.run_id, task_id=req.task_id, attempt=req.attempt, actor=self._name
+        )
         started = asyncio.get_running_loop().time()
 
         def elapsed() -> float:
@@ -70,17 +71,37 @@ class SandboxActor:
         try:
             res = await sandbox.exec(req.command, req.timeout, req.env)
             if res.output:
-                await self._bus.publish([TaskOutput(
-                    run_id=req.run_id, task_id=req.task_id, attempt=req.attempt, source=self._name,
-                    tail=res.output, truncated=res.truncated)])
+                await self._bus.publish(
+                    [
+                        TaskOutput(
+                            run_id=req.run_id,
+                            task_id=req.task_id,
+                            attempt=req.attempt,
+                            source=self._name,
+                            tail=res.output,
+                            truncated=res.truncated,
+                        )
+                    ]
+                )
             if res.exit_code != 0:
                 why = f"timed out after {req.timeout:g}s" if res.timed_out else f"exit code {res.exit_code}"
-                return TaskResult(status="failed", exit_code=res.exit_code, output_tail=res.output,
-                                  truncated=res.truncated, error=f"command failed: {why}",
-                                  duration_s=elapsed())
+                return TaskResult(
+                    status="failed",
+                    exit_code=res.exit_code,
+                    output_tail=res.output,
+                    truncated=res.truncated,
+                    error=f"command failed: {why}",
+                    duration_s=elapsed(),
+                )
             commit = await sandbox.commit(f"omoi: task {req.task_id}\n\n{req.command}\n")
-            return TaskResult(status="succeeded", exit_code=0, output_tail=res.output,
-                              truncated=res.truncated, commit=commit or None, duration_s=elapsed())
+            return TaskResult(
+                status="succeeded",
+                exit_code=0,
+                output_tail=res.output,
+                truncated=res.truncated,
+                commit=commit or None,
+                duration_s=elapsed(),
+            )
         except asyncio.CancelledError:
             return TaskResult(status="cancelled", error="cancelled", duration_s=elapsed())
         except OmoiError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
@@ -12,8 +13,9 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 NAMESPACE = "omoi"
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None,
-            include_dashboard: bool | None = None) -> str:
+def connect(
+    address: str | None = None, *, num_cpus: int | None = None, include_dashboard: bool | None = None
+) -> str:
     """Join `address` (or $RAY_ADDRESS); with neither, start an embedded local cluster. Idempotent."""
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
@@ -40,15 +42,16 @@ def actor_name(run_id: str, role: str, *parts: str) -> str:
 
 def run_actor_names(run_id: str) -> list[str]:
     prefix = f"omoi/{run_id}/"
-    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-            if a.get("namespace") == NAMESPACE and a["name"].startswith(prefix)]
+    return [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a.get("namespace") == NAMESPACE and a["name"].startswith(prefix)
+    ]
 
 
 def kill_run_actors(run_id: str) -> None:
     """The graph first (it drives the others), the bus last (everyone reads it)."""
     rank = {"graph": 0, "bus": 2}
     for name in sorted(run_actor_names(run_id), key=lambda n: rank.get(n.split("/")[2], 1)):
-        try:
+        with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
-        except ValueError:
-            pass

@@ -5,12 +5,13 @@ Actor death becomes SandboxLostError at this edge; everything else passes throug
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayTaskError
 
 from omoi.actors.bus import BusActor
 from omoi.actors.graph import GraphActor
@@ -35,6 +36,18 @@ class DurableBus(BusActor):
         super().__init__(SqliteEventStore(Path(path), durability=durability))
 
 
+async def _call(ref: Any) -> Any:
+    """Await a remote call; an exception raised by the actor's code comes back as itself (our own
+    error types with their fields), not wrapped in Ray's traceback text."""
+    try:
+        return await ref
+    except RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, Exception):
+            raise cause from None
+        raise
+
+
 class _Named:
     """A peer found by its actor name on first use: proxies pickle as a string, never as a handle,
     so constructor arguments stay small and a restarted actor finds its peers again."""
@@ -56,19 +69,20 @@ class _Named:
 class BusProxy(_Named):
     """BusPort over the run's bus actor."""
 
-    async def publish(self, events: Sequence[Event]) -> list[Event]:
-        result: list[Event] = await self.handle.publish.remote(list(events))
+    async def publish(self, events: Sequence[Event]) -> list[int]:
+        result: list[int] = await _call(self.handle.publish.remote(list(events)))
         return result
 
-    async def read(self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000,
-                   timeout: float = 0.0) -> list[Event]:
-        result: list[Event] = await self.handle.read.remote(after, prefixes, limit, timeout)
+    async def read(
+        self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000, timeout: float = 0.0
+    ) -> list[Event]:
+        result: list[Event] = await _call(self.handle.read.remote(after, prefixes, limit, timeout))
         return result
 
 
 class IntegratorProxy(_Named):
     async def integrate(self, run_id: str, base: str, branches: Sequence[str]) -> str:
-        result: str = await self.handle.integrate.remote(run_id, base, list(branches))
+        result: str = await _call(self.handle.integrate.remote(run_id, base, list(branches)))
         return result
 
 
@@ -78,8 +92,9 @@ class RaySandboxes:
     Detached so a sandbox outlives a graph restart and can be re-attached by name; the run's driver
     kills them when the run ends."""
 
-    def __init__(self, run_id: str, bus: BusProxy, backend: SandboxBackend,
-                 options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, run_id: str, bus: BusProxy, backend: SandboxBackend, options: dict[str, Any] | None = None
+    ) -> None:
         self.run_id, self.bus, self.backend = run_id, bus, backend
         self.options = options or {}
         self._handles: dict[str, Any] = {}
@@ -92,15 +107,24 @@ class RaySandboxes:
 
     def handle(self, name: str) -> Any:
         if name not in self._handles:
-            self._handles[name] = ray.remote(SandboxActor).options(
-                name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0,
-                max_restarts=0, **self.options,
-            ).remote(name, self.bus, self.backend)
+            self._handles[name] = (
+                ray.remote(SandboxActor)
+                .options(
+                    name=name,
+                    namespace=NAMESPACE,
+                    lifetime="detached",
+                    get_if_exists=True,
+                    num_cpus=0,
+                    max_restarts=0,
+                    **self.options,
+                )
+                .remote(name, self.bus, self.backend)
+            )
         return self._handles[name]
 
     async def execute(self, sandbox: str, request: TaskRequest) -> TaskResult:
         try:
-            result: TaskResult = await self.handle(sandbox).execute.remote(request)
+            result: TaskResult = await _call(self.handle(sandbox).execute.remote(request))
             return result
         except RayActorError as exc:
             self._handles.pop(sandbox, None)
@@ -109,7 +133,7 @@ class RaySandboxes:
     async def reattach(self, sandbox: str, task_id: str, attempt: int) -> TaskResult:
         try:
             handle = ray.get_actor(sandbox, namespace=NAMESPACE)
-            result: TaskResult | None = await handle.reattach.remote(task_id, attempt)
+            result: TaskResult | None = await _call(handle.reattach.remote(task_id, attempt))
         except (ValueError, RayActorError) as exc:
             raise SandboxLostError(sandbox, task_id, attempt) from exc
         if result is None:
@@ -117,34 +141,46 @@ class RaySandboxes:
         return result
 
     async def cancel(self, sandbox: str, task_id: str, attempt: int) -> None:
-        try:
+        with contextlib.suppress(ValueError, RayActorError):
             await ray.get_actor(sandbox, namespace=NAMESPACE).cancel.remote(task_id, attempt)
-        except (ValueError, RayActorError):
-            pass
 
     def warm(self, slots: int) -> None:
         """Start the slot actors now, so the first tasks do not wait on worker processes."""
         ray.get([self.handle(self.sandbox_name(i)).reattach.remote("", 0) for i in range(slots)])
 
 
+def _start_pinned(cls: type, run_id: str, role: str, *args: Any, **kwargs: Any) -> Any:
+    """A restartable bookkeeping actor named `omoi/<run>/<role>`, on this node (the log and repo are here)."""
+    name = actor_name(run_id, role)
+    options = {"name": name, "namespace": NAMESPACE, "scheduling_strategy": here(), **RESTARTABLE}
+    return ray.remote(cls).options(**options).remote(*args, **kwargs)
+
+
 def start_bus(run_id: str, log_path: Path, durability: Durability = "FULL") -> Any:
-    return ray.remote(DurableBus).options(
-        name=actor_name(run_id, "bus"), namespace=NAMESPACE, scheduling_strategy=here(), **RESTARTABLE,
-    ).remote(str(log_path), durability)
+    return _start_pinned(DurableBus, run_id, "bus", str(log_path), durability)
 
 
-def start_integrator(run_id: str, repo: Path, git_dir: Path, worktrees: Path) -> Any:
-    return ray.remote(IntegratorActor).options(
-        name=actor_name(run_id, "integrator"), namespace=NAMESPACE, scheduling_strategy=here(),
-        **RESTARTABLE,
-    ).remote(str(repo), str(git_dir), str(worktrees))
+def start_integrator(
+    run_id: str, repo: Path, git_dir: Path, worktrees: Path, *, dry_run: bool = False
+) -> Any:
+    return _start_pinned(
+        IntegratorActor, run_id, "integrator", str(repo), str(git_dir), str(worktrees), dry_run=dry_run
+    )
 
 
-def start_graph(run_id: str, sandboxes: RaySandboxes, *, max_parallel: int,
-                ordering: str = "critical-path") -> Any:
-    name = actor_name(run_id, "graph")
-    return ray.remote(GraphActor).options(
-        name=name, namespace=NAMESPACE, scheduling_strategy=here(), **RESTARTABLE,
-    ).remote(run_id, BusProxy(actor_name(run_id, "bus")), sandboxes,
-             IntegratorProxy(actor_name(run_id, "integrator")), max_parallel=max_parallel, ordering=ordering,
-             name=name)
+def start_graph(
+    run_id: str, sandboxes: RaySandboxes, *, max_parallel: int, ordering: str = "critical-path"
+) -> Any:
+    bus, integrator = BusProxy(actor_name(run_id, "bus")), IntegratorProxy(actor_name(run_id, "integrator"))
+    return _start_pinned(
+        GraphActor,
+        run_id,
+        "graph",
+        run_id,
+        bus,
+        sandboxes,
+        integrator,
+        max_parallel=max_parallel,
+        ordering=ordering,
+        name=actor_name(run_id, "graph"),
+    )

@@ -40,35 +40,45 @@ class RunHandle:
         self.bus, self.graph, self._result = bus, graph, result
         self.cursor = 0
 
-    def events(self, timeout: float = 0.5, prefixes: tuple[str, ...] | None = ("run.", "task.")) -> list[Event]:
+    def events(
+        self, timeout: float = 0.5, prefixes: tuple[str, ...] | None = ("run.", "task.")
+    ) -> list[Event]:
         """The next events after this handle's cursor (a long-poll of at most `timeout` s)."""
         batch: list[Event] = ray.get(self.bus.read.remote(self.cursor, prefixes, 5000, timeout))
         if batch:
             self.cursor = max(e.seq or 0 for e in batch)
         return batch
 
-    def wait(self, on_events: EventSink | None = None, timeout: float | None = None) -> RunFinished:
+    def wait(
+        self, on_events: EventSink | None = None, timeout: float | None = None, refresh: float = 0.2
+    ) -> RunFinished:
+        """Block until the run finishes; every `refresh` s hand what is new in the log to `on_events`.
+
+        The run's result is what is waited on; the log is read at most once per refresh, so a
+        watching driver costs the cluster a few reads a second however busy the run is."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            batch = self.events(timeout=0.25)
-            if batch and on_events is not None:
-                on_events(batch)
-            done, _ = ray.wait([self._result], timeout=0)
+            done, _ = ray.wait([self._result], timeout=refresh)
+            if on_events is not None:
+                while batch := self.events(timeout=0):
+                    on_events(batch)
             if done:
-                while on_events is not None and (rest := self.events(timeout=0)):
-                    on_events(rest)
                 finished: RunFinished = ray.get(self._result)
                 return finished
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {self.run_id} did not finish within {timeout}s")
 
-    def inject(self, events: Sequence[Event]) -> list[Event]:
-        stored: list[Event] = ray.get(self.bus.publish.remote(list(events)))
-        return stored
+    def inject(self, events: Sequence[Event]) -> list[int]:
+        """Publish events into the live run; returns their seqs."""
+        seqs: list[int] = ray.get(self.bus.publish.remote(list(events)))
+        return seqs
 
     def cancel(self, task_id: str | None = None, reason: str = "cancelled by user") -> None:
-        ev: Event = (RunCancelRequested(run_id=self.run_id, reason=reason) if task_id is None
-                     else TaskCancelRequested(run_id=self.run_id, task_id=task_id, reason=reason))
+        ev: Event = (
+            RunCancelRequested(run_id=self.run_id, reason=reason)
+            if task_id is None
+            else TaskCancelRequested(run_id=self.run_id, task_id=task_id, reason=reason)
+        )
         self.inject([ev])
 
     def add_tasks(self, specs: Sequence[TaskSpec]) -> list[str]:
@@ -80,9 +90,15 @@ class RunHandle:
         kill_run_actors(self.run_id)
 
 
-def launch(paths: RunPaths, first_events: Sequence[Event] | None = None, *, max_parallel: int | None = None,
-           sandbox: str | None = None, ordering: str = "critical-path",
-           durability: Durability = "FULL") -> RunHandle:
+def launch(
+    paths: RunPaths,
+    first_events: Sequence[Event] | None = None,
+    *,
+    max_parallel: int | None = None,
+    sandbox: str | None = None,
+    ordering: str = "critical-path",
+    durability: Durability = "FULL",
+) -> RunHandle:
     """Start the actors of a new run (`first_events` given) or of an existing one (resume)."""
     kill_run_actors(paths.run_id)  # leftovers of an interrupted driver would hold stale state
     if first_events is None:
@@ -98,9 +114,12 @@ def launch(paths: RunPaths, first_events: Sequence[Event] | None = None, *, max_
     bus_name = actor_name(paths.run_id, "bus")
     if first_events is not None:
         ray.get(bus.publish.remote(list(first_events)))
-    sandboxes = deploy.RaySandboxes(paths.run_id, deploy.BusProxy(bus_name), make_backend(sandbox, paths),
-                                    {"scheduling_strategy": here()})
+    sandboxes = deploy.RaySandboxes(
+        paths.run_id, deploy.BusProxy(bus_name), make_backend(sandbox, paths), {"scheduling_strategy": here()}
+    )
     sandboxes.warm(max_parallel)
-    integrator = deploy.start_integrator(paths.run_id, paths.repo.path, paths.repo.git_dir, paths.worktrees)
+    integrator = deploy.start_integrator(
+        paths.run_id, paths.repo.path, paths.repo.git_dir, paths.worktrees, dry_run=sandbox == "noop"
+    )
     graph = deploy.start_graph(paths.run_id, sandboxes, max_parallel=max_parallel, ordering=ordering)
     return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator])

@@ -13,22 +13,37 @@ from omoi.runtime.runs import locate, open_log, plan_new_run
 from omoi.runtime.runstate import RunState, fold
 
 
-def start(plan: Plan | str | Path, repo: str | Path, *, run_id: str | None = None, max_parallel: int = 4,
-          address: str | None = None, state_dir: str | Path | None = None,
-          sandbox: str = "local") -> RunHandle:
+def start(
+    plan: Plan | str | Path,
+    repo: str | Path,
+    *,
+    run_id: str | None = None,
+    max_parallel: int = 4,
+    address: str | None = None,
+    state_dir: str | Path | None = None,
+    sandbox: str = "local",
+) -> RunHandle:
     """Validate the plan and the repository, then start the run and return at once.
 
     Bad input raises an InputError before anything is written."""
     plan_file = "" if isinstance(plan, Plan) else str(plan)
     plan_obj = plan if isinstance(plan, Plan) else load_plan(plan)
-    paths, first = plan_new_run(plan_obj, repo, run_id=run_id, state_dir=state_dir,
-                                max_parallel=max_parallel, sandbox=sandbox, plan_file=plan_file)
+    paths, first = plan_new_run(
+        plan_obj,
+        repo,
+        run_id=run_id,
+        state_dir=state_dir,
+        max_parallel=max_parallel,
+        sandbox=sandbox,
+        plan_file=plan_file,
+    )
     connect(address)
     return launch(paths, first)
 
 
-def exec_plan(plan: Plan | str | Path, repo: str | Path, *, on_events: EventSink | None = None,
-              **kwargs: object) -> RunFinished:
+def exec_plan(
+    plan: Plan | str | Path, repo: str | Path, *, on_events: EventSink | None = None, **kwargs: object
+) -> RunFinished:
     """Run a plan to the end and return its `run.finished` event."""
     handle = start(plan, repo, **kwargs)  # type: ignore[arg-type]
     try:
@@ -37,8 +52,15 @@ def exec_plan(plan: Plan | str | Path, repo: str | Path, *, on_events: EventSink
         handle.shutdown()
 
 
-def resume(run_id: str, repo: str | Path, *, address: str | None = None, state_dir: str | Path | None = None,
-           max_parallel: int | None = None, on_events: EventSink | None = None) -> RunFinished:
+def resume(
+    run_id: str,
+    repo: str | Path,
+    *,
+    address: str | None = None,
+    state_dir: str | Path | None = None,
+    max_parallel: int | None = None,
+    on_events: EventSink | None = None,
+) -> RunFinished:
     """Continue a run from its log: succeeded tasks stay done, interrupted ones run again."""
     paths = locate(repo, run_id, state_dir)
     state = status(run_id, repo, state_dir=state_dir)
@@ -52,8 +74,9 @@ def resume(run_id: str, repo: str | Path, *, address: str | None = None, state_d
         handle.shutdown()
 
 
-def events(run_id: str, repo: str | Path, *, state_dir: str | Path | None = None,
-           kind: str | None = None) -> list[Event]:
+def events(
+    run_id: str, repo: str | Path, *, state_dir: str | Path | None = None, kind: str | None = None
+) -> list[Event]:
     """A run's log, read straight from its file: no cluster needed, live or finished."""
     paths = locate(repo, run_id, state_dir)
     with contextlib.closing(open_log(paths)) as log:

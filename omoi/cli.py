@@ -37,12 +37,18 @@ def _guard(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-repo_option = click.option("--repo", "repo", default=".", show_default=True, type=click.Path(),
-                           help="The target git repository.")
-state_option = click.option("--state-dir", type=click.Path(), default=None,
-                            help="Where run state lives (default: <repo>/.git/omoi).")
-address_option = click.option("--address", envvar="RAY_ADDRESS", default=None,
-                              help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded one).")
+repo_option = click.option(
+    "--repo", "repo", default=".", show_default=True, type=click.Path(), help="The target git repository."
+)
+state_option = click.option(
+    "--state-dir", type=click.Path(), default=None, help="Where run state lives (default: <repo>/.git/omoi)."
+)
+address_option = click.option(
+    "--address",
+    envvar="RAY_ADDRESS",
+    default=None,
+    help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded one).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,18 +81,37 @@ def _follow(run_id: str, start: Callable[[Any], Any]) -> Any:
 @repo_option
 @click.option("--run-id", default=None, help="Name the run (default: time-based).")
 @click.option("--max-parallel", type=int, default=4, show_default=True, help="Tasks running at once.")
-@click.option("--sandbox", type=click.Choice(["local"]), default="local", show_default=True,
-              help="Where commands run: local runs them in worktrees on the host, without isolation.")
+@click.option(
+    "--sandbox",
+    type=click.Choice(["local"]),
+    default="local",
+    show_default=True,
+    help="Where commands run: local runs them in worktrees on the host, without isolation.",
+)
 @address_option
 @state_option
 @_guard
-def exec_cmd(plan: str, repo: str, run_id: str | None, max_parallel: int, sandbox: str, address: str | None,
-             state_dir: str | None) -> None:
+def exec_cmd(
+    plan: str,
+    repo: str,
+    run_id: str | None,
+    max_parallel: int,
+    sandbox: str,
+    address: str | None,
+    state_dir: str | None,
+) -> None:
     """Run PLAN (YAML or JSON) against the repository; exit 0 only if every task succeeded."""
     from omoi import api
 
-    handle = api.start(plan, repo, run_id=run_id, max_parallel=max_parallel, address=address,
-                       state_dir=state_dir, sandbox=sandbox)
+    handle = api.start(
+        plan,
+        repo,
+        run_id=run_id,
+        max_parallel=max_parallel,
+        address=address,
+        state_dir=state_dir,
+        sandbox=sandbox,
+    )
     try:
         finished = _follow(handle.run_id, handle.wait)
     finally:
@@ -101,12 +126,18 @@ def exec_cmd(plan: str, repo: str, run_id: str | None, max_parallel: int, sandbo
 @address_option
 @state_option
 @_guard
-def resume(run_id: str, repo: str, max_parallel: int | None, address: str | None, state_dir: str | None) -> None:
+def resume(
+    run_id: str, repo: str, max_parallel: int | None, address: str | None, state_dir: str | None
+) -> None:
     """Continue RUN_ID from its log: what succeeded stays done, the rest runs."""
     from omoi import api
 
-    finished = _follow(run_id, lambda progress: api.resume(
-        run_id, repo, address=address, state_dir=state_dir, max_parallel=max_parallel, on_events=progress))
+    finished = _follow(
+        run_id,
+        lambda progress: api.resume(
+            run_id, repo, address=address, state_dir=state_dir, max_parallel=max_parallel, on_events=progress
+        ),
+    )
     _finish(finished)
 
 
@@ -123,19 +154,36 @@ def status(run_id: str, repo: str, state_dir: str | None, fmt: str) -> None:
 
     state = api.status(run_id, repo, state_dir=state_dir)
     if fmt == "json":
-        click.echo(json.dumps({
-            "run_id": run_id, "finished": state.finished.status if state.finished else None,
-            "branch": state.finished.branch if state.finished else None,
-            "tasks": [{"id": t.id, "status": t.status, "attempts": t.attempt,
-                       "started": t.started_at.isoformat() if t.started_at else None,
-                       "ended": t.ended_at.isoformat() if t.ended_at else None,
-                       "branch": f"omoi/{run_id}/{t.id}" if t.attempt else None, "error": t.error}
-                      for t in state.in_order()]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "finished": state.finished.status if state.finished else None,
+                    "branch": state.finished.branch if state.finished else None,
+                    "tasks": [
+                        {
+                            "id": t.id,
+                            "status": t.status,
+                            "attempts": t.attempt,
+                            "started": t.started_at.isoformat() if t.started_at else None,
+                            "ended": t.ended_at.isoformat() if t.ended_at else None,
+                            "branch": f"omoi/{run_id}/{t.id}" if t.attempt else None,
+                            "error": t.error,
+                        }
+                        for t in state.in_order()
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     out.print(status_table(state))
     if state.finished:
-        out.print(f"run {state.finished.status}" + (f": {state.finished.branch}" if state.finished.branch else "")
-                  + (f" ({state.finished.error})" if state.finished.error else ""))
+        out.print(
+            f"run {state.finished.status}"
+            + (f": {state.finished.branch}" if state.finished.branch else "")
+            + (f" ({state.finished.error})" if state.finished.error else "")
+        )
     else:
         out.print("run not finished (live, or interrupted: `omoi resume` continues it)")
 
@@ -155,9 +203,13 @@ def events(run_id: str, repo: str, state_dir: str | None, kind: str | None, fmt:
         if fmt == "jsonl":
             click.echo(ev.model_dump_json())
         else:
-            extra = {k: v for k, v in ev.model_dump(mode="json", exclude={"id", "run_id", "ts", "seq", "kind",
-                                                                            "source", "spec"}).items()
-                     if v not in (None, "", [], {})}
+            extra = {
+                k: v
+                for k, v in ev.model_dump(
+                    mode="json", exclude={"id", "run_id", "ts", "seq", "kind", "source", "spec"}
+                ).items()
+                if v not in (None, "", [], {})
+            }
             body = " ".join(f"{k}={json.dumps(v)[:100]}" for k, v in extra.items())
             click.echo(f"{ev.seq:>6} {ev.ts.astimezone().strftime('%H:%M:%S.%f')[:-3]} {ev.kind:<22} {body}")
 
@@ -190,7 +242,9 @@ def bench_scheduler(tasks: int, width: int, max_parallel: int, repeat: int, addr
     """A layered DAG of no-op tasks through the graph actor vs. chained raw Ray tasks."""
     from omoi.cluster import bench as b
 
-    out.print(b.scheduler(tasks=tasks, width=width, max_parallel=max_parallel, repeat=repeat, address=address))
+    out.print(
+        b.scheduler(tasks=tasks, width=width, max_parallel=max_parallel, repeat=repeat, address=address)
+    )
 
 
 @bench.command("bus")
@@ -205,8 +259,13 @@ def bench_bus(n_events: int, batch: int, address: str | None) -> None:
 
 
 @main.command()
-@click.option("--dir", "directory", type=click.Path(), default=None,
-              help="Where to create the example repository (default: a new temporary directory).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(),
+    default=None,
+    help="Where to create the example repository (default: a new temporary directory).",
+)
 @click.option("--max-parallel", type=int, default=4, show_default=True)
 @address_option
 @_guard
@@ -223,9 +282,11 @@ def demo(directory: str | None, max_parallel: int, address: str | None) -> None:
     finally:
         handle.shutdown()
     if finished.status == "succeeded":
-        out.print(f"\nall work is on branch [bold]{finished.branch}[/] of {repo}; try:\n"
-                  f"  git -C {repo} log --oneline --graph {finished.branch}\n"
-                  f"  omoi status {handle.run_id} --repo {repo}")
+        out.print(
+            f"\nall work is on branch [bold]{finished.branch}[/] of {repo}; try:\n"
+            f"  git -C {repo} log --oneline --graph {finished.branch}\n"
+            f"  omoi status {handle.run_id} --repo {repo}"
+        )
     _finish(finished)
 
 

@@ -13,8 +13,15 @@ from rich.text import Text
 from omoi.runtime.events import Event
 from omoi.runtime.runstate import STATUSES, RunState
 
-STYLE = {"pending": "dim", "ready": "cyan", "running": "yellow", "succeeded": "green", "failed": "red",
-         "skipped": "magenta", "cancelled": "magenta"}
+STYLE = {
+    "pending": "dim",
+    "ready": "cyan",
+    "running": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "skipped": "magenta",
+    "cancelled": "magenta",
+}
 
 
 class Progress:
@@ -29,8 +36,13 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.live_mode:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False,
-                              get_renderable=self._render)
+            self._live = Live(
+                self._render(),
+                console=self.console,
+                refresh_per_second=4,
+                transient=False,
+                get_renderable=self._render,
+            )
             self._live.__enter__()
         return self
 
@@ -61,14 +73,20 @@ class Progress:
             case "task.failed":
                 tail = ev.output_tail.strip().splitlines()[-1:] if ev.output_tail else []
                 last = f" | {tail[0][:120]}" if tail else ""
-                return f"{stamp} {ev.task_id:<20} failed    {ev.error}{'' if ev.final else ' (will retry)'}{last}"
+                again = "" if ev.final else " (will retry)"
+                return f"{stamp} {ev.task_id:<20} failed    {ev.error}{again}{last}"
             case "task.retrying":
-                return f"{stamp} {ev.task_id:<20} retrying  attempt {ev.attempt} in {ev.delay_s:g}s: {ev.reason}"
+                return (
+                    f"{stamp} {ev.task_id:<20} retrying  attempt {ev.attempt} in {ev.delay_s:g}s: {ev.reason}"
+                )
             case "task.skipped" | "task.cancelled":
                 return f"{stamp} {ev.task_id:<20} {ev.kind.split('.')[1]:<9} {ev.reason}"
             case "run.finished":
-                return f"{stamp} run {ev.status}" + (f": branch {ev.branch}" if ev.branch else "") + (
-                    f" ({ev.error})" if ev.error else "")
+                return (
+                    f"{stamp} run {ev.status}"
+                    + (f": branch {ev.branch}" if ev.branch else "")
+                    + (f" ({ev.error})" if ev.error else "")
+                )
             case _:
                 return None
 
@@ -96,8 +114,15 @@ def status_table(state: RunState) -> Table:
     table.add_column("note", overflow="ellipsis", no_wrap=True)
     for t in state.in_order():
         branch = f"omoi/{state.run_id}/{t.id}" if t.attempt else ""
-        table.add_row(t.id, Text(t.status, style=STYLE[t.status]), str(t.attempt), _ts(t.started_at),
-                      _ts(t.ended_at), branch, (t.error or "")[:80])
+        table.add_row(
+            t.id,
+            Text(t.status, style=STYLE[t.status]),
+            str(t.attempt),
+            _ts(t.started_at),
+            _ts(t.ended_at),
+            branch,
+            (t.error or "")[:80],
+        )
     return table
 
 

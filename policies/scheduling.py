@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 
-def critical_path_first(ready: Sequence[str], depth: Mapping[str, int], order: Mapping[str, int]) -> list[str]:
+def critical_path_first(
+    ready: Sequence[str], depth: Mapping[str, int], order: Mapping[str, int]
+) -> list[str]:
     """Longest remaining chain of work first (it bounds the run's length); ties keep plan order."""
     return sorted(ready, key=lambda t: (-depth.get(t, 1), order.get(t, 0)))
 

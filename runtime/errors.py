@@ -54,11 +54,15 @@ class InputError(OmoiError):
 class PlanError(InputError):
     """A plan file problem, located by file, task id and field."""
 
-    def __init__(self, message: str, *, file: str | None = None, task_id: str | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, file: str | None = None, task_id: str | None = None, field: str | None = None
+    ) -> None:
         self.file, self.task_id, self.field, self.reason = file, task_id, field, message
-        where = [p for p in (file, f"task '{task_id}'" if task_id else None,
-                             f"field '{field}'" if field else None) if p]
+        where = [
+            p
+            for p in (file, f"task '{task_id}'" if task_id else None, f"field '{field}'" if field else None)
+            if p
+        ]
         super().__init__(f"{': '.join(where)}: {message}" if where else message)
 
 

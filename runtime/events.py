@@ -184,8 +184,19 @@ def kinds() -> list[str]:
 
 
 _MODELS: tuple[type[EventBase], ...] = (
-    RunStarted, RunFinished, RunCancelRequested, TaskAdded, TaskReady, TaskStarted, TaskOutput,
-    TaskSucceeded, TaskFailed, TaskRetrying, TaskSkipped, TaskCancelled, TaskCancelRequested,
+    RunStarted,
+    RunFinished,
+    RunCancelRequested,
+    TaskAdded,
+    TaskReady,
+    TaskStarted,
+    TaskOutput,
+    TaskSucceeded,
+    TaskFailed,
+    TaskRetrying,
+    TaskSkipped,
+    TaskCancelled,
+    TaskCancelRequested,
 )
 
 

@@ -20,9 +20,20 @@ import git as gitpython
 from omoi.runtime.errors import GitError, MergeConflictError, RepoError
 
 _CONFIG = (
-    "-c", "user.name=omoi", "-c", "user.email=omoi@localhost", "-c", "core.hooksPath=/dev/null",
-    "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "commit.gpgsign=false",
-    "-c", "merge.conflictStyle=merge",
+    "-c",
+    "user.name=omoi",
+    "-c",
+    "user.email=omoi@localhost",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "gc.auto=0",
+    "-c",
+    "maintenance.auto=false",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "merge.conflictStyle=merge",
 )
 _SCRUB = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR")
 
@@ -30,8 +41,9 @@ _SCRUB = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", 
 def git(args: Sequence[str], cwd: str | Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
     env["LC_ALL"] = "C"
-    proc = subprocess.run(["git", *_CONFIG, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        ["git", *_CONFIG, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
     if check and proc.returncode != 0:
         raise GitError(args, proc.returncode, proc.stderr or proc.stdout, str(cwd))
     return proc
@@ -65,8 +77,9 @@ def inspect_repo(path: str | Path) -> RepoInfo:
             raise RepoError(str(path), "has no commits yet (make a first commit)") from exc
         ref = repo.head.ref.name if not repo.head.is_detached else ""
         common = Path(repo.common_dir).resolve()
-        return RepoInfo(path=Path(repo.working_tree_dir or p).resolve(), git_dir=common,
-                        head_commit=head, head_ref=ref)
+        return RepoInfo(
+            path=Path(repo.working_tree_dir or p).resolve(), git_dir=common, head_commit=head, head_ref=ref
+        )
 
 
 @contextlib.contextmanager
@@ -132,8 +145,9 @@ def branch_head(repo: Path, branch: str) -> str | None:
     return proc.stdout.strip() or None
 
 
-def integrate(repo: Path, git_dir: Path, worktree: Path, branch: str, base: str,
-              branches: Sequence[str]) -> str:
+def integrate(
+    repo: Path, git_dir: Path, worktree: Path, branch: str, base: str, branches: Sequence[str]
+) -> str:
     """Make `branch` the merge of `branches` (in the given dependency order) on top of `base`."""
     add_worktree(repo, git_dir, worktree, branch, base)
     try:

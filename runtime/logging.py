@@ -13,7 +13,8 @@ def configure(level: str | None = None, *, json: bool | None = None) -> None:
     level_name = (level or os.environ.get("OMOI_LOG_LEVEL") or "WARNING").upper()
     as_json = (not sys.stderr.isatty()) if json is None else json
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False))
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

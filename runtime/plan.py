@@ -34,8 +34,9 @@ def load_plan(path: str | Path) -> Plan:
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"cannot read plan: {exc.strerror if isinstance(exc, OSError) else exc}",
-                        file=str(p)) from exc
+        raise PlanError(
+            f"cannot read plan: {exc.strerror if isinstance(exc, OSError) else exc}", file=str(p)
+        ) from exc
     return parse_plan(text, source=str(p), is_json=p.suffix.lower() == ".json")
 
 
@@ -53,17 +54,26 @@ def parse_plan(text: str, *, source: str = "<plan>", is_json: bool = False) -> P
     try:
         plan.graph()
     except GraphError as exc:
-        raise PlanError(str(exc), file=source, task_id=exc.task_id,
-                        field="deps" if "depend" in str(exc) or "cycle" in str(exc) else "id") from exc
+        raise PlanError(
+            str(exc),
+            file=source,
+            task_id=exc.task_id,
+            field="deps" if "depend" in str(exc) or "cycle" in str(exc) else "id",
+        ) from exc
     return plan
 
 
 def _locate(exc: ValidationError, data: dict[str, Any], source: str) -> PlanError:
     errors = exc.errors()
     # Drop errors that only echo a deeper one (an invalid item makes its list "too short").
-    errors = [e for e in errors
-              if not any(o is not e and len(o["loc"]) > len(e["loc"]) and o["loc"][:len(e["loc"])] == e["loc"]
-                         for o in errors)]
+    errors = [
+        e
+        for e in errors
+        if not any(
+            o is not e and len(o["loc"]) > len(e["loc"]) and o["loc"][: len(e["loc"])] == e["loc"]
+            for o in errors
+        )
+    ]
     err = errors[0]
     loc = list(err["loc"])
     task_id = None

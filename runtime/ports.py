@@ -11,12 +11,13 @@ from omoi.runtime.execution import TaskRequest, TaskResult
 
 
 class BusPort(Protocol):
-    async def publish(self, events: Sequence[Event]) -> list[Event]:
-        """Durably append, then deliver; returns the events with their seq. Idempotent by event id."""
+    async def publish(self, events: Sequence[Event]) -> list[int]:
+        """Durably append, then deliver; returns each event's seq. Idempotent by event id."""
         ...
 
-    async def read(self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000,
-                   timeout: float = 0.0) -> list[Event]:
+    async def read(
+        self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000, timeout: float = 0.0
+    ) -> list[Event]:
         """Events with seq > after matching the prefixes, waiting up to `timeout` s for the first one."""
         ...
 

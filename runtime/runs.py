@@ -67,9 +67,16 @@ def locate(repo_path: str | Path, run_id: str, state_dir: str | Path | None = No
     return paths
 
 
-def plan_new_run(plan: Plan, repo_path: str | Path, *, run_id: str | None = None,
-                 state_dir: str | Path | None = None, max_parallel: int = 4, sandbox: str = "local",
-                 plan_file: str = "") -> tuple[RunPaths, list[Event]]:
+def plan_new_run(
+    plan: Plan,
+    repo_path: str | Path,
+    *,
+    run_id: str | None = None,
+    state_dir: str | Path | None = None,
+    max_parallel: int = 4,
+    sandbox: str = "local",
+    plan_file: str = "",
+) -> tuple[RunPaths, list[Event]]:
     """Check everything and return where the run will live and its first events. Writes nothing."""
     if sandbox not in SANDBOX_KINDS:
         raise InputError(f"--sandbox: unknown backend '{sandbox}' (choose from {', '.join(SANDBOX_KINDS)})")
@@ -79,15 +86,28 @@ def plan_new_run(plan: Plan, repo_path: str | Path, *, run_id: str | None = None
     rid = validate_run_id(run_id) if run_id else new_run_id()
     paths = RunPaths(repo, rid, state_root(repo, state_dir))
     if paths.exists():
-        raise InputError(f"run '{rid}' already exists under {paths.state_root / 'runs'}; "
-                         f"use `omoi resume {rid}` to continue it")
+        raise InputError(
+            f"run '{rid}' already exists under {paths.state_root / 'runs'}; "
+            f"use `omoi resume {rid}` to continue it"
+        )
     if not plan.tasks:
         raise PlanError("a plan needs at least one task", file=plan_file or None, field="tasks")
-    events: list[Event] = [RunStarted(run_id=rid, repo=str(repo.path), base_commit=repo.head_commit,
-                                      base_ref=repo.head_ref, plan_name=plan.name, plan_file=plan_file,
-                                      max_parallel=max_parallel, sandbox=sandbox, source="omoi")]
-    events += [TaskAdded(run_id=rid, task_id=t.id, spec=t, order=i, source="omoi")
-               for i, t in enumerate(plan.tasks)]
+    events: list[Event] = [
+        RunStarted(
+            run_id=rid,
+            repo=str(repo.path),
+            base_commit=repo.head_commit,
+            base_ref=repo.head_ref,
+            plan_name=plan.name,
+            plan_file=plan_file,
+            max_parallel=max_parallel,
+            sandbox=sandbox,
+            source="omoi",
+        )
+    ]
+    events += [
+        TaskAdded(run_id=rid, task_id=t.id, spec=t, order=i, source="omoi") for i, t in enumerate(plan.tasks)
+    ]
     return paths, events
 
 

@@ -2,27 +2,28 @@
 
 `RunState.apply` is the only way state changes, whether an actor is emitting live or replaying the
 log after a restart, so both paths always agree. The first terminal event of a task attempt wins;
-later duplicates (an at-least-once redelivery, a re-published result) change nothing."""
+later duplicates (an at-least-once redelivery, a re-published result) change nothing.
+
+Besides the statuses the fold keeps two indexes so that a scheduler step costs what changed, not the
+size of the run: tasks by status, and `changed`, the tasks whose readiness may differ since the
+last `take_changed()` (new tasks, dependents of tasks that just ended, tasks back from a retry)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from omoi.runtime.events import (
-    Event,
-    RunFinished,
-    RunStarted,
-)
+from omoi.runtime.errors import GraphError
+from omoi.runtime.events import Event, RunFinished, RunStarted
 from omoi.runtime.taskgraph import TaskGraph
 from omoi.runtime.tasks import TaskSpec
 
 TaskStatus = Literal["pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "skipped", "cancelled"})
-STATUSES: tuple[TaskStatus, ...] = ("pending", "ready", "running", "succeeded", "failed", "skipped",
-                                    "cancelled")
+STATUSES: tuple[TaskStatus, ...] = (
+    "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled",
+)  # fmt: skip
 
 
 def task_branch(run_id: str, task_id: str) -> str:
@@ -69,6 +70,10 @@ class RunState:
     graph: TaskGraph = field(default_factory=TaskGraph)
     tasks: dict[str, TaskState] = field(default_factory=dict)
     last_seq: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+    cancel_requested: set[str] = field(default_factory=set)
+    _by_status: dict[str, set[str]] = field(default_factory=lambda: {s: set() for s in STATUSES})
 
     def apply(self, ev: Event) -> None:
         if ev.seq is not None:
@@ -81,11 +86,29 @@ class RunState:
             case "run.cancel_requested":
                 self.cancel_reason = self.cancel_reason or ev.reason
             case "task.added":
-                if ev.spec.id not in self.tasks:
-                    self.graph.add([ev.spec], [ev.order])
-                    self.tasks[ev.spec.id] = TaskState(spec=ev.spec, order=ev.order)
+                self._add(ev.spec, ev.order, ev.id)
             case _:
                 self._apply_task(ev)
+
+    def _add(self, spec: TaskSpec, order: int, event_id: str) -> None:
+        if spec.id in self.tasks:
+            return
+        try:
+            self.graph.add([spec], [order])
+        except GraphError as exc:  # published around the graph actor's checks: keep the log, skip it
+            self.rejected.append((event_id, str(exc)))
+            return
+        self.tasks[spec.id] = TaskState(spec=spec, order=order)
+        self._by_status["pending"].add(spec.id)
+        self.changed.add(spec.id)
+
+    def _set(self, t: TaskState, status: TaskStatus) -> None:
+        self._by_status[t.status].discard(t.id)
+        self._by_status[status].add(t.id)
+        t.status = status
+        if status in TERMINAL:
+            self.changed.update(self.graph.dependents(t.id))
+            self.cancel_requested.discard(t.id)
 
     def _apply_task(self, ev: Event) -> None:
         t = self.tasks.get(getattr(ev, "task_id", ""))
@@ -93,46 +116,63 @@ class RunState:
             return
         match ev.kind:
             case "task.ready":
-                t.status = "ready"
+                self._set(t, "ready")
             case "task.started":
-                t.status, t.attempt, t.sandbox = "running", ev.attempt, ev.sandbox
-                t.started_at, t.ended_at = ev.ts, None
+                self._set(t, "running")
+                t.attempt, t.sandbox = ev.attempt, ev.sandbox
+                t.started_at, t.ended_at, t.not_before = ev.ts, None, None
             case "task.succeeded" if ev.attempt == t.attempt:
-                t.status, t.commit, t.ended_at, t.error = "succeeded", ev.commit, ev.ts, None
+                t.commit, t.ended_at, t.error = ev.commit, ev.ts, None
+                self._set(t, "succeeded")
             case "task.failed" if ev.attempt == t.attempt:
                 t.failures += 1
                 t.error = ev.error
                 if ev.final:
-                    t.status, t.ended_at = "failed", ev.ts
+                    t.ended_at = ev.ts
+                    self._set(t, "failed")
             case "task.retrying":
                 if not ev.counts_as_failure:
                     t.interruptions += 1
-                t.status, t.ended_at = "pending", ev.ts
+                t.ended_at = ev.ts
                 t.not_before = ev.ts + timedelta(seconds=ev.delay_s)
+                self._set(t, "pending")
+                self.changed.add(t.id)
             case "task.skipped":
-                t.status, t.error, t.ended_at = "skipped", ev.reason, ev.ts
+                t.error, t.ended_at = ev.reason, ev.ts
+                self._set(t, "skipped")
             case "task.cancelled":
-                t.status, t.ended_at = "cancelled", ev.ts
-                t.error = ev.reason or t.cancel_reason
+                t.ended_at, t.error = ev.ts, ev.reason or t.cancel_reason
+                self._set(t, "cancelled")
             case "task.cancel_requested":
                 t.cancel_reason = t.cancel_reason or ev.reason
+                self.cancel_requested.add(t.id)
             case _:
                 pass
 
     # ---- queries -------------------------------------------------------------------------------
 
+    def take_changed(self) -> list[str]:
+        """Tasks whose readiness may have changed, in topological order; clears the set."""
+        ids, self.changed = self.changed, set()
+        return sorted((i for i in ids if i in self.tasks), key=self.graph.topo_index)
+
     def in_order(self) -> list[TaskState]:
         return sorted(self.tasks.values(), key=lambda t: t.order)
 
     def counts(self) -> dict[str, int]:
-        c = Counter(t.status for t in self.tasks.values())
-        return {s: c.get(s, 0) for s in STATUSES}
+        return {s: len(self._by_status[s]) for s in STATUSES}
+
+    def count(self, status: TaskStatus) -> int:
+        return len(self._by_status[status])
 
     def all_terminal(self) -> bool:
-        return all(t.terminal for t in self.tasks.values())
+        return not (self._by_status["pending"] or self._by_status["ready"] or self._by_status["running"])
 
     def with_status(self, status: TaskStatus) -> list[TaskState]:
-        return [t for t in self.in_order() if t.status == status]
+        return sorted((self.tasks[i] for i in self._by_status[status]), key=lambda t: t.order)
+
+    def ids_with_status(self, status: TaskStatus) -> set[str]:
+        return self._by_status[status]
 
     def blocker(self, task_id: str) -> TaskState | None:
         """A dependency that ended without succeeding, which means this task can never run."""
@@ -146,14 +186,16 @@ class RunState:
         return all(self.tasks[d].status == "succeeded" for d in self.graph.deps(task_id))
 
     def dep_branches(self, task_id: str) -> list[str]:
-        """Branches a task starts from: all its ancestors', in dependency order."""
-        return [task_branch(self.run_id, a) for a in self.graph.ancestors_in_order(task_id)]
+        """Branches a task starts from: its direct dependencies' (each holds its own ancestors'
+        work), in topological order so merges happen in dependency order."""
+        deps = sorted(self.graph.deps(task_id), key=self.graph.topo_index)
+        return [task_branch(self.run_id, d) for d in deps]
 
     def outcome(self) -> Literal["succeeded", "failed", "cancelled"]:
-        statuses = {t.status for t in self.tasks.values()}
+        statuses = {s for s in STATUSES if self._by_status[s]}
         if statuses <= {"succeeded"}:
             return "succeeded"
-        if self.cancel_reason is not None or "cancelled" in statuses and "failed" not in statuses:
+        if self.cancel_reason is not None or ("cancelled" in statuses and "failed" not in statuses):
             return "cancelled"
         return "failed"
 

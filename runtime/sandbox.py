@@ -71,13 +71,20 @@ class TailBuffer:
         return self._buf.decode("utf-8", errors="replace")
 
 
-async def run_process_group(command: str, cwd: Path, env: dict[str, str], timeout: float,
-                            cap: int = DEFAULT_OUTPUT_CAP) -> ExecResult:
+async def run_process_group(
+    command: str, cwd: Path, env: dict[str, str], timeout: float, cap: int = DEFAULT_OUTPUT_CAP
+) -> ExecResult:
     """Run a shell command in its own process group; on timeout or cancellation kill the group."""
     start = time.monotonic()
     proc = await asyncio.create_subprocess_shell(
-        command, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
     tail = TailBuffer(cap)
 
     async def pump() -> None:
@@ -101,8 +108,13 @@ async def run_process_group(command: str, cwd: Path, env: dict[str, str], timeou
     # A child that escaped the group may keep the pipe open; do not wait on it forever.
     with contextlib.suppress(TimeoutError, asyncio.CancelledError):
         await asyncio.wait_for(reader, 2.0)
-    return ExecResult(exit_code=None if timed_out else proc.returncode, output=tail.text(),
-                      truncated=tail.truncated, timed_out=timed_out, duration_s=time.monotonic() - start)
+    return ExecResult(
+        exit_code=None if timed_out else proc.returncode,
+        output=tail.text(),
+        truncated=tail.truncated,
+        timed_out=timed_out,
+        duration_s=time.monotonic() - start,
+    )
 
 
 def _kill_group(pgid: int) -> None:
@@ -132,8 +144,13 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, repo: str | Path, git_dir: str | Path, worktree_root: str | Path,
-                 output_cap: int = DEFAULT_OUTPUT_CAP) -> None:
+    def __init__(
+        self,
+        repo: str | Path,
+        git_dir: str | Path,
+        worktree_root: str | Path,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
+    ) -> None:
         self.repo, self.git_dir = Path(repo), Path(git_dir)
         self.worktree_root, self.output_cap = Path(worktree_root), output_cap
 

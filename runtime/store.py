@@ -24,8 +24,9 @@ class EventStore(Protocol):
         """Store events not stored yet (by id) under the next seqs; return every event with its seq."""
         ...
 
-    def read(self, after: int = 0, prefixes: tuple[str, ...] | None = None,
-             limit: int | None = None) -> list[Event]: ...
+    def read(
+        self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int | None = None
+    ) -> list[Event]: ...
 
     def last_seq(self) -> int: ...
 
@@ -88,7 +89,7 @@ class SqliteEventStore:
         ids = list({e.id for e in events})
         existing: dict[str, Event] = {}
         for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start:chunk_start + 500]
+            chunk = ids[chunk_start : chunk_start + 500]
             marks = ",".join("?" * len(chunk))
             for (body,) in self._db.execute(f"SELECT body FROM events WHERE id IN ({marks})", chunk):
                 ev = parse_event(body)
@@ -107,9 +108,10 @@ class SqliteEventStore:
         self._db.executemany("INSERT INTO events(seq, id, kind, task_id, body) VALUES (?,?,?,?,?)", rows)
         return out
 
-    def read(self, after: int = 0, prefixes: tuple[str, ...] | None = None,
-             limit: int | None = None) -> list[Event]:
-        sql, args = "SELECT body FROM events WHERE seq > ?", [after]
+    def read(
+        self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int | None = None
+    ) -> list[Event]:
+        sql, args = "SELECT body FROM events WHERE seq > ?", list[object]([after])
         if prefixes:
             sql += " AND (" + " OR ".join("substr(kind, 1, ?) = ?" for _ in prefixes) + ")"
             for p in prefixes:
@@ -147,9 +149,10 @@ class MemoryEventStore:
             out.append(self._by_id[ev.id])
         return out
 
-    def read(self, after: int = 0, prefixes: tuple[str, ...] | None = None,
-             limit: int | None = None) -> list[Event]:
-        out = [e for e in self._events[max(after, 0):] if prefixes is None or e.kind.startswith(prefixes)]
+    def read(
+        self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int | None = None
+    ) -> list[Event]:
+        out = [e for e in self._events[max(after, 0) :] if prefixes is None or e.kind.startswith(prefixes)]
         return out if limit is None else out[:limit]
 
     def last_seq(self) -> int:

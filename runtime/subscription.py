@@ -12,8 +12,9 @@ from omoi.runtime.ports import BusPort
 
 
 class Subscription:
-    def __init__(self, bus: BusPort, prefixes: tuple[str, ...] | None = None, after: int = 0,
-                 batch: int = 1000) -> None:
+    def __init__(
+        self, bus: BusPort, prefixes: tuple[str, ...] | None = None, after: int = 0, batch: int = 1000
+    ) -> None:
         self.bus, self.prefixes, self.cursor, self.batch = bus, prefixes, after, batch
 
     async def next_batch(self, timeout: float = 1.0) -> list[Event]:

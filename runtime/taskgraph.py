@@ -17,10 +17,12 @@ class TaskGraph:
     """Tasks as nodes, an edge dep -> task for each dependency; `order` is the plan position."""
 
     def __init__(self) -> None:
-        self._g: nx.DiGraph = nx.DiGraph()
+        self._g: nx.DiGraph[str] = nx.DiGraph()
         self._specs: dict[str, TaskSpec] = {}
         self._order: dict[str, int] = {}
         self._depth_cache: dict[str, int] | None = None
+        self._topo_cache: list[str] | None = None
+        self._topo_index: dict[str, int] = {}
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._specs
@@ -52,11 +54,13 @@ class TaskGraph:
                     raise UnknownDependencyError(spec.id, dep)
                 if dep == spec.id:
                     raise CycleError([spec.id])
-        trial = self._g.copy()
-        trial.add_edges_from((dep, s.id) for s in specs for dep in s.deps)
-        trial.add_nodes_from(s.id for s in specs)
+        # A new task's edges all point into new tasks (deps are declared by the dependent), so a
+        # cycle can only run through the batch: checking the batch alone is enough, and cheap.
+        trial: nx.DiGraph[str] = nx.DiGraph()
+        trial.add_nodes_from(seen)
+        trial.add_edges_from((dep, s.id) for s in specs for dep in s.deps if dep in seen)
         try:
-            cycle = nx.find_cycle(trial, source=[s.id for s in specs])
+            cycle = nx.find_cycle(trial)
         except nx.NetworkXNoCycle:
             return
         # Edges point dep -> task; users read "a depends on b", so report the cycle that way round,
@@ -70,13 +74,15 @@ class TaskGraph:
         """Add a batch of tasks (deps may point inside the batch); all or nothing."""
         self.check(specs)
         start = len(self._specs)
-        for spec, order in zip(specs, orders if orders is not None else range(start, start + len(specs)),
-                               strict=True):
+        for spec, order in zip(
+            specs, orders if orders is not None else range(start, start + len(specs)), strict=True
+        ):
             self._specs[spec.id] = spec
             self._order[spec.id] = order
             self._g.add_node(spec.id)
             self._g.add_edges_from((dep, spec.id) for dep in spec.deps)
         self._depth_cache = None
+        self._topo_cache = None
 
     def deps(self, task_id: str) -> list[str]:
         return list(self._specs[task_id].deps)
@@ -85,12 +91,15 @@ class TaskGraph:
         return sorted(self._g.successors(task_id), key=self._order.__getitem__)
 
     def topological(self) -> list[str]:
-        """A topological order that follows the plan order wherever dependencies allow."""
-        return list(nx.lexicographical_topological_sort(self._g, key=self._order.__getitem__))
+        """A topological order that follows the plan order wherever dependencies allow (cached)."""
+        if self._topo_cache is None:
+            self._topo_cache = list(nx.lexicographical_topological_sort(self._g, key=self._order.__getitem__))
+            self._topo_index = {t: i for i, t in enumerate(self._topo_cache)}
+        return self._topo_cache
 
-    def ancestors_in_order(self, task_id: str) -> list[str]:
-        anc = nx.ancestors(self._g, task_id)
-        return [t for t in self.topological() if t in anc]
+    def topo_index(self, task_id: str) -> int:
+        self.topological()
+        return self._topo_index[task_id]
 
     def remaining_depth(self) -> dict[str, int]:
         """Tasks on the longest path from each task to a sink, the task itself included."""

@@ -35,6 +35,8 @@ class TaskSpec(BaseModel):
     deps: tuple[Identifier, ...] = Field(default=(), description="ids of tasks that must succeed first")
     retries: int = Field(default=0, ge=0, le=100, description="extra attempts after a failure")
     backoff: float = Field(default=1.0, ge=0, le=3600, description="seconds before the first retry; doubles")
-    timeout: float = Field(default=600.0, gt=0, le=7 * 24 * 3600, description="seconds before the command is killed")
+    timeout: float = Field(
+        default=600.0, gt=0, le=7 * 24 * 3600, description="seconds before the command is killed"
+    )
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the command")
     description: str = ""

@@ -1,0 +1,218 @@
+"""Benchmarks: omoi's machinery against a plain-Ray baseline measured in the same run.
+
+They print tables, they assert nothing: claims about speed come from here, not from timed tests."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+from rich.table import Table
+
+from omoi.cluster import deploy
+from omoi.cluster.connect import connect, kill_run_actors
+from omoi.cluster.runner import launch
+from omoi.runtime.events import Event, TaskOutput
+from omoi.runtime.git import git
+from omoi.runtime.plan import Plan
+from omoi.runtime.runs import open_log, plan_new_run
+from omoi.runtime.store import Durability
+from omoi.runtime.tasks import TaskSpec
+
+
+def layered_dag(tasks: int, width: int) -> list[TaskSpec]:
+    """`tasks/width` layers; each task depends on two tasks of the layer before (j and j+1)."""
+    layers = max(1, tasks // width)
+    specs = []
+    for i in range(layers):
+        for j in range(width):
+            deps = () if i == 0 else tuple(sorted({f"t{i - 1}-{j}", f"t{i - 1}-{(j + 1) % width}"}))
+            specs.append(TaskSpec(id=f"t{i}-{j}", run="true", deps=deps))
+    return specs
+
+
+@ray.remote
+def _noop(*deps: Any) -> None:
+    return None
+
+
+def _raw_ray(specs: list[TaskSpec]) -> float:
+    start = time.perf_counter()
+    refs: dict[str, Any] = {}
+    for s in specs:
+        refs[s.id] = _noop.remote(*(refs[d] for d in s.deps))
+    ray.get(list(refs.values()))
+    return time.perf_counter() - start
+
+
+def _scratch_repo() -> Path:
+    repo = Path(tempfile.mkdtemp(prefix="omoi-bench-"))
+    git(["init", "--quiet"], repo)
+    git(["commit", "--quiet", "--allow-empty", "-m", "bench"], repo)
+    return repo
+
+
+def _graph_run(
+    specs: list[TaskSpec], repo: Path, run_id: str, max_parallel: int, durability: Durability = "FULL"
+) -> tuple[float, dict[str, int]]:
+    """Seconds from the first task becoming ready to the last one succeeding, read from the log."""
+    paths, first = plan_new_run(
+        Plan(name="bench", tasks=tuple(specs)), repo, run_id=run_id, max_parallel=max_parallel, sandbox="noop"
+    )
+    handle = launch(paths, first, durability=durability)
+    try:
+        finished = handle.wait()
+        stats: dict[str, int] = ray.get(handle.graph.stats.remote())
+        if finished.status != "succeeded":
+            raise RuntimeError(f"benchmark run {run_id} ended {finished.status}: {finished.error}")
+    finally:
+        handle.shutdown()
+    with contextlib.closing(open_log(paths)) as log:
+        seen = log.read(prefixes=("task.ready", "task.succeeded"))
+    ready = min(e.ts for e in seen if e.kind == "task.ready")
+    done = max(e.ts for e in seen if e.kind == "task.succeeded")
+    return (done - ready).total_seconds(), stats
+
+
+def scheduler(
+    *, tasks: int = 1000, width: int = 50, max_parallel: int = 8, repeat: int = 3, address: str | None = None
+) -> Table:
+    connect(address, include_dashboard=False)
+    specs = layered_dag(tasks, width)
+    n = len(specs)
+    repo = _scratch_repo()
+    _raw_ray(specs)  # warm the worker pool
+    raw = [_raw_ray(specs) for _ in range(repeat)]
+    _graph_run(layered_dag(min(n, 2 * width), width), repo, "bench-warmup", max_parallel)
+    runs = [_graph_run(specs, repo, f"bench-{i}", max_parallel) for i in range(repeat)]
+    ours = [seconds for seconds, _ in runs]
+    stats = runs[-1][1]
+    raw_ms, our_ms = statistics.median(raw) / n * 1e3, statistics.median(ours) / n * 1e3
+    table = Table(
+        title=f"omoi bench scheduler: {n} no-op tasks, {n // width} layers x {width}, "
+        f"max_parallel={max_parallel}, median of {repeat}"
+    )
+    for col in ("path", "wall s", "per task ms", "tasks/s", "ratio vs raw Ray"):
+        table.add_column(col, justify="right" if col != "path" else "left")
+    table.add_row(
+        "raw Ray tasks chained by ObjectRefs",
+        f"{statistics.median(raw):.3f}",
+        f"{raw_ms:.3f}",
+        f"{n / statistics.median(raw):,.0f}",
+        "1.00x",
+    )
+    table.add_row(
+        "omoi graph actor (durable bus, noop sandboxes)",
+        f"{statistics.median(ours):.3f}",
+        f"{our_ms:.3f}",
+        f"{n / statistics.median(ours):,.0f}",
+        f"{our_ms / raw_ms:.2f}x",
+    )
+    p = max(1, stats["publishes"])
+    table.caption = (
+        f"graph loop (last run): {stats['completions'] / max(1, stats['steps']):.1f} completions per step, "
+        f"{stats['events'] / p:.1f} events per publish, {stats['publish_us'] / p / 1e3:.2f} ms per publish, "
+        f"time publishing {stats['publish_us'] / 1e6:.2f}s / stepping {stats['step_us'] / 1e6:.2f}s / "
+        f"waiting {stats['idle_us'] / 1e6:.2f}s"
+    )
+    return table
+
+
+# ---- bus -----------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """A subscriber: long-polls the bus from its own cursor until it has seen `last`."""
+
+    def __init__(self, bus_name: str) -> None:
+        self.bus = deploy.BusProxy(bus_name)
+
+    async def consume(self, last: int) -> float:
+        cursor = 0
+        while cursor < last:
+            batch = await self.bus.read(cursor, None, 5000, 5.0)
+            if batch:
+                cursor = batch[-1].seq or cursor
+        return time.time()
+
+
+class _Plain:
+    """The baseline subscriber: the publisher calls it directly, nothing is stored."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    async def receive(self, batch: list[Event]) -> None:
+        self.n += len(batch)
+
+
+Reader: Any = ray.remote(num_cpus=0)(_Reader)
+Plain: Any = ray.remote(num_cpus=0)(_Plain)
+
+
+def _events(n: int, run_id: str) -> list[Event]:
+    return [TaskOutput(run_id=run_id, task_id=f"t{i % 50}", attempt=1, tail=f"line {i}") for i in range(n)]
+
+
+def _omoi_bus(n: int, batch: int, subs: int, durability: Durability, tag: str) -> float:
+    run_id = f"busbench-{tag}-{subs}"
+    with tempfile.TemporaryDirectory(prefix="omoi-bus-") as tmp:
+        bus = deploy.start_bus(run_id, Path(tmp) / "events.db", durability)
+        readers = [Reader.remote(f"omoi/{run_id}/bus") for _ in range(subs)]
+        ray.get(bus.last_seq.remote())
+        events = _events(n, run_id)
+        done = [r.consume.remote(n) for r in readers]
+        start = time.time()
+        for i in range(0, n, batch):
+            ray.get(bus.publish.remote(events[i : i + batch]))
+        end: float = max(ray.get(done))
+        for r in readers:
+            ray.kill(r)
+        kill_run_actors(run_id)
+    return n / (end - start)
+
+
+def _plain_calls(n: int, batch: int, subs: int) -> float:
+    actors = [Plain.remote() for _ in range(subs)]
+    ray.get([a.receive.remote([]) for a in actors])
+    events = _events(n, "plain")
+    start = time.time()
+    for i in range(0, n, batch):
+        chunk = events[i : i + batch]
+        ray.get([a.receive.remote(chunk) for a in actors])
+    rate = n / (time.time() - start)
+    for a in actors:
+        ray.kill(a)
+    return rate
+
+
+def bus(*, n_events: int = 20_000, batch: int = 100, address: str | None = None) -> Table:
+    connect(address)
+    table = Table(
+        title=f"omoi bench bus: {n_events} events in batches of {batch}, publish -> every subscriber has it"
+    )
+    for col in ("path", "subscribers", "events/s", "ratio vs plain calls"):
+        table.add_column(col, justify="right" if col != "path" else "left")
+    _plain_calls(min(n_events, 2000), batch, 1)  # warm-up
+    rows: list[tuple[str, int, Callable[[], float]]] = []
+    for subs in (1, 4):
+        rows += [
+            ("plain actor calls (no log)", subs, functools.partial(_plain_calls, n_events, batch, subs)),
+            ("omoi bus, SQLite WAL synchronous=FULL", subs,
+             functools.partial(_omoi_bus, n_events, batch, subs, "FULL", "full")),
+            ("omoi bus, SQLite WAL synchronous=NORMAL", subs,
+             functools.partial(_omoi_bus, n_events, batch, subs, "NORMAL", "normal")),
+        ]  # fmt: skip
+    baseline: dict[int, float] = {}
+    for name, subs, measure in rows:
+        rate = measure()
+        baseline.setdefault(subs, rate)
+        table.add_row(name, str(subs), f"{rate:,.0f}", f"{rate / baseline[subs]:.2f}x")
+    return table
