@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
@@ -113,6 +114,14 @@ class GraphActor:
                 TaskCancelRequested(run_id=self._run_id, task_id=task_id, reason=reason, source=self._name)
             )
         await self._flush()
+
+    async def stop(self) -> None:
+        """Stop driving the run (shutdown, or a test standing in for a crash). Running attempts are
+        left to their sandboxes; the log has everything a successor needs to re-attach."""
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
 
     async def stats(self) -> dict[str, int]:
         """Loop counters: how well completions and events are batched."""
@@ -287,9 +296,9 @@ class GraphActor:
                     duration_s=outcome.duration_s,
                 )
             )
-        elif cancel_reason is not None or (isinstance(outcome, TaskResult) and outcome.status == "cancelled"):
-            self._emit(TaskCancelled(**common, reason=cancel_reason or "cancelled"))
-        elif isinstance(outcome, TaskResult):
+        elif cancel_reason is not None:
+            self._emit(TaskCancelled(**common, reason=cancel_reason))
+        elif isinstance(outcome, TaskResult) and outcome.status == "failed":
             decision = retry.after_failure(t.failures + 1, t.spec.retries, t.spec.backoff)
             self._emit(
                 TaskFailed(
@@ -308,8 +317,8 @@ class GraphActor:
                         reason=outcome.error or "failed",
                     )
                 )
-        else:
-            reason = f"interrupted: {outcome}"
+        else:  # the sandbox died, or stopped the attempt without being asked to: not the task's fault
+            reason = f"interrupted: {outcome.error if isinstance(outcome, TaskResult) else outcome}"
             if retry.after_interruption(t.interruptions).retry:
                 self._emit(
                     TaskRetrying(**{**common, "attempt": attempt + 1}, reason=reason, counts_as_failure=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 
@@ -62,9 +63,14 @@ class SandboxActor:
         def elapsed() -> float:
             return asyncio.get_running_loop().time() - started
 
+        # Preparing runs git in a thread that a cancel cannot stop: wait for it, then clean up,
+        # or the workspace it makes would be left behind.
+        preparing = asyncio.ensure_future(self._backend.create(req))
         try:
-            sandbox = await self._backend.create(req)
+            sandbox = await asyncio.shield(preparing)
         except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await (await preparing).destroy()
             return TaskResult(status="cancelled", error="cancelled while preparing", duration_s=elapsed())
         except OmoiError as exc:
             return TaskResult(status="failed", error=f"cannot prepare sandbox: {exc}", duration_s=elapsed())

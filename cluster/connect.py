@@ -27,7 +27,9 @@ def connect(
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, **kwargs)
+            # "local" starts a cluster of our own: a bare ray.init() would attach to any local
+            # cluster it finds (ray start --head writes one down), which is not what "embedded" means.
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=include_dashboard, **kwargs)
     return str(ray.get_runtime_context().gcs_address)
 
 

@@ -11,6 +11,7 @@ import ray
 
 from omoi.cluster import deploy
 from omoi.cluster.connect import actor_name, here, kill_run_actors
+from omoi.runtime import processes
 from omoi.runtime.errors import InputError
 from omoi.runtime.events import Event, RunCancelRequested, RunFinished, TaskCancelRequested
 from omoi.runtime.runs import RunPaths, open_log
@@ -86,8 +87,10 @@ class RunHandle:
         return ids
 
     def shutdown(self) -> None:
-        """Kill every actor of the run. The log stays; `resume` picks the run up again."""
+        """Kill every actor of the run, and any command its sandboxes left running. The log stays;
+        `resume` picks the run up again."""
         kill_run_actors(self.run_id)
+        processes.reap_all(self.paths.worktrees)
 
 
 def launch(

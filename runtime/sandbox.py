@@ -11,11 +11,12 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from omoi.runtime import git
+from omoi.runtime import git, processes
 from omoi.runtime.execution import TaskRequest
 
 DEFAULT_OUTPUT_CAP = 16 * 1024
@@ -72,7 +73,12 @@ class TailBuffer:
 
 
 async def run_process_group(
-    command: str, cwd: Path, env: dict[str, str], timeout: float, cap: int = DEFAULT_OUTPUT_CAP
+    command: str,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    cap: int = DEFAULT_OUTPUT_CAP,
+    on_start: Callable[[int], None] | None = None,
 ) -> ExecResult:
     """Run a shell command in its own process group; on timeout or cancellation kill the group."""
     start = time.monotonic()
@@ -85,6 +91,8 @@ async def run_process_group(
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
+    if on_start is not None:
+        on_start(proc.pid)
     tail = TailBuffer(cap)
 
     async def pump() -> None:
@@ -122,6 +130,10 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def process_marker(workspace: Path) -> Path:
+    return workspace.parent / f".{workspace.name}{processes.MARK_SUFFIX}"
+
+
 class LocalSandbox:
     """A git worktree on the host. Commands see the host: this backend isolates nothing."""
 
@@ -130,7 +142,18 @@ class LocalSandbox:
 
     async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
         full_env = {**os.environ, **(env or {})}
-        return await run_process_group(command, self.workspace, full_env, timeout, self.output_cap)
+        marker = process_marker(self.workspace)
+        try:
+            return await run_process_group(
+                command,
+                self.workspace,
+                full_env,
+                timeout,
+                self.output_cap,
+                on_start=lambda pid: processes.mark(marker, pid),
+            )
+        finally:
+            marker.unlink(missing_ok=True)
 
     async def commit(self, message: str) -> str:
         return await asyncio.to_thread(git.commit_all, self.workspace, message)
@@ -160,6 +183,7 @@ class LocalBackend:
         return LocalSandbox(self.repo, self.git_dir, workspace, self.output_cap)
 
     def _prepare(self, request: TaskRequest, workspace: Path) -> None:
+        processes.reap(process_marker(workspace))  # a command of an earlier attempt whose actor died
         git.add_worktree(self.repo, self.git_dir, workspace, request.branch, request.base)
         try:
             git.merge_branches(workspace, request.merges)

@@ -76,7 +76,7 @@ class ScriptedExecutor:
         self.requests.append(request)
         task = asyncio.ensure_future(self._run(request))
         self._running[(request.task_id, request.attempt)] = task
-        return await task
+        return await asyncio.shield(task)  # like a remote call: the caller giving up stops nothing
 
     async def _run(self, request: TaskRequest) -> TaskResult:
         self.started.put_nowait(request.task_id)
@@ -96,7 +96,7 @@ class ScriptedExecutor:
         task = self._running.get((task_id, attempt))
         if task is None:
             raise SandboxLostError(sandbox, task_id, attempt)
-        return await task
+        return await asyncio.shield(task)
 
     async def cancel(self, sandbox: str, task_id: str, attempt: int) -> None:
         self.cancelled.append((task_id, attempt))

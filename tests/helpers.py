@@ -1,0 +1,75 @@
+"""Test helpers: reading runs back from their logs, waiting on events with a deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from omoi.runtime.events import Event
+
+Predicate = Callable[[list[Event]], bool]
+
+
+def wait_for_events(
+    read: Callable[[], list[Event]], predicate: Predicate, timeout: float = 60.0
+) -> list[Event]:
+    """Poll `read` (a long-poll or log read) until the events so far satisfy `predicate`.
+
+    This waits on events, never on time: the deadline only bounds a hung test."""
+    seen: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen.extend(read())
+        if predicate(seen):
+            return seen
+    raise AssertionError(
+        f"events never satisfied the condition within {timeout}s; saw "
+        f"{[(e.kind, getattr(e, 'task_id', '')) for e in seen][-20:]}"
+    )
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll a condition on the outside world (a file a command writes) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.05)
+
+
+def has(kind: str, task_id: str | None = None, attempt: int | None = None) -> Predicate:
+    def check(events: list[Event]) -> bool:
+        return any(
+            e.kind == kind
+            and (task_id is None or getattr(e, "task_id", None) == task_id)
+            and (attempt is None or getattr(e, "attempt", None) == attempt)
+            for e in events
+        )
+
+    return check
+
+
+def of(events: list[Event], kind: str, task_id: str | None = None) -> list[Event]:
+    return [
+        e for e in events if e.kind == kind and (task_id is None or getattr(e, "task_id", None) == task_id)
+    ]
+
+
+def interval(events: list[Event], task_id: str) -> tuple[datetime, datetime]:
+    """When the task's (last) attempt started and when it succeeded."""
+    start = of(events, "task.started", task_id)[-1].ts
+    end = of(events, "task.succeeded", task_id)[-1].ts
+    return start, end
+
+
+def write_plan(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def gate_cmd(gate: Path, then: str) -> str:
+    """A command that waits (bounded) until `gate` exists, then runs `then`: the test decides when
+    a task may finish, so nothing depends on how fast the machine is."""
+    return f"for i in $(seq 1 600); do [ -e {gate} ] && break; sleep 0.1; done; [ -e {gate} ] && {then}"

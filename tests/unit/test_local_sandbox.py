@@ -1,0 +1,179 @@
+"""The local backend and git mechanics, on real repositories and real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from omoi.actors.bus import BusActor
+from omoi.actors.sandbox import SandboxActor
+from omoi.runtime import git
+from omoi.runtime.errors import MergeConflictError, RepoError
+from omoi.runtime.execution import TaskRequest
+from omoi.runtime.sandbox import LocalBackend, TailBuffer, run_process_group
+from omoi.runtime.store import MemoryEventStore
+from tests.conftest import RepoFactory, checkout_fingerprint, run_git
+
+
+def _alive(pid: int) -> bool:
+    """A zombie waiting to be reaped by init counts as dead."""
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+async def test_timeout_kills_the_whole_process_tree(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    res = await run_process_group(f"sleep 300 & echo $! > {pidfile}; wait", tmp_path, dict(os.environ), 0.5)
+    assert res.timed_out
+    assert res.exit_code is None
+    child = int(pidfile.read_text())
+    assert not _alive(child), "the background child survived the timeout"
+
+
+async def test_output_tail_is_capped_and_truncation_flagged(tmp_path: Path) -> None:
+    res = await run_process_group("seq 1 100000", tmp_path, dict(os.environ), 30, cap=1000)
+    assert res.exit_code == 0
+    assert res.truncated
+    assert len(res.output.encode()) == 1000
+    assert res.output.rstrip().endswith("100000")
+
+
+def test_tail_buffer_keeps_the_end() -> None:
+    buf = TailBuffer(4)
+    for chunk in (b"ab", b"cd", b"ef"):
+        buf.feed(chunk)
+    assert buf.text() == "cdef"
+    assert buf.truncated
+    assert buf.total == 6
+
+
+def _request(repo: Path, task: str, merges: tuple[str, ...] = (), command: str = "true") -> TaskRequest:
+    base = run_git(repo, "rev-parse", "HEAD").strip()
+    return TaskRequest(
+        run_id="r",
+        task_id=task,
+        attempt=1,
+        command=command,
+        timeout=30,
+        branch=f"omoi/r/{task}",
+        base=base,
+        merges=merges,
+    )
+
+
+async def test_sandbox_starts_from_base_plus_dependency_branches(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    repo = make_repo({"base.txt": "base\n"})
+    info = git.inspect_repo(repo)
+    backend = LocalBackend(info.path, info.git_dir, tmp_path / "wt")
+    before = checkout_fingerprint(repo)
+    for task, cmd in (("a", "echo a > a.txt"), ("b", "echo b > b.txt")):
+        sb = await backend.create(_request(repo, task))
+        assert (await sb.exec(cmd, 30)).exit_code == 0
+        await sb.commit(f"task {task}")
+        await sb.destroy()
+    sb = await backend.create(_request(repo, "c", ("omoi/r/a", "omoi/r/b")))
+    res = await sb.exec("cat base.txt a.txt b.txt > c.txt && cat c.txt", 30)
+    assert res.exit_code == 0
+    assert res.output.split() == ["base", "a", "b"]
+    head = await sb.commit("task c")
+    await sb.destroy()
+    assert not (tmp_path / "wt" / "c").exists()
+    assert git.branch_head(info.path, "omoi/r/c") == head
+    assert run_git(repo, "show", "omoi/r/c:c.txt").split() == ["base", "a", "b"]
+    assert checkout_fingerprint(repo) == before
+    assert "omoi/r" not in run_git(repo, "worktree", "list")
+
+
+async def test_conflicting_dependencies_name_the_files(make_repo: RepoFactory, tmp_path: Path) -> None:
+    repo = make_repo({"f.txt": "base\n"})
+    info = git.inspect_repo(repo)
+    backend = LocalBackend(info.path, info.git_dir, tmp_path / "wt")
+    for task in ("a", "b"):
+        sb = await backend.create(_request(repo, task))
+        await sb.exec(f"echo {task} > f.txt", 30)
+        await sb.commit(task)
+        await sb.destroy()
+    with pytest.raises(MergeConflictError, match=r"merge of 'omoi/r/b' conflicts in: f.txt"):
+        await backend.create(_request(repo, "c", ("omoi/r/a", "omoi/r/b")))
+    assert not (tmp_path / "wt" / "c").exists()
+
+
+async def test_sandbox_actor_commits_on_success_and_reports_failures(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    info = git.inspect_repo(repo)
+    bus = BusActor(MemoryEventStore())
+    actor = SandboxActor("sb/0", bus, LocalBackend(info.path, info.git_dir, tmp_path / "wt"))
+    ok = await actor.execute(_request(repo, "a", command="echo hi > hi.txt; echo done"))
+    assert ok.status == "succeeded"
+    assert ok.commit == git.branch_head(info.path, "omoi/r/a")
+    assert await actor.execute(_request(repo, "a", command="exit 99")) == ok, "same attempt: same result"
+    bad = await actor.execute(_request(repo, "b", command="echo broken >&2; exit 3"))
+    assert bad.status == "failed"
+    assert bad.exit_code == 3
+    assert "broken" in bad.output_tail
+    assert bad.error == "command failed: exit code 3"
+    assert git.branch_head(info.path, "omoi/r/b") == run_git(repo, "rev-parse", "HEAD").strip()
+    outputs = [e for e in await bus.read(0) if e.kind == "task.output"]
+    assert [(e.task_id, e.tail.strip()) for e in outputs] == [("a", "done"), ("b", "broken")]  # type: ignore[union-attr]
+
+
+async def test_a_command_orphaned_by_a_dead_actor_is_reaped_before_the_next_attempt(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    from omoi.runtime import processes
+    from omoi.runtime.sandbox import process_marker
+
+    repo = make_repo()
+    info = git.inspect_repo(repo)
+    backend = LocalBackend(info.path, info.git_dir, tmp_path / "wt")
+    (tmp_path / "wt").mkdir()
+    orphan = subprocess.Popen(["sleep", "300"], start_new_session=True)  # noqa: ASYNC220 (an orphan, on purpose)
+    processes.mark(process_marker(tmp_path / "wt" / "a"), orphan.pid)
+    sb = await backend.create(_request(repo, "a"))
+    assert orphan.wait(timeout=10) == -signal.SIGKILL
+    assert not process_marker(tmp_path / "wt" / "a").exists()
+    await sb.destroy()
+
+
+def test_reaping_never_kills_a_recycled_pid(tmp_path: Path) -> None:
+    from omoi.runtime import processes
+
+    marker = tmp_path / ".x.pgid"
+    marker.write_text(f"{os.getpid()} 1\n")  # our own pid, but not the process that was recorded
+    assert processes.reap(marker) is False
+    assert not marker.exists()
+
+
+def test_repo_problems_are_named(make_repo: RepoFactory, tmp_path: Path) -> None:
+    with pytest.raises(RepoError, match="does not exist"):
+        git.inspect_repo(tmp_path / "nope")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(RepoError, match="not a git repository"):
+        git.inspect_repo(tmp_path / "plain")
+    with pytest.raises(RepoError, match="has no commits"):
+        git.inspect_repo(make_repo(commit=False))
+
+
+def test_integrate_merges_in_order_without_touching_the_checkout(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    repo = make_repo({"x": "1\n"})
+    (repo / "dirty.txt").write_text("uncommitted work of the user\n")
+    info = git.inspect_repo(repo)
+    base = info.head_commit
+    for name in ("p", "q"):
+        run_git(repo, "branch", f"omoi/r/{name}", base)
+    before = checkout_fingerprint(repo)
+    head = git.integrate(
+        info.path, info.git_dir, tmp_path / "int", "omoi/r/_merged", base, ["omoi/r/p", "omoi/r/q"]
+    )
+    assert git.branch_head(info.path, "omoi/r/_merged") == head
+    assert checkout_fingerprint(repo) == before

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omoi.runtime.errors import PlanError
+from omoi.runtime.plan import load_plan, parse_plan
+
+GOOD = """
+name: hello
+tasks:
+  - id: a
+    run: "echo a > a.txt"
+  - id: b
+    deps: [a]
+    run: "cat a.txt > b.txt"
+    retries: 2
+    timeout: 60
+"""
+
+
+def test_readme_plan_parses(tmp_path: Path) -> None:
+    p = tmp_path / "plan.yaml"
+    p.write_text(GOOD)
+    plan = load_plan(p)
+    assert [t.id for t in plan.tasks] == ["a", "b"]
+    assert plan.tasks[1].retries == 2
+    assert plan.tasks[1].timeout == 60
+    assert plan.tasks[1].deps == ("a",)
+
+
+def test_json_plan_parses(tmp_path: Path) -> None:
+    p = tmp_path / "plan.json"
+    p.write_text('{"name": "j", "tasks": [{"id": "a", "run": "true"}]}')
+    assert load_plan(p).name == "j"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tasks: [", "not valid YAML"),
+        ("- a\n- b\n", "a plan is a mapping"),
+        ("name: x\n", "field 'tasks': required field is missing"),
+        ("tasks: [{id: a, run: x, colour: red}]", "task 'a': field 'colour': unknown field"),
+        ("tasks: [{id: a, run: x}, {id: a, run: y}]", "task 'a': field 'id': duplicate task id 'a'"),
+        ("tasks: [{id: '', run: x}]", "task '#1': field 'id': must not be empty"),
+        ("tasks: [{id: 'a b', run: x}]", "field 'id': 'a b' is not a valid id"),
+        ("tasks: [{id: a}]", "task 'a': field 'run': required field is missing"),
+        (
+            "tasks: [{id: a, run: x, deps: [ghost]}]",
+            "task 'a': field 'deps': task 'a' depends on unknown task 'ghost'",
+        ),
+        (
+            "tasks: [{id: a, run: x, deps: [b]}, {id: b, run: y, deps: [a]}]",
+            "field 'deps': cycle: a -> b -> a",
+        ),
+        ("tasks: [{id: a, run: x, retries: -1}]", "task 'a': field 'retries'"),
+        ("tasks: [{id: a, run: x, timeout: 0}]", "task 'a': field 'timeout'"),
+        ("tasks: []", "field 'tasks'"),
+    ],
+)
+def test_bad_plans_name_file_task_and_field(text: str, expected: str) -> None:
+    with pytest.raises(PlanError) as info:
+        parse_plan(text, source="plans/p.yaml")
+    assert str(info.value).startswith("plans/p.yaml: ")
+    assert expected in str(info.value)
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match=r"missing\.yaml: cannot read plan"):
+        load_plan(tmp_path / "missing.yaml")
+    bad = tmp_path / "bin.yaml"
+    bad.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(PlanError, match=r"bin\.yaml: cannot read plan"):
+        load_plan(bad)
+
+
+def test_plan_error_survives_pickling() -> None:
+    import pickle
+
+    err = PlanError("unknown field", file="p.yaml", task_id="a", field="x")
+    again = pickle.loads(pickle.dumps(err))
+    assert (again.file, again.task_id, again.field, str(again)) == ("p.yaml", "a", "x", str(err))
