@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 
 from omoi.runtime.events import Event, matches
@@ -11,34 +10,39 @@ from omoi.runtime.store import EventStore
 
 
 class BusActor:
-    """Appends events to the run's durable log, then makes them readable by every subscriber.
+    """Delivers a run's events from its durable log to every subscriber, and appends what others
+    publish to that log first.
 
-    State: the store (source of truth) and a bounded in-memory tail of recent events, so catching-up
-    subscribers rarely touch disk. Handles `publish` (a batch is one call, durable before it returns)
-    and `read` (long-poll from a subscriber's own cursor, filtered by kind prefix). Subscribers keep
-    their cursor, so there is no shared queue for a slow or dead subscriber to block.
-    If it dies: Ray restarts it; it reopens the store and goes on from the last seq on disk. A
-    publish that was in flight is re-sent by Ray and stored once, because appends are idempotent by
-    event id; readers simply poll again from their cursor."""
+    State: the store (the source of truth) and a bounded in-memory tail of the log, contiguous up to
+    `_tail`, so subscribers rarely touch disk. Handles `publish` (a batch is one call, durable before
+    it returns), `read` (long-poll from the subscriber's own cursor, filtered by kind prefix; there
+    is no shared queue for a slow or dead subscriber to block) and `sync` (take in rows another
+    writer appended: the graph writes its own decisions ahead, see `cluster.deploy.WriteAheadBus`).
+    Nothing is delivered before it is in the log. A lost `sync` delays delivery by at most
+    `resync` seconds, because long-polls re-read the log that often.
+    If it dies: Ray restarts it; it reloads its tail from the log and goes on. A publish in flight
+    is re-sent by Ray and stored once (appends are idempotent by event id); readers poll again
+    from their cursor."""
 
-    def __init__(self, store: EventStore, recent: int = 20_000) -> None:
-        self._store = store
-        self._keep = recent
+    def __init__(self, store: EventStore, recent: int = 20_000, resync: float = 1.0) -> None:
+        self._store, self._keep, self._resync = store, recent, resync
         self._recent: list[Event] = store.read(after=max(0, store.last_seq() - recent))
+        self._tail = (self._recent[-1].seq or 0) if self._recent else store.last_seq()
         self._changed: asyncio.Event | None = None
 
     async def publish(self, events: Sequence[Event]) -> list[int]:
         """Append durably, wake readers, and answer with each event's seq (not the events: the
         publisher has them, and shipping them back would double the serialization)."""
         stored = self._store.append(list(events))
-        last_cached = (self._recent[-1].seq or 0) if self._recent else 0
-        self._recent.extend(e for e in stored if (e.seq or 0) > last_cached)
-        if len(self._recent) > 2 * self._keep:
-            del self._recent[: len(self._recent) - self._keep]
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        self._absorb(stored)
         return [e.seq or 0 for e in stored]
+
+    async def sync(self) -> int:
+        self._absorb([])
+        return self._tail
+
+    async def last_seq(self) -> int:
+        return await self.sync()
 
     async def read(
         self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000, timeout: float = 0.0
@@ -53,18 +57,32 @@ class BusActor:
                 return events
             if self._changed is None:
                 self._changed = asyncio.Event()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, self._resync))
+            except TimeoutError:
+                self._absorb([])
 
-    async def last_seq(self) -> int:
-        return self._store.last_seq()
+    def _absorb(self, stored: Sequence[Event]) -> None:
+        """Extend the tail with `stored` if it continues it, else with whatever the log has beyond it."""
+        fresh = sorted((e for e in stored if (e.seq or 0) > self._tail), key=lambda e: e.seq or 0)
+        contiguous = all((e.seq or 0) == self._tail + 1 + i for i, e in enumerate(fresh))
+        new = fresh if fresh and contiguous else self._store.read(after=self._tail)
+        if not new:
+            return
+        self._recent.extend(new)
+        self._tail = new[-1].seq or self._tail
+        if len(self._recent) > 2 * self._keep:
+            del self._recent[: len(self._recent) - self._keep]
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     def _read_now(self, after: int, prefixes: tuple[str, ...] | None, limit: int) -> tuple[list[Event], int]:
         """Matching events after `after`, and the seq up to which the log was looked at."""
-        first = (self._recent[0].seq or 1) if self._recent else self._store.last_seq() + 1
+        first = (self._recent[0].seq or 1) if self._recent else self._tail + 1
         if after + 1 < first:
             events = self._store.read(after, prefixes, limit)
-            return events, (events[-1].seq or after) if len(events) >= limit else self._store.last_seq()
+            return events, (events[-1].seq or after) if len(events) >= limit else self._tail
         out: list[Event] = []
         scanned = after
         for ev in self._recent[max(0, after + 1 - first) :]:

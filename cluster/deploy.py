@@ -5,6 +5,7 @@ Actor death becomes SandboxLostError at this edge; everything else passes throug
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from omoi.cluster.connect import NAMESPACE, actor_name, here
 from omoi.runtime.errors import SandboxLostError
 from omoi.runtime.events import Event
 from omoi.runtime.execution import TaskRequest, TaskResult
+from omoi.runtime.logging import configure as configure_logging
 from omoi.runtime.sandbox import SandboxBackend
 from omoi.runtime.store import Durability, SqliteEventStore
 
@@ -80,6 +82,49 @@ class BusProxy(_Named):
         return result
 
 
+class WriteAheadBus(BusProxy):
+    """The graph's BusPort: it appends its own decisions to the run's log in its own process (an
+    fsync, no actor hop), then tells the bus to take them in, without waiting for it.
+
+    The graph publishes on every scheduling step, and a step's tasks may only start once the step
+    is durable; a remote call there put two actor hops in front of every task start. The invariants
+    stay: an event is in the log before anything acts on it and before it is delivered, and seqs
+    are gap-free (SQLite's write lock serializes this writer and the bus). The graph actor is
+    pinned to the log's node, so the file is local."""
+
+    def __init__(self, name: str, log_path: str, durability: Durability = "FULL") -> None:
+        super().__init__(name)
+        self.log_path, self.durability = log_path, durability
+        self._store: SqliteEventStore | None = None
+        self._moved: asyncio.Event | None = None
+        self._notifier: asyncio.Task[None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        keep = {"log_path": self.log_path, "durability": self.durability}
+        return {**super().__getstate__(), **keep, "_store": None, "_moved": None, "_notifier": None}
+
+    async def publish(self, events: Sequence[Event]) -> list[int]:
+        if self._store is None:
+            self._store = SqliteEventStore(Path(self.log_path), durability=self.durability, create=False)
+            self._moved = asyncio.Event()
+            self._notifier = asyncio.create_task(self._notify_bus())
+        stored = self._store.append(list(events))
+        assert self._moved is not None
+        self._moved.set()
+        return [e.seq or 0 for e in stored]
+
+    async def _notify_bus(self) -> None:
+        """Tell the bus the log moved: at most one call in flight, however often we append. A lost
+        call only delays delivery, because the bus re-reads the log on its own every second.
+        Owned by this proxy, so it ends with the graph actor's process."""
+        assert self._moved is not None
+        while True:
+            await self._moved.wait()
+            self._moved.clear()
+            with contextlib.suppress(RayActorError, RayTaskError):
+                await self.handle.sync.remote()
+
+
 class IntegratorProxy(_Named):
     async def integrate(self, run_id: str, base: str, branches: Sequence[str]) -> str:
         result: str = await _call(self.handle.integrate.remote(run_id, base, list(branches)))
@@ -108,7 +153,7 @@ class RaySandboxes:
     def handle(self, name: str) -> Any:
         if name not in self._handles:
             self._handles[name] = (
-                ray.remote(SandboxActor)
+                ray.remote(hosted(SandboxActor))
                 .options(
                     name=name,
                     namespace=NAMESPACE,
@@ -149,11 +194,27 @@ class RaySandboxes:
         ray.get([self.handle(self.sandbox_name(i)).reattach.remote("", 0) for i in range(slots)])
 
 
+_HOSTED: dict[type, type] = {}
+
+
+def hosted(cls: type) -> type:
+    """`cls` as a Ray actor class whose process sets up omoi's logging before anything else runs
+    (a worker starts with structlog's defaults, which print every debug line)."""
+    if cls not in _HOSTED:
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            configure_logging()
+            cls.__init__(self, *args, **kwargs)  # type: ignore[misc]
+
+        _HOSTED[cls] = type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__})
+    return _HOSTED[cls]
+
+
 def _start_pinned(cls: type, run_id: str, role: str, *args: Any, **kwargs: Any) -> Any:
     """A restartable bookkeeping actor named `omoi/<run>/<role>`, on this node (the log and repo are here)."""
     name = actor_name(run_id, role)
     options = {"name": name, "namespace": NAMESPACE, "scheduling_strategy": here(), **RESTARTABLE}
-    return ray.remote(cls).options(**options).remote(*args, **kwargs)
+    return ray.remote(hosted(cls)).options(**options).remote(*args, **kwargs)
 
 
 def start_bus(run_id: str, log_path: Path, durability: Durability = "FULL") -> Any:
@@ -169,9 +230,16 @@ def start_integrator(
 
 
 def start_graph(
-    run_id: str, sandboxes: RaySandboxes, *, max_parallel: int, ordering: str = "critical-path"
+    run_id: str,
+    sandboxes: RaySandboxes,
+    log_path: Path,
+    *,
+    max_parallel: int,
+    ordering: str = "critical-path",
+    durability: Durability = "FULL",
 ) -> Any:
-    bus, integrator = BusProxy(actor_name(run_id, "bus")), IntegratorProxy(actor_name(run_id, "integrator"))
+    bus = WriteAheadBus(actor_name(run_id, "bus"), str(log_path), durability)
+    integrator = IntegratorProxy(actor_name(run_id, "integrator"))
     return _start_pinned(
         GraphActor,
         run_id,

@@ -124,5 +124,12 @@ def launch(
     integrator = deploy.start_integrator(
         paths.run_id, paths.repo.path, paths.repo.git_dir, paths.worktrees, dry_run=sandbox == "noop"
     )
-    graph = deploy.start_graph(paths.run_id, sandboxes, max_parallel=max_parallel, ordering=ordering)
+    graph = deploy.start_graph(
+        paths.run_id,
+        sandboxes,
+        paths.events_db,
+        max_parallel=max_parallel,
+        ordering=ordering,
+        durability=durability,
+    )
     return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator])

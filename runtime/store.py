@@ -126,6 +126,7 @@ class SqliteEventStore:
             raise StoreError(f"cannot read event log {self.path}: {exc}") from exc
 
     def last_seq(self) -> int:
+        self._last = self._query_last()  # other writers may have appended since
         return self._last
 
     def close(self) -> None:
