@@ -49,6 +49,8 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
             self._live.__exit__(None, None, None)
+            if self.state.finished is not None:  # the table shows counts; say how it ended, and where
+                self.console.print(self._line(self.state.finished) or "", highlight=False, soft_wrap=True)
 
     def __call__(self, events: list[Event]) -> None:
         for ev in events:
