@@ -42,10 +42,26 @@ def start(
 
 
 def exec_plan(
-    plan: Plan | str | Path, repo: str | Path, *, on_events: EventSink | None = None, **kwargs: object
+    plan: Plan | str | Path,
+    repo: str | Path,
+    *,
+    run_id: str | None = None,
+    max_parallel: int = 4,
+    address: str | None = None,
+    state_dir: str | Path | None = None,
+    sandbox: str = "local",
+    on_events: EventSink | None = None,
 ) -> RunFinished:
     """Run a plan to the end and return its `run.finished` event."""
-    handle = start(plan, repo, **kwargs)  # type: ignore[arg-type]
+    handle = start(
+        plan,
+        repo,
+        run_id=run_id,
+        max_parallel=max_parallel,
+        address=address,
+        state_dir=state_dir,
+        sandbox=sandbox,
+    )
     try:
         return handle.wait(on_events)
     finally:

@@ -16,7 +16,7 @@ from rich.console import Console
 from omoi.runtime.errors import InputError, OmoiError
 
 F = TypeVar("F", bound=Callable[..., Any])
-out = Console(highlight=False)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)  # tables unwrapped in logs
 err = Console(stderr=True, highlight=False)
 
 

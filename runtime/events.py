@@ -149,7 +149,6 @@ Event = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-TERMINAL_TASK_KINDS = frozenset({"task.succeeded", "task.skipped", "task.cancelled"})
 
 
 def parse_event(data: str | bytes | dict[str, Any]) -> Event:
