@@ -12,8 +12,10 @@ import ray
 from omoi.cluster import deploy
 from omoi.cluster.connect import actor_name, here, kill_run_actors
 from omoi.runtime import processes
+from omoi.runtime.docker_sandbox import DockerBackend, connect_engine, engine_answers, remove_run_containers
 from omoi.runtime.errors import InputError
 from omoi.runtime.events import Event, RunCancelRequested, RunFinished, TaskCancelRequested
+from omoi.runtime.image import default_tag, image_exists
 from omoi.runtime.runs import RunPaths, open_log
 from omoi.runtime.runstate import fold
 from omoi.runtime.sandbox import LocalBackend, NoopBackend, SandboxBackend
@@ -26,9 +28,32 @@ EventSink = Callable[[list[Event]], None]
 def make_backend(kind: str, paths: RunPaths) -> SandboxBackend:
     if kind == "local":
         return LocalBackend(paths.repo.path, paths.repo.git_dir, paths.worktrees)
+    if kind == "docker":
+        return DockerBackend(paths.repo.path, paths.repo.git_dir, paths.worktrees)
     if kind == "noop":
         return NoopBackend()
-    raise InputError(f"unknown sandbox backend '{kind}' (this version has: local)")
+    raise InputError(f"unknown sandbox backend '{kind}' (choose from docker, local)")
+
+
+def choose_sandbox(requested: str) -> tuple[str, str | None]:
+    """Resolve `auto` to `docker` when an engine answers, else `local`, with a warning to show."""
+    if requested != "auto":
+        return requested, None
+    if engine_answers():
+        return "docker", None
+    return "local", (
+        "no Docker engine answers: tasks run with --sandbox local, directly on this host, "
+        "NOT isolated (no limits, network and host files reachable)"
+    )
+
+
+def check_sandbox(kind: str) -> None:
+    """Everything a backend needs, checked before a run writes anything."""
+    if kind == "docker":
+        client = connect_engine()
+        tag = default_tag()
+        if not image_exists(client, tag):
+            raise InputError(f"the sandbox image {tag} is not built: run `omoi sandbox build-image`")
 
 
 class RunHandle:
@@ -91,6 +116,8 @@ class RunHandle:
         `resume` picks the run up again."""
         kill_run_actors(self.run_id)
         processes.reap_all(self.paths.worktrees)
+        if engine_answers():  # a container whose sandbox actor was killed is still running
+            remove_run_containers(connect_engine(), self.run_id)
 
 
 def launch(

@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import structlog
+
 from omoi.cluster.connect import connect
-from omoi.cluster.runner import EventSink, RunHandle, launch
+from omoi.cluster.runner import EventSink, RunHandle, check_sandbox, choose_sandbox, launch
 from omoi.runtime.events import Event, RunFinished
 from omoi.runtime.plan import Plan, load_plan
 from omoi.runtime.runs import locate, open_log, plan_new_run
 from omoi.runtime.runstate import RunState, fold
+
+log = structlog.get_logger("omoi")
 
 
 def start(
@@ -21,11 +25,16 @@ def start(
     max_parallel: int = 4,
     address: str | None = None,
     state_dir: str | Path | None = None,
-    sandbox: str = "local",
+    sandbox: str = "auto",
 ) -> RunHandle:
     """Validate the plan and the repository, then start the run and return at once.
 
-    Bad input raises an InputError before anything is written."""
+    `sandbox`: `docker`, `local` (on the host, not isolated) or `auto` (docker when an engine
+    answers). Bad input raises an InputError before anything is written."""
+    sandbox, warning = choose_sandbox(sandbox)
+    if warning:
+        log.warning("sandbox.not_isolated", detail=warning)
+    check_sandbox(sandbox)
     plan_file = "" if isinstance(plan, Plan) else str(plan)
     plan_obj = plan if isinstance(plan, Plan) else load_plan(plan)
     paths, first = plan_new_run(
@@ -49,7 +58,7 @@ def exec_plan(
     max_parallel: int = 4,
     address: str | None = None,
     state_dir: str | Path | None = None,
-    sandbox: str = "local",
+    sandbox: str = "auto",
     on_events: EventSink | None = None,
 ) -> RunFinished:
     """Run a plan to the end and return its `run.finished` event."""

@@ -60,6 +60,15 @@ def main() -> None:
     configure()
 
 
+def _sandbox_or_warn(requested: str) -> str:
+    from omoi.cluster.runner import choose_sandbox
+
+    kind, warning = choose_sandbox(requested)
+    if warning:
+        err.print(f"[bold yellow]WARNING:[/] {warning}", markup=True, soft_wrap=True)
+    return kind
+
+
 def _finish(finished: Any) -> None:
     sys.exit(0 if finished.status == "succeeded" else 1)
 
@@ -83,10 +92,11 @@ def _follow(run_id: str, start: Callable[[Any], Any]) -> Any:
 @click.option("--max-parallel", type=int, default=4, show_default=True, help="Tasks running at once.")
 @click.option(
     "--sandbox",
-    type=click.Choice(["local"]),
-    default="local",
+    type=click.Choice(["auto", "docker", "local"]),
+    default="auto",
     show_default=True,
-    help="Where commands run: local runs them in worktrees on the host, without isolation.",
+    help="docker: a locked-down container per task; local: on the host, NOT isolated; "
+    "auto: docker when an engine answers.",
 )
 @address_option
 @state_option
@@ -103,6 +113,7 @@ def exec_cmd(
     """Run PLAN (YAML or JSON) against the repository; exit 0 only if every task succeeded."""
     from omoi import api
 
+    sandbox = _sandbox_or_warn(sandbox)
     handle = api.start(
         plan,
         repo,
@@ -274,9 +285,10 @@ def demo(directory: str | None, max_parallel: int, address: str | None) -> None:
     from omoi import api
     from omoi.examples import make_example_repo
 
+    sandbox = _sandbox_or_warn("auto")
     repo, plan = make_example_repo(Path(directory) if directory else None)
-    out.print(f"example repository: {repo}\nplan: {plan}")
-    handle = api.start(plan, repo, max_parallel=max_parallel, address=address)
+    out.print(f"example repository: {repo}\nplan: {plan}\nsandbox: {sandbox}")
+    handle = api.start(plan, repo, max_parallel=max_parallel, address=address, sandbox=sandbox)
     try:
         finished = _follow(handle.run_id, handle.wait)
     finally:
@@ -288,6 +300,59 @@ def demo(directory: str | None, max_parallel: int, address: str | None) -> None:
             f"  omoi status {handle.run_id} --repo {repo}"
         )
     _finish(finished)
+
+
+@main.group()
+def sandbox() -> None:
+    """The Docker sandbox: its image and its health."""
+
+
+@sandbox.command("build-image")
+@click.option(
+    "--dockerfile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Build from your own Dockerfile instead of debootstrap.",
+)
+@click.option("--package", "packages", multiple=True, help="Extra Debian package for the image (repeatable).")
+@click.option("--force", is_flag=True, help="Rebuild even if the image exists.")
+@_guard
+def build_image_cmd(dockerfile: Path | None, packages: tuple[str, ...], force: bool) -> None:
+    """Build the sandbox image locally (debootstrap + docker import); nothing is pulled."""
+    from omoi.runtime.docker_sandbox import connect_engine
+    from omoi.runtime.image import DEFAULT_PACKAGES, build_image
+
+    pkgs = tuple(dict.fromkeys([*DEFAULT_PACKAGES, *packages]))
+    tag = build_image(connect_engine(), packages=pkgs, dockerfile=dockerfile, force=force, say=out.print)
+    out.print(f"[bold green]ready:[/] {tag}", markup=True)
+
+
+@sandbox.command("doctor")
+def doctor_cmd() -> None:
+    """Check the engine, the image and the limits; say what to fix. Exit 1 if anything is wrong."""
+    from omoi.runtime.doctor import run_checks
+
+    ok = True
+    for check in run_checks():
+        ok &= check.ok
+        mark = "[green]ok  [/]" if check.ok else "[red]FAIL[/]"
+        out.print(f"{mark} {check.name}: {check.detail}", markup=True, highlight=False)
+        if not check.ok and check.fix:
+            out.print(f"     fix: {check.fix}", highlight=False)
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+@click.option(
+    "--run", "run_id", default=None, help="Only this run's containers (default: every omoi container)."
+)
+@_guard
+def gc(run_id: str | None) -> None:
+    """Remove sandbox containers left behind by finished or dead runs."""
+    from omoi.runtime.docker_sandbox import connect_engine, remove_run_containers
+
+    n = remove_run_containers(connect_engine(), run_id)
+    out.print(f"removed {n} container{'s' if n != 1 else ''}")
 
 
 if __name__ == "__main__":

@@ -180,6 +180,7 @@ class Progression:
                 branch=task_branch(st.run_id, task_id),
                 base=st.started.base_commit,
                 merges=tuple(st.dep_branches(task_id)),
+                network=t.spec.network,
             )
             self._out.launches.append(Launch(sandbox, request))
 

@@ -21,6 +21,7 @@ class TaskRequest(BaseModel):
     branch: str
     base: str
     merges: tuple[str, ...] = ()
+    network: bool = False
 
 
 class TaskResult(BaseModel):

@@ -20,21 +20,12 @@ import git as gitpython
 from omoi.runtime.errors import GitError, MergeConflictError, RepoError
 
 _CONFIG = (
-    "-c",
-    "user.name=omoi",
-    "-c",
-    "user.email=omoi@localhost",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "gc.auto=0",
-    "-c",
-    "maintenance.auto=false",
-    "-c",
-    "commit.gpgsign=false",
-    "-c",
-    "merge.conflictStyle=merge",
-)
+    "-c", "user.name=omoi", "-c", "user.email=omoi@localhost", "-c", "core.hooksPath=/dev/null",
+    "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "commit.gpgsign=false",
+    "-c", "merge.conflictStyle=merge",
+    # Docker sandboxes hand worktrees to an unprivileged uid; git must still work on them here.
+    "-c", "safe.directory=*",
+)  # fmt: skip
 _SCRUB = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR")
 
 

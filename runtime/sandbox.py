@@ -20,7 +20,7 @@ from omoi.runtime import git, processes
 from omoi.runtime.execution import TaskRequest
 
 DEFAULT_OUTPUT_CAP = 16 * 1024
-SANDBOX_KINDS = ("local", "noop")
+SANDBOX_KINDS = ("auto", "docker", "local", "noop")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class ExecResult:
     truncated: bool
     timed_out: bool
     duration_s: float
+    oom_killed: bool = False
 
 
 class Sandbox(Protocol):
@@ -183,13 +184,19 @@ class LocalBackend:
         return LocalSandbox(self.repo, self.git_dir, workspace, self.output_cap)
 
     def _prepare(self, request: TaskRequest, workspace: Path) -> None:
-        processes.reap(process_marker(workspace))  # a command of an earlier attempt whose actor died
-        git.add_worktree(self.repo, self.git_dir, workspace, request.branch, request.base)
-        try:
-            git.merge_branches(workspace, request.merges)
-        except BaseException:
-            git.remove_worktree(self.repo, self.git_dir, workspace)
-            raise
+        prepare_worktree(self.repo, self.git_dir, workspace, request)
+
+
+def prepare_worktree(repo: Path, git_dir: Path, workspace: Path, request: TaskRequest) -> None:
+    """The task's worktree on its branch: base merged with its dependencies' branches. Any command
+    an earlier attempt's dead sandbox left running there is killed first."""
+    processes.reap(process_marker(workspace))
+    git.add_worktree(repo, git_dir, workspace, request.branch, request.base)
+    try:
+        git.merge_branches(workspace, request.merges)
+    except BaseException:
+        git.remove_worktree(repo, git_dir, workspace)
+        raise
 
 
 class NoopSandbox:

@@ -39,4 +39,5 @@ class TaskSpec(BaseModel):
         default=600.0, gt=0, le=7 * 24 * 3600, description="seconds before the command is killed"
     )
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the command")
+    network: bool = Field(default=False, description="let the Docker sandbox reach the network")
     description: str = ""

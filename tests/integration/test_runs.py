@@ -54,7 +54,9 @@ tasks:
   - {{id: d, deps: [b, c], run: "cat a.txt b.txt c.txt > d.txt"}}
 """
     seen: list[Event] = []
-    finished = api.exec_plan(plan(text), repo, run_id="diamond", max_parallel=4, on_events=seen.extend)
+    finished = api.exec_plan(
+        plan(text), repo, run_id="diamond", sandbox="local", max_parallel=4, on_events=seen.extend
+    )
     assert finished.status == "succeeded", finished.error
     assert finished.branch == "omoi/diamond/_merged"
     (b_start, b_end), (c_start, c_end) = interval(seen, "b"), interval(seen, "c")
@@ -80,7 +82,7 @@ tasks:
   - {id: c, deps: [b], run: "true"}
   - {id: other, run: "echo fine > fine.txt"}
 """
-    finished = api.exec_plan(plan(text), repo, run_id="fails", max_parallel=2)
+    finished = api.exec_plan(plan(text), repo, run_id="fails", sandbox="local", max_parallel=2)
     state = api.status("fails", repo)
     assert finished.status == "failed"
     assert finished.branch is None
@@ -111,7 +113,7 @@ tasks:
     run: "n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter};
           echo try $n > try.txt; [ $n -ge 2 ]"
 """
-    finished = api.exec_plan(plan(text), repo, run_id="flaky")
+    finished = api.exec_plan(plan(text), repo, run_id="flaky", sandbox="local")
     events = api.events("flaky", repo, kind="task.")
     assert finished.status == "succeeded"
     assert [
@@ -132,7 +134,7 @@ tasks:
   - {{id: c, deps: [a], run: "{counted(runs, "c", "echo c > c.txt")}"}}
   - {{id: d, deps: [b, c], run: "{counted(runs, "d", "echo d > d.txt")}"}}
 """
-    handle = api.start(plan(text), repo, run_id="killgraph", max_parallel=3)
+    handle = api.start(plan(text), repo, run_id="killgraph", sandbox="local", max_parallel=3)
     try:
         follow(handle, has("task.succeeded", "c"))
         wait_until(lambda: executions(runs)["b"] == 1, "b's command started")
@@ -161,7 +163,7 @@ tasks:
   - {{id: b, deps: [a], run: "{gate_cmd(gate, "echo b > b.txt")}"}}
   - {{id: c, deps: [b], run: "echo c > c.txt"}}
 """
-    handle = api.start(plan(text), repo, run_id="killbus", max_parallel=2)
+    handle = api.start(plan(text), repo, run_id="killbus", sandbox="local", max_parallel=2)
     injected: list[str] = []
     try:
         follow(handle, has("task.started", "b"))
@@ -200,7 +202,7 @@ tasks:
   - {{id: slow, run: "touch {started}; {gate_cmd(never, "true")}"}}
   - {{id: after, deps: [slow], run: "true"}}
 """
-    handle = api.start(plan(text), repo, run_id="cancelme")
+    handle = api.start(plan(text), repo, run_id="cancelme", sandbox="local")
     try:
         follow(handle, has("task.started", "slow"))
         handle.cancel(reason="changed my mind")
@@ -224,7 +226,7 @@ tasks:
   - {{id: b, deps: [a], run: "{counted(runs, "b", gate_cmd(gate, "echo b > b.txt"))}"}}
   - {{id: c, deps: [b], run: "{counted(runs, "c", "echo c > c.txt")}"}}
 """
-    handle = api.start(plan(text), repo, run_id="resumed")
+    handle = api.start(plan(text), repo, run_id="resumed", sandbox="local")
     wait_until(lambda: executions(runs)["b"] == 1, "b's command started")
     handle.shutdown()  # every actor of the run is gone, as if the driver process had died
     assert run_actor_names("resumed") == []
@@ -243,7 +245,11 @@ def test_actors_are_named_as_the_runs_tree(ray_address: str, make_repo: RepoFact
     repo = make_repo()
     gate = tmp_path / "gate"
     handle = api.start(
-        plan(f'tasks: [{{id: t, run: "{gate_cmd(gate, "true")}"}}]'), repo, run_id="names", max_parallel=2
+        plan(f'tasks: [{{id: t, run: "{gate_cmd(gate, "true")}"}}]'),
+        repo,
+        run_id="names",
+        sandbox="local",
+        max_parallel=2,
     )
     try:
         follow(handle, has("task.started", "t"))

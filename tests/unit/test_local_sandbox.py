@@ -135,7 +135,7 @@ async def test_a_command_orphaned_by_a_dead_actor_is_reaped_before_the_next_atte
     info = git.inspect_repo(repo)
     backend = LocalBackend(info.path, info.git_dir, tmp_path / "wt")
     (tmp_path / "wt").mkdir()
-    orphan = subprocess.Popen(["sleep", "300"], start_new_session=True)  # noqa: ASYNC220 (an orphan, on purpose)
+    orphan = subprocess.Popen(["sleep", "300"], start_new_session=True)
     processes.mark(process_marker(tmp_path / "wt" / "a"), orphan.pid)
     sb = await backend.create(_request(repo, "a"))
     assert orphan.wait(timeout=10) == -signal.SIGKILL

@@ -1,0 +1,182 @@
+"""The Docker sandbox, attacked from inside real containers. Every network attempt targets this
+machine only (its own address, the docker bridge); a control from the host shows it was reachable."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omoi.actors.bus import BusActor
+from omoi.actors.sandbox import SandboxActor
+from omoi.runtime import git
+from omoi.runtime.docker_sandbox import DockerBackend, DockerLimits, DockerSandbox, remove_run_containers
+from omoi.runtime.execution import TaskRequest
+from omoi.runtime.store import MemoryEventStore
+from tests.conftest import RepoFactory, checkout_fingerprint, run_git
+
+pytestmark = pytest.mark.docker
+
+
+def _request(repo: Path, task: str, command: str = "true", **kw: Any) -> TaskRequest:
+    return TaskRequest(
+        run_id="dk",
+        task_id=task,
+        attempt=1,
+        command=command,
+        timeout=60,
+        branch=f"omoi/dk/{task}",
+        base=run_git(repo, "rev-parse", "HEAD").strip(),
+        **kw,
+    )
+
+
+@pytest.fixture
+async def sandbox(
+    docker_image: tuple[Any, str], make_repo: RepoFactory, tmp_path: Path
+) -> AsyncIterator[DockerSandbox]:
+    repo = make_repo({"README.md": "hi\n"})
+    info = git.inspect_repo(repo)
+    backend = DockerBackend(
+        info.path,
+        info.git_dir,
+        tmp_path / "wt",
+        image=docker_image[1],
+        limits=DockerLimits(memory="256m", pids=64),
+    )
+    sb = await backend.create(_request(repo, "probe"))
+    assert isinstance(sb, DockerSandbox)
+    yield sb
+    await sb.destroy()
+
+
+def _host_ip() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # UDP connect sends nothing; it only picks the outgoing address
+        return str(s.getsockname()[0])
+
+
+def _connect_cmd(host: str, port: int) -> str:
+    return (
+        f"python3 -c \"import socket; s=socket.socket(); s.settimeout(3); s.connect(('{host}', {port})); "
+        f"print('CONNECTED')\""
+    )
+
+
+async def test_no_network_to_this_machine_or_its_docker_bridge(sandbox: DockerSandbox) -> None:
+    server = socket.create_server(("0.0.0.0", 0))
+    port = server.getsockname()[1]
+    try:
+        for target in (_host_ip(), "172.17.0.1"):
+            with socket.create_connection((target, port), timeout=3):  # control: reachable from the host
+                pass
+            res = await sandbox.exec(_connect_cmd(target, port), 30)
+            assert res.exit_code != 0, (target, res.output)
+            assert "CONNECTED" not in res.output
+            assert "unreachable" in res.output.lower()
+    finally:
+        server.close()
+
+
+async def test_host_files_outside_the_workspace_are_invisible(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("top secret\n")
+    res = await sandbox.exec(f"cat {secret}; ls /root; cat /etc/shadow", 30)
+    assert res.exit_code != 0
+    assert "top secret" not in res.output
+
+
+async def test_the_root_filesystem_is_read_only(sandbox: DockerSandbox) -> None:
+    res = await sandbox.exec("echo x > /etc/evil", 30)
+    assert res.exit_code != 0
+    assert "Read-only file system" in res.output
+    ok = await sandbox.exec("echo fine > /tmp/t && echo fine > /workspace/w.txt && cat /tmp/t", 30)
+    assert ok.exit_code == 0
+    assert ok.output.strip() == "fine"
+
+
+async def test_a_fork_bomb_hits_the_pids_limit_and_the_host_is_fine(sandbox: DockerSandbox) -> None:
+    res = await sandbox.exec("bomb() { bomb | bomb & }; bomb; sleep 2; echo survived", 20)
+    assert "fork" in res.output.lower() or "resource" in res.output.lower(), res.output[-500:]
+    pids = Path(f"/sys/fs/cgroup/pids/docker/{sandbox.container.id}/pids.current")
+    if pids.exists():  # cgroup v1 (this engine): the bomb is held at the limit
+        assert int(pids.read_text()) <= 64
+    host = await asyncio.create_subprocess_exec("true")  # the host can still start processes
+    assert await asyncio.wait_for(host.wait(), 10) == 0
+
+
+async def test_a_memory_hog_is_killed_and_reported_as_out_of_memory(sandbox: DockerSandbox) -> None:
+    res = await sandbox.exec("python3 -c 'x = bytearray(1024 * 1024 * 1024)'", 60)
+    assert res.oom_killed
+    assert res.exit_code == 137
+    assert not res.timed_out
+
+
+async def test_no_host_secret_reaches_the_container(
+    docker_image: tuple[Any, str], make_repo: RepoFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-host-secret")
+    monkeypatch.setenv("OMOI_TEST_SECRET", "also-secret")
+    repo = make_repo()
+    info = git.inspect_repo(repo)
+    sb = await DockerBackend(info.path, info.git_dir, tmp_path / "wt", image=docker_image[1]).create(
+        _request(repo, "env")
+    )
+    try:
+        res = await sb.exec("env; cat /proc/1/environ | tr '\\0' '\\n'", 30)
+    finally:
+        await sb.destroy()
+    assert res.exit_code == 0
+    assert "secret" not in res.output
+    assert "ANTHROPIC" not in res.output
+
+
+async def test_a_timeout_kills_the_command_and_its_children(sandbox: DockerSandbox) -> None:
+    res = await sandbox.exec("sleep 300 & echo $! > /tmp/child; sleep 300", 1)
+    assert res.timed_out
+    assert res.exit_code is None
+    check = await sandbox.exec("kill -0 $(cat /tmp/child) 2>/dev/null && echo ALIVE || echo GONE", 30)
+    assert check.output.strip() == "GONE"
+
+
+async def test_committed_work_is_on_the_branch_after_the_sandbox_is_gone(
+    docker_image: tuple[Any, str], make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    repo = make_repo({"README.md": "hi\n"})
+    (repo / "README.md").write_text("the user's uncommitted edit\n")
+    before = checkout_fingerprint(repo)
+    info = git.inspect_repo(repo)
+    client = docker_image[0]
+    actor = SandboxActor(
+        "sb/0",
+        BusActor(MemoryEventStore()),
+        DockerBackend(info.path, info.git_dir, tmp_path / "wt", image=docker_image[1]),
+    )
+    result = await actor.execute(_request(repo, "work", "id -u > uid.txt && echo made in a box > out.txt"))
+    assert result.status == "succeeded", result.error
+    assert run_git(repo, "show", "omoi/dk/work:out.txt") == "made in a box\n"
+    assert run_git(repo, "show", "omoi/dk/work:uid.txt").strip() == "1000", "commands must not run as root"
+    assert not (tmp_path / "wt" / "work").exists()
+    assert client.containers.list(all=True, filters={"label": "omoi.run=dk"}) == []
+    assert checkout_fingerprint(repo) == before
+
+
+def test_leftover_containers_are_collected(docker_image: tuple[Any, str]) -> None:
+    client, tag = docker_image
+    client.containers.run(
+        tag, ["sleep", "infinity"], detach=True, labels={"omoi.run": "gc-test"}, network_mode="none"
+    )
+    assert remove_run_containers(client, "gc-test") == 1
+    assert client.containers.list(all=True, filters={"label": "omoi.run=gc-test"}) == []
+
+
+def test_the_docker_tests_ran_for_real_in_ci() -> None:
+    if os.environ.get("OMOI_REQUIRE_DOCKER") == "1":
+        from omoi.runtime.docker_sandbox import engine_answers
+
+        assert engine_answers()
