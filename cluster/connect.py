@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from typing import Any
 
 import ray
@@ -51,9 +52,14 @@ def run_actor_names(run_id: str) -> list[str]:
     ]
 
 
-def kill_run_actors(run_id: str) -> None:
-    """The graph first (it drives the others), the bus last (everyone reads it)."""
+def kill_run_actors(run_id: str, wait: float = 30.0) -> None:
+    """Kill the graph first (it drives the others) and the bus last (everyone reads it), then wait
+    until their names are free: `ray.kill` is asynchronous, and a resume that looked a name up
+    in between would be handed the dying actor."""
     rank = {"graph": 0, "bus": 2}
     for name in sorted(run_actor_names(run_id), key=lambda n: rank.get(n.split("/")[2], 1)):
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+    deadline = time.monotonic() + wait
+    while run_actor_names(run_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
