@@ -20,7 +20,14 @@ from omoi.runtime import git
 from omoi.runtime.errors import SandboxError
 from omoi.runtime.execution import TaskRequest
 from omoi.runtime.image import SANDBOX_UID, default_tag
-from omoi.runtime.sandbox import DEFAULT_OUTPUT_CAP, ExecResult, Sandbox, TailBuffer, prepare_worktree
+from omoi.runtime.sandbox import (
+    DEFAULT_OUTPUT_CAP,
+    ExecResult,
+    Sandbox,
+    TailBuffer,
+    WorktreeSandbox,
+    prepare_worktree,
+)
 
 LABEL = "omoi.run"
 
@@ -97,9 +104,10 @@ class DockerBackend:
         return DockerSandbox(self, container, workspace)
 
 
-class DockerSandbox:
+class DockerSandbox(WorktreeSandbox):
     def __init__(self, backend: DockerBackend, container: Any, workspace: Path) -> None:
-        self.backend, self.container, self.workspace = backend, container, workspace
+        super().__init__(Path(backend.repo), Path(backend.git_dir), workspace, owner_uid=SANDBOX_UID)
+        self.backend, self.container = backend, container
 
     async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
         return await asyncio.to_thread(self._exec, command, timeout, env or {})
@@ -130,9 +138,6 @@ class DockerSandbox:
             duration_s=elapsed,
             oom_killed=oom,
         )
-
-    async def commit(self, message: str) -> str:
-        return await asyncio.to_thread(git.commit_all, self.workspace, message)
 
     async def destroy(self) -> None:
         await asyncio.to_thread(self._destroy)

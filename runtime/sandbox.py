@@ -18,6 +18,7 @@ from typing import Protocol
 
 from omoi.runtime import git, processes
 from omoi.runtime.execution import TaskRequest
+from omoi.runtime.workspace import SearchHit, Workspace
 
 DEFAULT_OUTPUT_CAP = 16 * 1024
 SANDBOX_KINDS = ("auto", "docker", "local", "noop")
@@ -45,6 +46,44 @@ class Sandbox(Protocol):
     async def destroy(self) -> None:
         """Remove the workspace; committed work stays on the branch."""
         ...
+
+    # Files, confined to the workspace (see runtime.workspace): paths are relative to it, or
+    # absolute under /workspace; anything that would leave it raises PathEscapeError.
+    async def read_file(self, path: str, start: int | None = None, end: int | None = None) -> str: ...
+
+    async def write_file(self, path: str, content: str) -> None: ...
+
+    async def list_files(self, path: str = ".") -> list[str]: ...
+
+    async def search(self, pattern: str, path: str = ".") -> list[SearchHit]: ...
+
+    async def diff(self) -> str: ...
+
+
+class WorktreeSandbox:
+    """What every backend whose workspace is a worktree on this host shares: files and commits."""
+
+    def __init__(self, repo: Path, git_dir: Path, workspace: Path, owner_uid: int | None = None) -> None:
+        self.repo, self.git_dir, self.workspace = repo, git_dir, workspace
+        self.files = Workspace(workspace, owner_uid)
+
+    async def read_file(self, path: str, start: int | None = None, end: int | None = None) -> str:
+        return await asyncio.to_thread(self.files.read_file, path, start, end)
+
+    async def write_file(self, path: str, content: str) -> None:
+        await asyncio.to_thread(self.files.write_file, path, content)
+
+    async def list_files(self, path: str = ".") -> list[str]:
+        return await asyncio.to_thread(self.files.list_files, path)
+
+    async def search(self, pattern: str, path: str = ".") -> list[SearchHit]:
+        return await asyncio.to_thread(self.files.search, pattern, path)
+
+    async def diff(self) -> str:
+        return await asyncio.to_thread(self.files.diff)
+
+    async def commit(self, message: str) -> str:
+        return await asyncio.to_thread(git.commit_all, self.workspace, message)
 
 
 class SandboxBackend(Protocol):
@@ -135,11 +174,12 @@ def process_marker(workspace: Path) -> Path:
     return workspace.parent / f".{workspace.name}{processes.MARK_SUFFIX}"
 
 
-class LocalSandbox:
+class LocalSandbox(WorktreeSandbox):
     """A git worktree on the host. Commands see the host: this backend isolates nothing."""
 
     def __init__(self, repo: Path, git_dir: Path, workspace: Path, output_cap: int) -> None:
-        self.repo, self.git_dir, self.workspace, self.output_cap = repo, git_dir, workspace, output_cap
+        super().__init__(repo, git_dir, workspace)
+        self.output_cap = output_cap
 
     async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
         full_env = {**os.environ, **(env or {})}
@@ -155,9 +195,6 @@ class LocalSandbox:
             )
         finally:
             marker.unlink(missing_ok=True)
-
-    async def commit(self, message: str) -> str:
-        return await asyncio.to_thread(git.commit_all, self.workspace, message)
 
     async def destroy(self) -> None:
         await asyncio.to_thread(git.remove_worktree, self.repo, self.git_dir, self.workspace)
@@ -199,7 +236,12 @@ def prepare_worktree(repo: Path, git_dir: Path, workspace: Path, request: TaskRe
         raise
 
 
-class NoopSandbox:
+class NoopSandbox(WorktreeSandbox):
+    """Nothing to run and no files: what is left to measure is the scheduling machinery."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("/nonexistent"), Path("/nonexistent"), Path("/nonexistent"))
+
     async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
         return ExecResult(exit_code=0, output="", truncated=False, timed_out=False, duration_s=0.0)
 

@@ -180,3 +180,18 @@ def test_the_docker_tests_ran_for_real_in_ci() -> None:
         from omoi.runtime.docker_sandbox import engine_answers
 
         assert engine_answers()
+
+
+async def test_files_written_for_the_sandbox_belong_to_it_and_links_out_are_refused(
+    sandbox: DockerSandbox,
+) -> None:
+    from omoi.runtime.workspace import PathEscapeError
+
+    await sandbox.write_file("pkg/mod.py", "x = 1\n")
+    res = await sandbox.exec("echo 'y = 2' >> pkg/mod.py && ln -s /etc/shadow shadow && ln -s / root", 30)
+    assert res.exit_code == 0, res.output
+    assert await sandbox.read_file("/workspace/pkg/mod.py") == "x = 1\ny = 2\n"
+    with pytest.raises(PathEscapeError):
+        await sandbox.read_file("shadow")
+    with pytest.raises(PathEscapeError):
+        await sandbox.read_file("root/etc/hostname")
