@@ -38,6 +38,10 @@ class SandboxActor:
             self._runs[key] = asyncio.create_task(self._execute(request))
         return await asyncio.shield(self._runs[key])
 
+    async def prepare(self) -> None:
+        """Get the backend ready before the first task arrives (a warm container, ...)."""
+        await self._backend.warm()
+
     async def reattach(self, task_id: str, attempt: int) -> TaskResult | None:
         run = self._runs.get((task_id, attempt))
         return None if run is None else await asyncio.shield(run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
 import statistics
 import tempfile
 import time
@@ -205,14 +206,108 @@ def bus(*, n_events: int = 20_000, batch: int = 100, address: str | None = None)
     for subs in (1, 4):
         rows += [
             ("plain actor calls (no log)", subs, functools.partial(_plain_calls, n_events, batch, subs)),
-            ("omoi bus, SQLite WAL synchronous=FULL", subs,
-             functools.partial(_omoi_bus, n_events, batch, subs, "FULL", "full")),
-            ("omoi bus, SQLite WAL synchronous=NORMAL", subs,
-             functools.partial(_omoi_bus, n_events, batch, subs, "NORMAL", "normal")),
-        ]  # fmt: skip
+            (
+                "omoi bus, SQLite WAL synchronous=FULL",
+                subs,
+                functools.partial(_omoi_bus, n_events, batch, subs, "FULL", "full"),
+            ),
+            (
+                "omoi bus, SQLite WAL synchronous=NORMAL",
+                subs,
+                functools.partial(_omoi_bus, n_events, batch, subs, "NORMAL", "normal"),
+            ),
+        ]
     baseline: dict[int, float] = {}
     for name, subs, measure in rows:
         rate = measure()
         baseline.setdefault(subs, rate)
         table.add_row(name, str(subs), f"{rate:,.0f}", f"{rate / baseline[subs]:.2f}x")
+    return table
+
+
+# ---- sandbox -------------------------------------------------------------------------------------
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def sandbox(*, samples: int = 20) -> Table:
+    """p50/p95 of a plain `docker run --rm`, `git worktree add` alone, and a sandbox acquire,
+    cold (worktree + container start) and warm (worktree into a container started ahead)."""
+    import asyncio
+    import subprocess
+
+    from omoi.runtime.docker_sandbox import DockerBackend, connect_engine
+    from omoi.runtime.execution import TaskRequest
+    from omoi.runtime.git import add_worktree, inspect_repo, remove_worktree
+    from omoi.runtime.image import default_tag
+
+    connect_engine()
+    tag = default_tag()
+    repo = _scratch_repo()
+    (repo / "README.md").write_text("bench\n")
+    git(["add", "-A"], repo)
+    git(["commit", "-q", "-m", "files"], repo)
+    info = inspect_repo(repo)
+    root = Path(tempfile.mkdtemp(prefix="omoi-bench-wt-"))
+
+    def request(i: int) -> TaskRequest:
+        return TaskRequest(
+            run_id="bench",
+            task_id=f"t{i}",
+            attempt=1,
+            command="true",
+            timeout=60,
+            branch=f"omoi/bench/t{i}",
+            base=info.head_commit,
+        )
+
+    def timed(fn: Callable[[int], object]) -> list[float]:
+        out = []
+        for i in range(samples):
+            start = time.perf_counter()
+            fn(i)
+            out.append(time.perf_counter() - start)
+        return out
+
+    docker_run = timed(
+        lambda i: subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", tag, "true"], check=True, capture_output=True
+        )
+    )
+    wt = timed(
+        lambda i: add_worktree(info.path, info.git_dir, root / f"w{i}", f"omoi/bench/w{i}", info.head_commit)
+    )
+    for i in range(samples):
+        remove_worktree(info.path, info.git_dir, root / f"w{i}")
+
+    async def acquire(pool: int) -> list[float]:
+        backend = DockerBackend(info.path, info.git_dir, root, run_id=f"bench-{pool}", image=tag, pool=pool)
+        out = []
+        for i in range(samples):
+            await backend.warm()  # a warm acquire finds its container started; a cold one starts it
+            start = time.perf_counter()
+            sb = await backend.create(request(i))
+            out.append(time.perf_counter() - start)
+            await sb.destroy()
+        await backend.close()
+        return out
+
+    cold = asyncio.run(acquire(0))
+    warm = asyncio.run(acquire(1))
+    base_p50, _ = _percentiles(docker_run)
+    table = Table(title=f"omoi bench sandbox: {samples} samples each, image {tag}")
+    for col in ("operation", "p50 ms", "p95 ms", "p50 vs docker run --rm"):
+        table.add_column(col, justify="left" if col == "operation" else "right")
+    for name, data in (
+        ("plain docker run --rm (baseline)", docker_run),
+        ("git worktree add alone", wt),
+        ("sandbox acquire, cold", cold),
+        ("sandbox acquire, warm pool", warm),
+    ):
+        p50, p95 = _percentiles(data)
+        table.add_row(name, f"{p50 * 1e3:.0f}", f"{p95 * 1e3:.0f}", f"{p50 / base_p50:.2f}x")
+    shutil.rmtree(root, ignore_errors=True)
     return table

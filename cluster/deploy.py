@@ -190,8 +190,9 @@ class RaySandboxes:
             await ray.get_actor(sandbox, namespace=NAMESPACE).cancel.remote(task_id, attempt)
 
     def warm(self, slots: int) -> None:
-        """Start the slot actors now, so the first tasks do not wait on worker processes."""
-        ray.get([self.handle(self.sandbox_name(i)).reattach.remote("", 0) for i in range(slots)])
+        """Start the slot actors now, each with its backend ready (warm containers), so the first
+        tasks wait neither on worker processes nor on container starts."""
+        ray.get([self.handle(self.sandbox_name(i)).prepare.remote() for i in range(slots)])
 
 
 _HOSTED: dict[type, type] = {}

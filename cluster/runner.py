@@ -29,7 +29,7 @@ def make_backend(kind: str, paths: RunPaths) -> SandboxBackend:
     if kind == "local":
         return LocalBackend(paths.repo.path, paths.repo.git_dir, paths.worktrees)
     if kind == "docker":
-        return DockerBackend(paths.repo.path, paths.repo.git_dir, paths.worktrees)
+        return DockerBackend(paths.repo.path, paths.repo.git_dir, paths.worktrees, run_id=paths.run_id)
     if kind == "noop":
         return NoopBackend()
     raise InputError(f"unknown sandbox backend '{kind}' (choose from docker, local)")

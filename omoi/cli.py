@@ -269,6 +269,16 @@ def bench_bus(n_events: int, batch: int, address: str | None) -> None:
     out.print(b.bus(n_events=n_events, batch=batch, address=address))
 
 
+@bench.command("sandbox")
+@click.option("--samples", type=int, default=20, show_default=True)
+@_guard
+def bench_sandbox(samples: int) -> None:
+    """Sandbox acquire (cold and warm pool) vs. plain `docker run --rm` and `git worktree add`."""
+    from omoi.cluster import bench as b
+
+    out.print(b.sandbox(samples=samples))
+
+
 @main.command()
 @click.option(
     "--dir",

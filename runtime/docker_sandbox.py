@@ -10,8 +10,11 @@ the repository's metadata."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,18 +45,23 @@ class DockerLimits:
 
 @dataclass
 class DockerBackend:
-    """Sandboxes as containers over worktrees under `worktree_root/<task-id>`."""
+    """Sandboxes as containers over worktrees. Keeps `pool` containers started ahead of time, each
+    over an empty directory mounted at /workspace: acquiring one costs a worktree, not a container
+    start. A container is replaced after use, never reused, so nothing a task left behind (a
+    process, a file in /tmp) can reach the next task."""
 
     repo: Path
     git_dir: Path
     worktree_root: Path
+    run_id: str = ""
     image: str = field(default_factory=default_tag)
     limits: DockerLimits = field(default_factory=DockerLimits)
     output_cap: int = DEFAULT_OUTPUT_CAP
+    pool: int = 1
     name: str = "docker"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_client"}
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
     @property
     def client(self) -> Any:
@@ -61,27 +69,56 @@ class DockerBackend:
             self.__dict__["_client"] = connect_engine()
         return self.__dict__["_client"]
 
-    async def create(self, request: TaskRequest) -> Sandbox:
-        return await asyncio.to_thread(self._create, request)
+    @property
+    def _spares(self) -> list[asyncio.Future[tuple[Any, Path]]]:
+        spares: list[asyncio.Future[tuple[Any, Path]]] = self.__dict__.setdefault("_spare_list", [])
+        return spares
 
-    def _create(self, request: TaskRequest) -> DockerSandbox:
-        workspace = Path(self.worktree_root) / request.task_id
-        prepare_worktree(Path(self.repo), Path(self.git_dir), workspace, request)
-        _chown_tree(workspace, SANDBOX_UID)
+    async def warm(self) -> None:
+        """Start the pool now (a sandbox slot calls this when it starts)."""
+        self._refill()
+        await asyncio.gather(*self._spares, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Remove the spares (a run's shutdown also removes every container labelled with it)."""
+        spares, self.__dict__["_spare_list"] = self._spares, []
+        for fut in spares:
+            with contextlib.suppress(Exception):
+                container, slot = await fut
+                await asyncio.to_thread(container.remove, force=True)
+                shutil.rmtree(slot, ignore_errors=True)
+
+    async def create(self, request: TaskRequest) -> Sandbox:
+        spare = None
+        while self._spares and spare is None:
+            with contextlib.suppress(Exception):  # a spare that failed to start is dropped
+                spare = await self._spares.pop(0)
         try:
-            container = self.client.containers.run(
+            return await asyncio.to_thread(self._create, request, spare)
+        finally:
+            self._refill()
+
+    def _refill(self) -> None:
+        while len(self._spares) < self.pool:
+            self._spares.append(asyncio.ensure_future(asyncio.to_thread(self._start_spare)))
+
+    def _start_spare(self) -> tuple[Any, Path]:
+        slot = Path(self.worktree_root) / f".slot-{uuid.uuid4().hex[:12]}"
+        slot.mkdir(parents=True)
+        os.chown(slot, SANDBOX_UID, SANDBOX_UID)
+        return self._start_container(slot, network=False, task="spare", attempt=0), slot
+
+    def _start_container(self, workspace: Path, *, network: bool, task: str, attempt: int) -> Any:
+        try:
+            return self.client.containers.run(
                 self.image,
                 ["sleep", "infinity"],
                 detach=True,
                 init=True,
                 auto_remove=False,
-                name=f"omoi-{request.run_id}-{request.task_id}-{request.attempt}"[:120],
-                labels={
-                    LABEL: request.run_id,
-                    "omoi.task": request.task_id,
-                    "omoi.attempt": str(request.attempt),
-                },
-                network_mode="bridge" if request.network else "none",
+                name=f"omoi-{self.run_id or 'x'}-{task}-{attempt}-{uuid.uuid4().hex[:6]}"[:120],
+                labels={LABEL: self.run_id, "omoi.task": task, "omoi.attempt": str(attempt)},
+                network_mode="bridge" if network else "none",
                 read_only=True,
                 tmpfs={
                     "/tmp": f"rw,size={self.limits.tmpfs}",
@@ -99,8 +136,29 @@ class DockerBackend:
                 environment={},
             )
         except Exception as exc:
-            git.remove_worktree(Path(self.repo), Path(self.git_dir), workspace)
             raise SandboxError(f"cannot start a sandbox container from {self.image}: {exc}") from exc
+
+    def _create(self, request: TaskRequest, spare: tuple[Any, Path] | None) -> DockerSandbox:
+        if spare is not None and not request.network:
+            container, workspace = spare
+        else:
+            if spare is not None:  # a task with network needs its own container; the spare is replaced
+                spare[0].remove(force=True)
+                shutil.rmtree(spare[1], ignore_errors=True)
+            container = None
+            workspace = Path(self.worktree_root) / request.task_id
+        try:
+            prepare_worktree(Path(self.repo), Path(self.git_dir), workspace, request)
+            _chown_tree(workspace, SANDBOX_UID)
+            if container is None:  # cold: no spare, or the task needs its own network
+                container = self._start_container(
+                    workspace, network=request.network, task=request.task_id, attempt=request.attempt
+                )
+        except BaseException:
+            if container is not None:
+                container.remove(force=True)
+            git.remove_worktree(Path(self.repo), Path(self.git_dir), workspace)
+            raise
         return DockerSandbox(self, container, workspace)
 
 

@@ -87,9 +87,15 @@ def repo_lock(git_dir: Path) -> Iterator[None]:
 
 
 def add_worktree(repo: Path, git_dir: Path, worktree: Path, branch: str, base: str) -> None:
-    """Check `branch` out at `base` in a fresh worktree, resetting the branch if it exists."""
+    """Check `branch` out at `base` in a fresh worktree, resetting the branch if it exists.
+
+    An existing empty directory is kept, not replaced: it may be the mount source of a container
+    started ahead of time (a warm sandbox), which would lose sight of a new directory."""
     with repo_lock(git_dir):
-        _drop_worktree(repo, worktree)
+        if worktree.is_dir() and not any(worktree.iterdir()):
+            git(["worktree", "prune"], repo, check=False)
+        else:
+            _drop_worktree(repo, worktree)
         worktree.parent.mkdir(parents=True, exist_ok=True)
         git(["worktree", "add", "--force", "--quiet", "-B", branch, str(worktree), base], repo)
 

@@ -89,6 +89,10 @@ class WorktreeSandbox:
 class SandboxBackend(Protocol):
     name: str
 
+    async def warm(self) -> None:
+        """Get ready ahead of the first task (start spare containers, ...); may do nothing."""
+        ...
+
     async def create(self, request: TaskRequest) -> Sandbox: ...
 
 
@@ -215,6 +219,9 @@ class LocalBackend:
         self.repo, self.git_dir = Path(repo), Path(git_dir)
         self.worktree_root, self.output_cap = Path(worktree_root), output_cap
 
+    async def warm(self) -> None:
+        return None
+
     async def create(self, request: TaskRequest) -> Sandbox:
         workspace = self.worktree_root / request.task_id
         await asyncio.to_thread(self._prepare, request, workspace)
@@ -256,6 +263,9 @@ class NoopBackend:
     """Runs nothing: what is left to measure is the scheduling, the bus and the actor calls."""
 
     name = "noop"
+
+    async def warm(self) -> None:
+        return None
 
     async def create(self, request: TaskRequest) -> Sandbox:
         return NoopSandbox()

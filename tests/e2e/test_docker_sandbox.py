@@ -53,6 +53,7 @@ async def sandbox(
     assert isinstance(sb, DockerSandbox)
     yield sb
     await sb.destroy()
+    await backend.close()
 
 
 def _host_ip() -> str:
@@ -124,9 +125,8 @@ async def test_no_host_secret_reaches_the_container(
     monkeypatch.setenv("OMOI_TEST_SECRET", "also-secret")
     repo = make_repo()
     info = git.inspect_repo(repo)
-    sb = await DockerBackend(info.path, info.git_dir, tmp_path / "wt", image=docker_image[1]).create(
-        _request(repo, "env")
-    )
+    backend = DockerBackend(info.path, info.git_dir, tmp_path / "wt", image=docker_image[1], pool=0)
+    sb = await backend.create(_request(repo, "env"))
     try:
         res = await sb.exec("env; cat /proc/1/environ | tr '\\0' '\\n'", 30)
     finally:
@@ -155,7 +155,7 @@ async def test_committed_work_is_on_the_branch_after_the_sandbox_is_gone(
     actor = SandboxActor(
         "sb/0",
         BusActor(MemoryEventStore()),
-        DockerBackend(info.path, info.git_dir, tmp_path / "wt", image=docker_image[1]),
+        DockerBackend(info.path, info.git_dir, tmp_path / "wt", image=docker_image[1], run_id="dk", pool=0),
     )
     result = await actor.execute(_request(repo, "work", "id -u > uid.txt && echo made in a box > out.txt"))
     assert result.status == "succeeded", result.error
@@ -195,3 +195,31 @@ async def test_files_written_for_the_sandbox_belong_to_it_and_links_out_are_refu
         await sandbox.read_file("shadow")
     with pytest.raises(PathEscapeError):
         await sandbox.read_file("root/etc/hostname")
+
+
+async def test_a_warm_container_is_used_then_replaced(
+    docker_image: tuple[Any, str], make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    client, tag = docker_image
+    repo = make_repo()
+    info = git.inspect_repo(repo)
+    backend = DockerBackend(info.path, info.git_dir, tmp_path / "wt", image=tag, run_id="warm", pool=1)
+
+    def spares() -> list[str]:
+        return [c.id for c in client.containers.list(filters={"label": ["omoi.run=warm", "omoi.task=spare"]})]
+
+    await backend.warm()
+    (ready,) = spares()
+    sb = await backend.create(_request(repo, "t1", "echo hi > hi.txt"))
+    assert isinstance(sb, DockerSandbox)
+    assert sb.container.id == ready, "acquiring did not use the warm container"
+    assert (await sb.exec("cat /workspace/README.md && echo x > hi.txt", 30)).exit_code == 0
+    await backend.warm()  # the replacement is being started in the background: wait for it
+    assert len(spares()) == 2  # the one in use (still labelled spare) and its replacement
+    online = await backend.create(_request(repo, "t2", network=True))  # needs its own container
+    assert isinstance(online, DockerSandbox)
+    assert online.container.id not in spares()
+    for s in (sb, online):
+        await s.destroy()
+    await backend.close()
+    assert client.containers.list(all=True, filters={"label": "omoi.run=warm"}) == []
