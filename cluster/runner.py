@@ -16,7 +16,7 @@ from omoi.runtime.docker_sandbox import DockerBackend, connect_engine, engine_an
 from omoi.runtime.errors import InputError
 from omoi.runtime.events import Event, RunCancelRequested, RunFinished, TaskCancelRequested
 from omoi.runtime.image import default_tag, image_exists
-from omoi.runtime.runs import RunPaths, open_log
+from omoi.runtime.runs import RunLock, RunPaths, open_log
 from omoi.runtime.runstate import fold
 from omoi.runtime.sandbox import LocalBackend, NoopBackend, SandboxBackend
 from omoi.runtime.store import Durability
@@ -60,9 +60,18 @@ class RunHandle:
     """A live run. `wait` follows its log until `run.finished`; `cancel` and `add_tasks` go to the
     graph actor; `inject` publishes any event into the run's bus."""
 
-    def __init__(self, paths: RunPaths, bus: Any, graph: Any, result: Any, keep: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        paths: RunPaths,
+        bus: Any,
+        graph: Any,
+        result: Any,
+        keep: Sequence[Any] = (),
+        lock: RunLock | None = None,
+    ) -> None:
         self.paths, self.run_id = paths, paths.run_id
         self._keep = list(keep)  # a non-detached actor dies with its last handle
+        self._lock = lock
         self.bus, self.graph, self._result = bus, graph, result
         self.cursor = 0
 
@@ -118,6 +127,9 @@ class RunHandle:
         processes.reap_all(self.paths.worktrees)
         if engine_answers():  # a container whose sandbox actor was killed is still running
             remove_run_containers(connect_engine(), self.run_id)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 def launch(
@@ -130,6 +142,8 @@ def launch(
     durability: Durability = "FULL",
 ) -> RunHandle:
     """Start the actors of a new run (`first_events` given) or of an existing one (resume)."""
+    lock = RunLock(paths.run_dir)
+    lock.acquire()  # refuses a second driver for the same run
     kill_run_actors(paths.run_id)  # leftovers of an interrupted driver would hold stale state
     if first_events is None:
         with contextlib.closing(open_log(paths)) as log:
@@ -159,4 +173,4 @@ def launch(
         ordering=ordering,
         durability=durability,
     )
-    return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator])
+    return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator], lock=lock)

@@ -353,16 +353,40 @@ def doctor_cmd() -> None:
 
 
 @main.command()
+@click.option("--run", "run_id", default=None, help="Only this run (default: every run).")
 @click.option(
-    "--run", "run_id", default=None, help="Only this run's containers (default: every omoi container)."
+    "--repo",
+    "repo",
+    default=None,
+    type=click.Path(),
+    help="Also remove leftover worktrees of this repository's runs.",
 )
+@state_option
 @_guard
-def gc(run_id: str | None) -> None:
-    """Remove sandbox containers left behind by finished or dead runs."""
-    from omoi.runtime.docker_sandbox import connect_engine, remove_run_containers
+def gc(run_id: str | None, repo: str | None, state_dir: str | None) -> None:
+    """Remove what finished or dead runs left behind: sandbox containers and worktrees.
 
-    n = remove_run_containers(connect_engine(), run_id)
-    out.print(f"removed {n} container{'s' if n != 1 else ''}")
+    A run some process is still driving is left alone; branches are never touched."""
+    from omoi.runtime.docker_sandbox import connect_engine, engine_answers, remove_run_containers
+    from omoi.runtime.git import inspect_repo
+    from omoi.runtime.runs import collect_worktrees, is_live, state_root
+
+    containers = remove_run_containers(connect_engine(), run_id, spare_live=True) if engine_answers() else 0
+    worktrees = live = 0
+    if repo is not None:
+        info = inspect_repo(repo)
+        runs = state_root(info, state_dir) / "runs"
+        for run_dir in sorted(runs.iterdir()) if runs.exists() else []:
+            if run_id is not None and run_dir.name != run_id:
+                continue
+            if is_live(run_dir):
+                live += 1
+                continue
+            worktrees += collect_worktrees(info, run_dir)
+    out.print(
+        f"removed {containers} container{'s' if containers != 1 else ''} and {worktrees} "
+        f"worktree{'s' if worktrees != 1 else ''}" + (f"; {live} live run(s) left alone" if live else "")
+    )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from omoi.runtime.sandbox import (
 )
 
 LABEL = "omoi.run"
+RUNDIR_LABEL = "omoi.rundir"  # where the run's lock is: `omoi gc` leaves containers of live runs alone
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,12 @@ class DockerBackend:
                 init=True,
                 auto_remove=False,
                 name=f"omoi-{self.run_id or 'x'}-{task}-{attempt}-{uuid.uuid4().hex[:6]}"[:120],
-                labels={LABEL: self.run_id, "omoi.task": task, "omoi.attempt": str(attempt)},
+                labels={
+                    LABEL: self.run_id,
+                    RUNDIR_LABEL: str(Path(self.worktree_root).parent),
+                    "omoi.task": task,
+                    "omoi.attempt": str(attempt),
+                },
                 network_mode="bridge" if network else "none",
                 read_only=True,
                 tmpfs={
@@ -229,13 +235,20 @@ def engine_answers() -> bool:
         return False
 
 
-def remove_run_containers(client: Any, run_id: str | None = None) -> int:
-    """Remove the containers of one run (or of every run); returns how many."""
+def remove_run_containers(client: Any, run_id: str | None = None, *, spare_live: bool = False) -> int:
+    """Remove the containers of one run (or of every run); returns how many. With `spare_live`,
+    containers of runs that a live process is driving are left alone."""
+    from omoi.runtime.runs import is_live
+
     filters = {"label": f"{LABEL}={run_id}" if run_id else LABEL}
-    found = client.containers.list(all=True, filters=filters)
-    for c in found:
+    removed = 0
+    for c in client.containers.list(all=True, filters=filters):
+        rundir = c.labels.get(RUNDIR_LABEL)
+        if spare_live and rundir and is_live(Path(rundir)):
+            continue
         c.remove(force=True)
-    return len(found)
+        removed += 1
+    return removed
 
 
 def _chown_tree(root: Path, uid: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -113,3 +115,68 @@ def plan_new_run(
 
 def open_log(paths: RunPaths, *, create: bool = False) -> SqliteEventStore:
     return SqliteEventStore(paths.events_db, create=create)
+
+
+LOCK_FILE = "driver.lock"
+
+
+class RunLock:
+    """Held by the process driving a run, for as long as it does. The kernel drops it when that
+    process dies, so a run whose lock is free is finished or dead: `omoi gc` may clean up after it,
+    and a second driver (two `omoi resume` at once) is refused instead of fighting over the log."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.path.read_text().strip() or "?"
+            os.close(fd)
+            raise InputError(
+                f"run '{self.path.parent.name}' is being driven by another process "
+                f"(pid {holder}); stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+
+def is_live(run_dir: Path) -> bool:
+    """Whether some process is driving the run in `run_dir` right now."""
+    path = run_dir / LOCK_FILE
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def collect_worktrees(repo: RepoInfo, run_dir: Path) -> int:
+    """Remove what a finished or dead run left in its worktree directory; branches stay."""
+    root = run_dir / "worktrees"
+    if not root.exists():
+        return 0
+    from omoi.runtime import git, processes
+
+    processes.reap_all(root)
+    removed = 0
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir():
+            git.remove_worktree(repo.path, repo.git_dir, entry)
+            removed += 1
+    return removed

@@ -223,3 +223,39 @@ async def test_a_warm_container_is_used_then_replaced(
         await s.destroy()
     await backend.close()
     assert client.containers.list(all=True, filters={"label": "omoi.run=warm"}) == []
+
+
+def test_gc_removes_what_dead_runs_left_and_spares_live_ones(
+    docker_image: tuple[Any, str], make_repo: RepoFactory
+) -> None:
+    from click.testing import CliRunner
+
+    from omoi.cli import main
+    from omoi.runtime.runs import RunLock
+
+    client, tag = docker_image
+    repo = make_repo()
+    runs = repo / ".git" / "omoi" / "runs"
+    live_lock = RunLock(runs / "live-run")
+    live_lock.acquire()
+    (runs / "dead-run" / "worktrees").mkdir(parents=True)
+    git.add_worktree(repo, repo / ".git", runs / "dead-run" / "worktrees" / "t", "omoi/dead-run/t", "HEAD")
+    for run in ("live-run", "dead-run"):
+        client.containers.run(
+            tag,
+            ["sleep", "infinity"],
+            detach=True,
+            network_mode="none",
+            labels={"omoi.run": run, "omoi.rundir": str(runs / run)},
+        )
+    try:
+        result = CliRunner().invoke(main, ["gc", "--repo", str(repo)])
+        assert result.exit_code == 0, result.output
+        assert "removed 1 container and 1 worktree; 1 live run(s) left alone" in result.output
+        assert client.containers.list(all=True, filters={"label": "omoi.run=dead-run"}) == []
+        assert len(client.containers.list(filters={"label": "omoi.run=live-run"})) == 1
+        assert not (runs / "dead-run" / "worktrees" / "t").exists()
+        assert run_git(repo, "rev-parse", "--verify", "omoi/dead-run/t").strip(), "branches stay"
+    finally:
+        live_lock.release()
+        remove_run_containers(client, "live-run")
