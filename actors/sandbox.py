@@ -27,8 +27,8 @@ class SandboxActor:
     `reattach` returning None) and retries the task without counting a failure. Work is only on the
     task branch once committed, so nothing half-done survives to be merged."""
 
-    def __init__(self, name: str, bus: BusPort, backend: SandboxBackend) -> None:
-        self._name, self._bus, self._backend = name, bus, backend
+    def __init__(self, name: str, bus: BusPort, backend: SandboxBackend, node: str = "") -> None:
+        self._name, self._bus, self._backend, self._node = name, bus, backend, node
         self._runs: dict[tuple[str, int], asyncio.Task[TaskResult]] = {}
 
     async def execute(self, request: TaskRequest) -> TaskResult:
@@ -75,9 +75,13 @@ class SandboxActor:
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await (await preparing).destroy()
-            return TaskResult(status="cancelled", error="cancelled while preparing", duration_s=elapsed())
+            return TaskResult(
+                status="cancelled", error="cancelled while preparing", duration_s=elapsed(), node=self._node
+            )
         except OmoiError as exc:
-            return TaskResult(status="failed", error=f"cannot prepare sandbox: {exc}", duration_s=elapsed())
+            return TaskResult(
+                status="failed", error=f"cannot prepare sandbox: {exc}", duration_s=elapsed(), node=self._node
+            )
         try:
             res = await sandbox.exec(req.command, req.timeout, req.env)
             if res.output:
@@ -102,6 +106,7 @@ class SandboxActor:
                     truncated=res.truncated,
                     error=f"command failed: {why}",
                     duration_s=elapsed(),
+                    node=self._node,
                 )
             commit = await sandbox.commit(f"omoi: task {req.task_id}\n\n{req.command}\n")
             return TaskResult(
@@ -111,10 +116,11 @@ class SandboxActor:
                 truncated=res.truncated,
                 commit=commit or None,
                 duration_s=elapsed(),
+                node=self._node,
             )
         except asyncio.CancelledError:
-            return TaskResult(status="cancelled", error="cancelled", duration_s=elapsed())
+            return TaskResult(status="cancelled", error="cancelled", duration_s=elapsed(), node=self._node)
         except OmoiError as exc:
-            return TaskResult(status="failed", error=str(exc), duration_s=elapsed())
+            return TaskResult(status="failed", error=str(exc), duration_s=elapsed(), node=self._node)
         finally:
             await asyncio.shield(sandbox.destroy())

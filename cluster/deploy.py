@@ -23,7 +23,8 @@ from omoi.runtime.errors import SandboxLostError
 from omoi.runtime.events import Event
 from omoi.runtime.execution import TaskRequest, TaskResult
 from omoi.runtime.logging import configure as configure_logging
-from omoi.runtime.sandbox import SandboxBackend
+from omoi.runtime.ports import BusPort
+from omoi.runtime.sandbox import SandboxBackend, on_node
 from omoi.runtime.store import Durability, SqliteEventStore
 
 # Bookkeeping actors compute nothing: they take no CPU slot, and a restart re-runs their
@@ -153,7 +154,7 @@ class RaySandboxes:
     def handle(self, name: str) -> Any:
         if name not in self._handles:
             self._handles[name] = (
-                ray.remote(hosted(SandboxActor))
+                ray.remote(HostedSandbox)
                 .options(
                     name=name,
                     namespace=NAMESPACE,
@@ -209,6 +210,16 @@ def hosted(cls: type) -> type:
 
         _HOSTED[cls] = type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__})
     return _HOSTED[cls]
+
+
+class HostedSandbox(SandboxActor):
+    """A sandbox slot as a Ray actor: it learns which node it landed on, and works from that
+    node's clone of the origin when the origin is elsewhere."""
+
+    def __init__(self, name: str, bus: BusPort, backend: SandboxBackend) -> None:
+        configure_logging()
+        node = ray.get_runtime_context().get_node_id()
+        super().__init__(name, bus, on_node(backend, node) if hasattr(backend, "origin") else backend, node)
 
 
 def _start_pinned(cls: type, run_id: str, role: str, *args: Any, **kwargs: Any) -> Any:

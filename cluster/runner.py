@@ -25,11 +25,20 @@ from omoi.runtime.tasks import TaskSpec
 EventSink = Callable[[list[Event]], None]
 
 
-def make_backend(kind: str, paths: RunPaths) -> SandboxBackend:
+SLOT_RESOURCE = "omoi_sandbox"
+
+
+def make_backend(kind: str, paths: RunPaths, *, spread: bool = False) -> SandboxBackend:
+    """`spread`: sandboxes may land on other nodes, so they work from clones of the repository."""
+    origin = str(paths.repo.path) if spread else None
     if kind == "local":
-        return LocalBackend(paths.repo.path, paths.repo.git_dir, paths.worktrees)
+        return LocalBackend(
+            paths.repo.path, paths.repo.git_dir, paths.worktrees, run_id=paths.run_id, origin=origin
+        )
     if kind == "docker":
-        return DockerBackend(paths.repo.path, paths.repo.git_dir, paths.worktrees, run_id=paths.run_id)
+        return DockerBackend(
+            paths.repo.path, paths.repo.git_dir, paths.worktrees, run_id=paths.run_id, origin=origin
+        )
     if kind == "noop":
         return NoopBackend()
     raise InputError(f"unknown sandbox backend '{kind}' (choose from docker, local)")
@@ -141,10 +150,10 @@ def launch(
     ordering: str = "critical-path",
     durability: Durability = "FULL",
 ) -> RunHandle:
-    """Start the actors of a new run (`first_events` given) or of an existing one (resume)."""
-    lock = RunLock(paths.run_dir)
-    lock.acquire()  # refuses a second driver for the same run
-    kill_run_actors(paths.run_id)  # leftovers of an interrupted driver would hold stale state
+    """Start the actors of a new run (`first_events` given) or of an existing one (resume).
+
+    Everything that can be refused is checked before the first write; a failure after that
+    releases the run's lock, so a retry or `omoi resume` can take it."""
     if first_events is None:
         with contextlib.closing(open_log(paths)) as log:
             state = fold(paths.run_id, log.read())
@@ -154,23 +163,40 @@ def launch(
         raise InputError(f"run '{paths.run_id}' has no run.started event in {paths.events_db}")
     max_parallel = max_parallel or state.started.max_parallel
     sandbox = sandbox or state.started.sandbox
-    bus = deploy.start_bus(paths.run_id, paths.events_db, durability)
-    bus_name = actor_name(paths.run_id, "bus")
-    if first_events is not None:
-        ray.get(bus.publish.remote(list(first_events)))
-    sandboxes = deploy.RaySandboxes(
-        paths.run_id, deploy.BusProxy(bus_name), make_backend(sandbox, paths), {"scheduling_strategy": here()}
+    # Nodes that advertise sandbox slots get the sandboxes; without any, they stay on this node.
+    slots = int(ray.cluster_resources().get(SLOT_RESOURCE, 0))  # type: ignore[no-untyped-call]
+    if slots and max_parallel > slots:
+        raise InputError(
+            f"--max-parallel {max_parallel} is more than the cluster's {slots} '{SLOT_RESOURCE}' slots"
+        )
+    placement: dict[str, Any] = (
+        {"resources": {SLOT_RESOURCE: 1}} if slots else {"scheduling_strategy": here()}
     )
-    sandboxes.warm(max_parallel)
-    integrator = deploy.start_integrator(
-        paths.run_id, paths.repo.path, paths.repo.git_dir, paths.worktrees, dry_run=sandbox == "noop"
-    )
-    graph = deploy.start_graph(
-        paths.run_id,
-        sandboxes,
-        paths.events_db,
-        max_parallel=max_parallel,
-        ordering=ordering,
-        durability=durability,
-    )
+    backend = make_backend(sandbox, paths, spread=bool(slots))
+    lock = RunLock(paths.run_dir)
+    lock.acquire()  # refuses a second driver for the same run
+    try:
+        kill_run_actors(paths.run_id)  # leftovers of an interrupted driver would hold stale state
+        bus = deploy.start_bus(paths.run_id, paths.events_db, durability)
+        if first_events is not None:
+            ray.get(bus.publish.remote(list(first_events)))
+        sandboxes = deploy.RaySandboxes(
+            paths.run_id, deploy.BusProxy(actor_name(paths.run_id, "bus")), backend, placement
+        )
+        sandboxes.warm(max_parallel)
+        integrator = deploy.start_integrator(
+            paths.run_id, paths.repo.path, paths.repo.git_dir, paths.worktrees, dry_run=sandbox == "noop"
+        )
+        graph = deploy.start_graph(
+            paths.run_id,
+            sandboxes,
+            paths.events_db,
+            max_parallel=max_parallel,
+            ordering=ordering,
+            durability=durability,
+        )
+    except BaseException:
+        kill_run_actors(paths.run_id)
+        lock.release()
+        raise
     return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator], lock=lock)

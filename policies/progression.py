@@ -197,6 +197,7 @@ class Progression:
                     branch=task_branch(self.state.run_id, t.id),
                     commit=outcome.commit,
                     duration_s=outcome.duration_s,
+                    node=outcome.node,
                 ),
                 now,
             )

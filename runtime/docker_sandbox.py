@@ -31,6 +31,7 @@ from omoi.runtime.sandbox import (
     WorktreeSandbox,
     prepare_worktree,
 )
+from omoi.runtime.transport import NodeRepo
 
 LABEL = "omoi.run"
 RUNDIR_LABEL = "omoi.rundir"  # where the run's lock is: `omoi gc` leaves containers of live runs alone
@@ -59,6 +60,8 @@ class DockerBackend:
     limits: DockerLimits = field(default_factory=DockerLimits)
     output_cap: int = DEFAULT_OUTPUT_CAP
     pool: int = 1
+    origin: str | None = None  # set when sandboxes may run on nodes other than the origin's
+    node_repo: NodeRepo | None = None
     name: str = "docker"
 
     def __getstate__(self) -> dict[str, Any]:
@@ -154,6 +157,8 @@ class DockerBackend:
             container = None
             workspace = Path(self.worktree_root) / request.task_id
         try:
+            if self.node_repo is not None:
+                self.node_repo.sync(request.base)
             prepare_worktree(Path(self.repo), Path(self.git_dir), workspace, request)
             _chown_tree(workspace, SANDBOX_UID)
             if container is None:  # cold: no spare, or the task needs its own network
@@ -170,7 +175,13 @@ class DockerBackend:
 
 class DockerSandbox(WorktreeSandbox):
     def __init__(self, backend: DockerBackend, container: Any, workspace: Path) -> None:
-        super().__init__(Path(backend.repo), Path(backend.git_dir), workspace, owner_uid=SANDBOX_UID)
+        super().__init__(
+            Path(backend.repo),
+            Path(backend.git_dir),
+            workspace,
+            owner_uid=SANDBOX_UID,
+            publish=backend.node_repo,
+        )
         self.backend, self.container = backend, container
 
     async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:

@@ -96,6 +96,7 @@ class TaskSucceeded(TaskEvent):
     branch: str = ""
     commit: str | None = None
     duration_s: float = 0.0
+    node: str = Field(default="", description="the cluster node whose sandbox ran the attempt")
 
 
 class TaskFailed(TaskEvent):

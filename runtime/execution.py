@@ -34,3 +34,4 @@ class TaskResult(BaseModel):
     commit: str | None = None
     error: str | None = None
     duration_s: float = 0.0
+    node: str = ""

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from omoi.runtime import git, processes
 from omoi.runtime.execution import TaskRequest
+from omoi.runtime.transport import NodeRepo, default_node_root
 from omoi.runtime.workspace import SearchHit, Workspace
 
 DEFAULT_OUTPUT_CAP = 16 * 1024
@@ -63,9 +65,17 @@ class Sandbox(Protocol):
 class WorktreeSandbox:
     """What every backend whose workspace is a worktree on this host shares: files and commits."""
 
-    def __init__(self, repo: Path, git_dir: Path, workspace: Path, owner_uid: int | None = None) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        git_dir: Path,
+        workspace: Path,
+        owner_uid: int | None = None,
+        publish: NodeRepo | None = None,
+    ) -> None:
         self.repo, self.git_dir, self.workspace = repo, git_dir, workspace
         self.files = Workspace(workspace, owner_uid)
+        self.publish = publish  # where the branch goes when committed, if this node is not the origin
 
     async def read_file(self, path: str, start: int | None = None, end: int | None = None) -> str:
         return await asyncio.to_thread(self.files.read_file, path, start, end)
@@ -83,7 +93,27 @@ class WorktreeSandbox:
         return await asyncio.to_thread(self.files.diff)
 
     async def commit(self, message: str) -> str:
-        return await asyncio.to_thread(git.commit_all, self.workspace, message)
+        return await asyncio.to_thread(self._commit, message)
+
+    def _commit(self, message: str) -> str:
+        head = git.commit_all(self.workspace, message)
+        if self.publish is not None:
+            branch = git.git(["rev-parse", "--abbrev-ref", "HEAD"], self.workspace).stdout.strip()
+            self.publish.push(self.workspace, branch)
+        return head
+
+
+def on_node(backend: Any, node_id: str, node_root: Path | None = None) -> Any:
+    """The backend as it works on node `node_id`: from that node's clone of the origin when it
+    has one (`origin` set), else unchanged (the repository is on this node)."""
+    if backend.origin is None:
+        return backend
+    repo = NodeRepo(
+        backend.origin, (node_root or default_node_root()) / node_id / backend.run_id, backend.run_id
+    )
+    return dataclasses.replace(
+        backend, repo=repo.path, git_dir=repo.path, worktree_root=repo.worktrees, node_repo=repo
+    )
 
 
 class SandboxBackend(Protocol):
@@ -181,8 +211,10 @@ def process_marker(workspace: Path) -> Path:
 class LocalSandbox(WorktreeSandbox):
     """A git worktree on the host. Commands see the host: this backend isolates nothing."""
 
-    def __init__(self, repo: Path, git_dir: Path, workspace: Path, output_cap: int) -> None:
-        super().__init__(repo, git_dir, workspace)
+    def __init__(
+        self, repo: Path, git_dir: Path, workspace: Path, output_cap: int, publish: NodeRepo | None = None
+    ) -> None:
+        super().__init__(repo, git_dir, workspace, publish=publish)
         self.output_cap = output_cap
 
     async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
@@ -204,31 +236,31 @@ class LocalSandbox(WorktreeSandbox):
         await asyncio.to_thread(git.remove_worktree, self.repo, self.git_dir, self.workspace)
 
 
+@dataclass
 class LocalBackend:
     """Sandboxes as worktrees under `worktree_root/<task-id>`, starting from base + dependency merges."""
 
-    name = "local"
-
-    def __init__(
-        self,
-        repo: str | Path,
-        git_dir: str | Path,
-        worktree_root: str | Path,
-        output_cap: int = DEFAULT_OUTPUT_CAP,
-    ) -> None:
-        self.repo, self.git_dir = Path(repo), Path(git_dir)
-        self.worktree_root, self.output_cap = Path(worktree_root), output_cap
+    repo: Path
+    git_dir: Path
+    worktree_root: Path
+    output_cap: int = DEFAULT_OUTPUT_CAP
+    run_id: str = ""
+    origin: str | None = None  # set when sandboxes may run on nodes other than the origin's
+    node_repo: NodeRepo | None = None
+    name: str = "local"
 
     async def warm(self) -> None:
         return None
 
     async def create(self, request: TaskRequest) -> Sandbox:
-        workspace = self.worktree_root / request.task_id
+        workspace = Path(self.worktree_root) / request.task_id
         await asyncio.to_thread(self._prepare, request, workspace)
-        return LocalSandbox(self.repo, self.git_dir, workspace, self.output_cap)
+        return LocalSandbox(Path(self.repo), Path(self.git_dir), workspace, self.output_cap, self.node_repo)
 
     def _prepare(self, request: TaskRequest, workspace: Path) -> None:
-        prepare_worktree(self.repo, self.git_dir, workspace, request)
+        if self.node_repo is not None:
+            self.node_repo.sync(request.base)
+        prepare_worktree(Path(self.repo), Path(self.git_dir), workspace, request)
 
 
 def prepare_worktree(repo: Path, git_dir: Path, workspace: Path, request: TaskRequest) -> None:

@@ -1,0 +1,30 @@
+"""Sandboxes spread over several nodes of a real Ray cluster, with git as the only transport."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_tasks_run_on_two_nodes_and_the_run_branch_holds_all_their_work(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.multinode_run", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "RAY_AUTH_MODE": "token"},
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["status"] == "succeeded", report["error"]
+    assert len(report["nodes"]) >= 2, f"every task ran on one node: {report['nodes']}"
+    assert report["all"] == ["0", "1", "2", "3", "4", "5"]
+    assert len(report["node_clones"]) >= 2, "each node must work from its own clone, in its own directory"
+    assert report["user_repo_worktrees"] == 1, "sandboxes on other nodes must not use the user's repository"
