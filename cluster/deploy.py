@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,11 @@ class HostedSandbox(SandboxActor):
     def __init__(self, name: str, bus: BusPort, backend: SandboxBackend) -> None:
         configure_logging()
         node = ray.get_runtime_context().get_node_id()
-        super().__init__(name, bus, on_node(backend, node) if hasattr(backend, "origin") else backend, node)
+        if hasattr(backend, "origin"):
+            backend = on_node(backend, node)
+        if hasattr(backend, "slot"):
+            backend = dataclasses.replace(backend, slot=name)  # type: ignore[type-var]
+        super().__init__(name, bus, backend, node)
 
 
 def _start_pinned(cls: type, run_id: str, role: str, *args: Any, **kwargs: Any) -> Any:

@@ -35,6 +35,7 @@ from omoi.runtime.transport import NodeRepo
 
 LABEL = "omoi.run"
 RUNDIR_LABEL = "omoi.rundir"  # where the run's lock is: `omoi gc` leaves containers of live runs alone
+SLOT_LABEL = "omoi.slot"  # the slot (actor) that owns it: a slot's successor removes its leftovers
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class DockerBackend:
     limits: DockerLimits = field(default_factory=DockerLimits)
     output_cap: int = DEFAULT_OUTPUT_CAP
     pool: int = 1
+    slot: str = ""
     origin: str | None = None  # set when sandboxes may run on nodes other than the origin's
     node_repo: NodeRepo | None = None
     name: str = "docker"
@@ -79,7 +81,11 @@ class DockerBackend:
         return spares
 
     async def warm(self) -> None:
-        """Start the pool now (a sandbox slot calls this when it starts)."""
+        """Start the pool now (a sandbox slot calls this when it starts). A slot starting again
+        after its actor died first removes the containers its predecessor left running."""
+        if self.slot and not self.__dict__.get("_adopted"):
+            self.__dict__["_adopted"] = True
+            await asyncio.to_thread(self._remove_slot_leftovers)
         self._refill()
         await asyncio.gather(*self._spares, return_exceptions=True)
 
@@ -102,6 +108,12 @@ class DockerBackend:
         finally:
             self._refill()
 
+    def _remove_slot_leftovers(self) -> None:
+        for c in self.client.containers.list(
+            all=True, filters={"label": [f"{LABEL}={self.run_id}", f"{SLOT_LABEL}={self.slot}"]}
+        ):
+            c.remove(force=True)
+
     def _refill(self) -> None:
         while len(self._spares) < self.pool:
             self._spares.append(asyncio.ensure_future(asyncio.to_thread(self._start_spare)))
@@ -114,15 +126,15 @@ class DockerBackend:
 
     def _start_container(self, workspace: Path, *, network: bool, task: str, attempt: int) -> Any:
         try:
-            return self.client.containers.run(
+            container = self.client.containers.create(
                 self.image,
                 ["sleep", "infinity"],
-                detach=True,
                 init=True,
                 auto_remove=False,
                 name=f"omoi-{self.run_id or 'x'}-{task}-{attempt}-{uuid.uuid4().hex[:6]}"[:120],
                 labels={
                     LABEL: self.run_id,
+                    SLOT_LABEL: self.slot,
                     RUNDIR_LABEL: str(Path(self.worktree_root).parent),
                     "omoi.task": task,
                     "omoi.attempt": str(attempt),
@@ -144,6 +156,8 @@ class DockerBackend:
                 user=f"{SANDBOX_UID}:{SANDBOX_UID}",
                 environment={},
             )
+            container.start()
+            return container
         except Exception as exc:
             raise SandboxError(f"cannot start a sandbox container from {self.image}: {exc}") from exc
 

@@ -259,3 +259,47 @@ def test_gc_removes_what_dead_runs_left_and_spares_live_ones(
     finally:
         live_lock.release()
         remove_run_containers(client, "live-run")
+
+
+async def test_a_missing_image_is_an_error_never_a_pull(
+    make_repo: RepoFactory, tmp_path: Path, docker_image: tuple[Any, str]
+) -> None:
+    from omoi.runtime.errors import SandboxError
+
+    repo = make_repo()
+    info = git.inspect_repo(repo)
+    backend = DockerBackend(
+        info.path, info.git_dir, tmp_path / "wt", image="omoi-sandbox:does-not-exist", pool=0
+    )
+    with pytest.raises(SandboxError, match="No such image"):
+        await backend.create(_request(repo, "t"))
+    assert not (tmp_path / "wt" / "t").exists()
+
+
+async def test_a_restarted_slot_removes_what_its_dead_predecessor_left(
+    docker_image: tuple[Any, str], make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    client, tag = docker_image
+    repo = make_repo()
+    info = git.inspect_repo(repo)
+    labels = {"omoi.run": "slotrun", "omoi.slot": "omoi/slotrun/sandbox/0"}
+    orphan = client.containers.run(
+        tag, ["sleep", "infinity"], detach=True, network_mode="none", labels=labels
+    )
+    backend = DockerBackend(
+        info.path,
+        info.git_dir,
+        tmp_path / "wt",
+        image=tag,
+        run_id="slotrun",
+        slot="omoi/slotrun/sandbox/0",
+        pool=1,
+    )
+    await backend.warm()
+    left = client.containers.list(
+        all=True, filters={"label": ["omoi.run=slotrun", "omoi.slot=omoi/slotrun/sandbox/0"]}
+    )
+    assert orphan.id not in [c.id for c in left]
+    assert len(left) == 1, "the new slot's own warm container"
+    await backend.close()
+    assert client.containers.list(all=True, filters={"label": "omoi.run=slotrun"}) == []
