@@ -12,7 +12,14 @@ import ray
 from omoi.cluster import deploy
 from omoi.cluster.connect import actor_name, here, kill_run_actors
 from omoi.runtime import processes
-from omoi.runtime.docker_sandbox import DockerBackend, connect_engine, engine_answers, remove_run_containers
+from omoi.runtime.config import sandbox_settings
+from omoi.runtime.docker_sandbox import (
+    DockerBackend,
+    DockerLimits,
+    connect_engine,
+    engine_answers,
+    remove_run_containers,
+)
 from omoi.runtime.errors import InputError
 from omoi.runtime.events import Event, RunCancelRequested, RunFinished, TaskCancelRequested
 from omoi.runtime.image import default_tag, image_exists
@@ -36,8 +43,17 @@ def make_backend(kind: str, paths: RunPaths, *, spread: bool = False) -> Sandbox
             paths.repo.path, paths.repo.git_dir, paths.worktrees, run_id=paths.run_id, origin=origin
         )
     if kind == "docker":
+        cfg = sandbox_settings()
+        limits = DockerLimits(memory=cfg.memory, cpus=cfg.cpus, pids=cfg.pids, tmpfs=cfg.tmpfs)
         return DockerBackend(
-            paths.repo.path, paths.repo.git_dir, paths.worktrees, run_id=paths.run_id, origin=origin
+            paths.repo.path,
+            paths.repo.git_dir,
+            paths.worktrees,
+            run_id=paths.run_id,
+            origin=origin,
+            image=cfg.image or default_tag(),
+            limits=limits,
+            pool=cfg.pool,
         )
     if kind == "noop":
         return NoopBackend()
@@ -59,8 +75,8 @@ def choose_sandbox(requested: str) -> tuple[str, str | None]:
 def check_sandbox(kind: str) -> None:
     """Everything a backend needs, checked before a run writes anything."""
     if kind == "docker":
+        tag = sandbox_settings().image or default_tag()  # a bad setting is reported before anything else
         client = connect_engine()
-        tag = default_tag()
         if not image_exists(client, tag):
             raise InputError(f"the sandbox image {tag} is not built: run `omoi sandbox build-image`")
 

@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from omoi.runtime.config import sandbox_settings
 from omoi.runtime.docker_sandbox import DockerLimits, connect_engine
 from omoi.runtime.errors import SandboxError
 from omoi.runtime.image import default_tag, image_exists
@@ -26,7 +27,7 @@ def run_checks() -> Iterator[Check]:
         yield Check("engine", False, str(exc), "install docker.io and start dockerd (as root: dockerd &)")
         return
     yield Check("engine", True, f"Docker {client.version().get('Version', '?')}")
-    tag = default_tag()
+    tag = sandbox_settings().image or default_tag()
     if not image_exists(client, tag):
         yield Check("image", False, f"{tag} is not built", "omoi sandbox build-image")
         yield Check(
@@ -37,7 +38,8 @@ def run_checks() -> Iterator[Check]:
         )
         return
     yield Check("image", True, tag)
-    limits = DockerLimits()
+    cfg = sandbox_settings()
+    limits = DockerLimits(memory=cfg.memory, cpus=cfg.cpus, pids=cfg.pids, tmpfs=cfg.tmpfs)
     try:
         client.containers.run(
             tag,
