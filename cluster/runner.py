@@ -145,6 +145,12 @@ class RunHandle:
         ids: list[str] = ray.get(self.graph.add_tasks.remote(list(specs)))
         return ids
 
+    def __enter__(self) -> RunHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
     def shutdown(self) -> None:
         """Kill every actor of the run, and any command its sandboxes left running. The log stays;
         `resume` picks the run up again."""

@@ -62,7 +62,7 @@ def exec_plan(
     on_events: EventSink | None = None,
 ) -> RunFinished:
     """Run a plan to the end and return its `run.finished` event."""
-    handle = start(
+    with start(
         plan,
         repo,
         run_id=run_id,
@@ -70,11 +70,8 @@ def exec_plan(
         address=address,
         state_dir=state_dir,
         sandbox=sandbox,
-    )
-    try:
+    ) as handle:
         return handle.wait(on_events)
-    finally:
-        handle.shutdown()
 
 
 def resume(
@@ -92,11 +89,8 @@ def resume(
     if state.finished is not None:
         return state.finished
     connect(address)
-    handle = launch(paths, max_parallel=max_parallel)
-    try:
+    with launch(paths, max_parallel=max_parallel) as handle:
         return handle.wait(on_events)
-    finally:
-        handle.shutdown()
 
 
 def events(

@@ -114,7 +114,7 @@ def exec_cmd(
     from omoi import api
 
     sandbox = _sandbox_or_warn(sandbox)
-    handle = api.start(
+    with api.start(
         plan,
         repo,
         run_id=run_id,
@@ -122,11 +122,8 @@ def exec_cmd(
         address=address,
         state_dir=state_dir,
         sandbox=sandbox,
-    )
-    try:
+    ) as handle:
         finished = _follow(handle.run_id, handle.wait)
-    finally:
-        handle.shutdown()
     _finish(finished)
 
 
@@ -298,11 +295,8 @@ def demo(directory: str | None, max_parallel: int, address: str | None) -> None:
     sandbox = _sandbox_or_warn("auto")
     repo, plan = make_example_repo(Path(directory) if directory else None)
     out.print(f"example repository: {repo}\nplan: {plan}\nsandbox: {sandbox}")
-    handle = api.start(plan, repo, max_parallel=max_parallel, address=address, sandbox=sandbox)
-    try:
+    with api.start(plan, repo, max_parallel=max_parallel, address=address, sandbox=sandbox) as handle:
         finished = _follow(handle.run_id, handle.wait)
-    finally:
-        handle.shutdown()
     if finished.status == "succeeded":
         out.print(
             f"\nall work is on branch [bold]{finished.branch}[/] of {repo}; try:\n"
