@@ -303,3 +303,21 @@ async def test_a_restarted_slot_removes_what_its_dead_predecessor_left(
     assert len(left) == 1, "the new slot's own warm container"
     await backend.close()
     assert client.containers.list(all=True, filters={"label": "omoi.run=slotrun"}) == []
+
+
+def test_a_users_dockerfile_builds_without_pulling(docker_image: tuple[Any, str], tmp_path: Path) -> None:
+    from omoi.runtime.image import build_image
+
+    client, tag = docker_image
+    (tmp_path / "Dockerfile").write_text(f"FROM {tag}\nLABEL org.omoi.test=dockerfile\n")
+    built = build_image(
+        client,
+        tag="omoi-sandbox:test-dockerfile",
+        dockerfile=tmp_path / "Dockerfile",
+        force=True,
+        say=lambda _: None,
+    )
+    try:
+        assert client.images.get(built).labels.get("org.omoi.test") == "dockerfile"
+    finally:
+        client.images.remove(built, force=True)
