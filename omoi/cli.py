@@ -293,6 +293,13 @@ def demo(directory: str | None, max_parallel: int, address: str | None) -> None:
     from omoi.examples import make_example_repo
 
     sandbox = _sandbox_or_warn("auto")
+    if sandbox == "docker":  # the demo builds the sandbox image itself the first time (about a minute)
+        from omoi.runtime.docker_sandbox import connect_engine
+        from omoi.runtime.image import build_image, default_tag, image_exists
+
+        client = connect_engine()
+        if not image_exists(client, default_tag()):
+            build_image(client, say=out.print)
     repo, plan = make_example_repo(Path(directory) if directory else None)
     out.print(f"example repository: {repo}\nplan: {plan}\nsandbox: {sandbox}")
     with api.start(plan, repo, max_parallel=max_parallel, address=address, sandbox=sandbox) as handle:
