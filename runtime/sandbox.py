@@ -260,6 +260,7 @@ class LocalBackend:
     def _prepare(self, request: TaskRequest, workspace: Path) -> None:
         if self.node_repo is not None:
             self.node_repo.sync(request.base)
+            request = self.node_repo.localize(request)
         prepare_worktree(Path(self.repo), Path(self.git_dir), workspace, request)
 
 

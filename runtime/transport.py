@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omoi.runtime import git
+from omoi.runtime.execution import TaskRequest
 
 NODE_ROOT_ENV = "OMOI_NODE_ROOT"
 
@@ -41,10 +42,18 @@ class NodeRepo:
         with git.repo_lock(self.root):
             if not (self.path / "HEAD").exists():
                 git.git(["clone", "--bare", "--quiet", self.origin, str(self.path)], self.root)
-            refspec = f"+refs/heads/omoi/{self.run_id}/*:refs/heads/omoi/{self.run_id}/*"
+            # Into remote-tracking refs: another slot on this node may have a run branch checked out
+            # in its worktree, and git refuses to move a checked-out branch under it.
+            refspec = f"+refs/heads/omoi/{self.run_id}/*:refs/remotes/origin/omoi/{self.run_id}/*"
             git.git(["fetch", "--quiet", "origin", refspec], self.path)
             if git.git(["cat-file", "-e", f"{base}^{{commit}}"], self.path, check=False).returncode != 0:
-                git.git(["fetch", "--quiet", "origin", "+refs/heads/*:refs/heads/*"], self.path)
+                git.git(["fetch", "--quiet", "origin", "+refs/heads/*:refs/remotes/origin/*"], self.path)
+
+    def localize(self, request: TaskRequest) -> TaskRequest:
+        """The request as this clone sees it: dependency branches are the origin's, as fetched."""
+        return request.model_copy(
+            update={"merges": tuple(f"refs/remotes/origin/{b}" for b in request.merges)}
+        )
 
     def push(self, worktree: Path, branch: str) -> None:
         """Publish the task's branch to the origin (forced: a retry resets the branch)."""

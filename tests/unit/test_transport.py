@@ -1,0 +1,46 @@
+"""A node's clone of the origin, on real repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omoi.runtime import git
+from omoi.runtime.execution import TaskRequest
+from omoi.runtime.transport import NodeRepo
+from tests.conftest import RepoFactory, run_git
+
+
+def test_sync_works_while_a_run_branch_is_checked_out_on_this_node(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    origin = make_repo({"f.txt": "1\n"})
+    base = run_git(origin, "rev-parse", "HEAD").strip()
+    run_git(origin, "branch", "omoi/r/a", base)
+    node = NodeRepo(str(origin), tmp_path / "node", "r")
+    node.sync(base)
+    # one slot on this node has the run's branch checked out...
+    git.add_worktree(node.path, node.path, node.worktrees / "a", "omoi/r/a", base)
+    # ...while another node pushes a new commit of that branch to the origin
+    run_git(origin, "commit", "--allow-empty", "-q", "-m", "more")
+    run_git(origin, "branch", "-f", "omoi/r/a", "HEAD")
+    node.sync(base)  # a fetch into refs/heads would be refused here
+    assert (
+        run_git(node.path, "rev-parse", "refs/remotes/origin/omoi/r/a").strip()
+        == run_git(origin, "rev-parse", "omoi/r/a").strip()
+    )
+
+
+def test_dependencies_are_merged_from_the_origins_branches() -> None:
+    req = TaskRequest(
+        run_id="r",
+        task_id="c",
+        attempt=1,
+        command="true",
+        timeout=1,
+        branch="omoi/r/c",
+        base="b",
+        merges=("omoi/r/a", "omoi/r/b"),
+    )
+    localized = NodeRepo("/origin", Path("/n"), "r").localize(req)
+    assert localized.merges == ("refs/remotes/origin/omoi/r/a", "refs/remotes/origin/omoi/r/b")
+    assert localized.branch == "omoi/r/c"
