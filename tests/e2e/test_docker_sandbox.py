@@ -137,11 +137,14 @@ async def test_no_host_secret_reaches_the_container(
 
 
 async def test_a_timeout_kills_the_command_and_its_children(sandbox: DockerSandbox) -> None:
-    res = await sandbox.exec("sleep 300 & echo $! > /tmp/child; sleep 300", 1)
+    res = await sandbox.exec("sleep 300 & echo $! > /tmp/child; sleep 300", 3)
     assert res.timed_out
     assert res.exit_code is None
-    check = await sandbox.exec("kill -0 $(cat /tmp/child) 2>/dev/null && echo ALIVE || echo GONE", 30)
-    assert check.output.strip() == "GONE"
+    check = await sandbox.exec(
+        "test -s /tmp/child || echo NO-PID; kill -0 $(cat /tmp/child) 2>/dev/null && echo ALIVE || echo GONE",
+        30,
+    )
+    assert check.output.strip() == "GONE", "the child must have been started, and be gone"
 
 
 async def test_committed_work_is_on_the_branch_after_the_sandbox_is_gone(

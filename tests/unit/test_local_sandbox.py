@@ -27,7 +27,8 @@ def _alive(pid: int) -> bool:
 
 async def test_timeout_kills_the_whole_process_tree(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
-    res = await run_process_group(f"sleep 300 & echo $! > {pidfile}; wait", tmp_path, dict(os.environ), 0.5)
+    # 2 s leaves a loaded machine time to start the child and write its pid before the kill
+    res = await run_process_group(f"sleep 300 & echo $! > {pidfile}; wait", tmp_path, dict(os.environ), 2.0)
     assert res.timed_out
     assert res.exit_code is None
     child = int(pidfile.read_text())
