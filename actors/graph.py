@@ -193,8 +193,8 @@ class GraphActor:
     # ---- plumbing ------------------------------------------------------------------------------
 
     def _emit(self, ev: Event) -> None:
-        self._outbox.append(self._progress.emit(ev, self._clock.now()))
-        self._progress.take()
+        self._progress.emit(ev, self._clock.now())
+        self._take(self._progress.take())
 
     def _take(self, decisions: Decisions) -> None:
         self._outbox += decisions.events

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import structlog
 
@@ -64,8 +65,9 @@ class SandboxActor:
         )
         started = asyncio.get_running_loop().time()
 
-        def elapsed() -> float:
-            return asyncio.get_running_loop().time() - started
+        def result(**fields: Any) -> TaskResult:
+            elapsed = asyncio.get_running_loop().time() - started
+            return TaskResult(duration_s=elapsed, node=self._node, **fields)
 
         # Preparing runs git in a thread that a cancel cannot stop: wait for it, then clean up,
         # or the workspace it makes would be left behind.
@@ -75,13 +77,9 @@ class SandboxActor:
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await (await preparing).destroy()
-            return TaskResult(
-                status="cancelled", error="cancelled while preparing", duration_s=elapsed(), node=self._node
-            )
+            return result(status="cancelled", error="cancelled while preparing")
         except OmoiError as exc:
-            return TaskResult(
-                status="failed", error=f"cannot prepare sandbox: {exc}", duration_s=elapsed(), node=self._node
-            )
+            return result(status="failed", error=f"cannot prepare sandbox: {exc}")
         try:
             res = await sandbox.exec(req.command, req.timeout, req.env)
             if res.output:
@@ -99,28 +97,24 @@ class SandboxActor:
                 )
             if res.exit_code != 0:
                 why = f"timed out after {req.timeout:g}s" if res.timed_out else f"exit code {res.exit_code}"
-                return TaskResult(
+                return result(
                     status="failed",
                     exit_code=res.exit_code,
                     output_tail=res.output,
                     truncated=res.truncated,
                     error=f"command failed: {why}",
-                    duration_s=elapsed(),
-                    node=self._node,
                 )
             commit = await sandbox.commit(f"omoi: task {req.task_id}\n\n{req.command}\n")
-            return TaskResult(
+            return result(
                 status="succeeded",
                 exit_code=0,
                 output_tail=res.output,
                 truncated=res.truncated,
                 commit=commit or None,
-                duration_s=elapsed(),
-                node=self._node,
             )
         except asyncio.CancelledError:
-            return TaskResult(status="cancelled", error="cancelled", duration_s=elapsed(), node=self._node)
+            return result(status="cancelled", error="cancelled")
         except OmoiError as exc:
-            return TaskResult(status="failed", error=str(exc), duration_s=elapsed(), node=self._node)
+            return result(status="failed", error=str(exc))
         finally:
             await asyncio.shield(sandbox.destroy())

@@ -61,13 +61,13 @@ def _scratch_repo() -> Path:
 
 
 def _graph_run(
-    specs: list[TaskSpec], repo: Path, run_id: str, max_parallel: int, durability: Durability = "FULL"
+    specs: list[TaskSpec], repo: Path, run_id: str, max_parallel: int
 ) -> tuple[float, dict[str, int]]:
     """Seconds from the first task becoming ready to the last one succeeding, read from the log."""
     paths, first = plan_new_run(
         Plan(name="bench", tasks=tuple(specs)), repo, run_id=run_id, max_parallel=max_parallel, sandbox="noop"
     )
-    handle = launch(paths, first, durability=durability)
+    handle = launch(paths, first)
     try:
         finished = handle.wait()
         stats: dict[str, int] = ray.get(handle.graph.stats.remote())

@@ -18,6 +18,7 @@ from omoi.runtime.docker_sandbox import (
     DockerLimits,
     connect_engine,
     engine_answers,
+    engine_or_none,
     remove_run_containers,
 )
 from omoi.runtime.errors import InputError
@@ -156,8 +157,8 @@ class RunHandle:
         `resume` picks the run up again."""
         kill_run_actors(self.run_id)
         processes.reap_all(self.paths.worktrees)
-        if engine_answers():  # a container whose sandbox actor was killed is still running
-            remove_run_containers(connect_engine(), self.run_id)
+        if (client := engine_or_none()) is not None:  # a killed sandbox actor's container still runs
+            remove_run_containers(client, self.run_id)
         if self._lock is not None:
             self._lock.release()
             self._lock = None

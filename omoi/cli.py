@@ -368,11 +368,12 @@ def gc(run_id: str | None, repo: str | None, state_dir: str | None) -> None:
     """Remove what finished or dead runs left behind: sandbox containers and worktrees.
 
     A run some process is still driving is left alone; branches are never touched."""
-    from omoi.runtime.docker_sandbox import connect_engine, engine_answers, remove_run_containers
+    from omoi.runtime.docker_sandbox import engine_or_none, remove_run_containers
     from omoi.runtime.git import inspect_repo
     from omoi.runtime.runs import collect_worktrees, is_live, state_root
 
-    containers = remove_run_containers(connect_engine(), run_id, spare_live=True) if engine_answers() else 0
+    client = engine_or_none()
+    containers = remove_run_containers(client, run_id, spare_live=True) if client is not None else 0
     worktrees = live = 0
     if repo is not None:
         info = inspect_repo(repo)

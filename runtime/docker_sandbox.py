@@ -253,12 +253,20 @@ def connect_engine() -> Any:
     return client
 
 
-def engine_answers() -> bool:
+def engine_or_none() -> Any:
+    """A client if an engine answers, else None: for callers that can do without one."""
     try:
-        connect_engine().close()
-        return True
+        return connect_engine()
     except SandboxError:
+        return None
+
+
+def engine_answers() -> bool:
+    client = engine_or_none()
+    if client is None:
         return False
+    client.close()
+    return True
 
 
 def remove_run_containers(client: Any, run_id: str | None = None, *, spare_live: bool = False) -> int:
