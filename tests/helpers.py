@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from omoi.runtime.events import Event
+from omoi.runtime.execution import TaskRequest
 
 Predicate = Callable[[list[Event]], bool]
 
@@ -73,3 +74,31 @@ def gate_cmd(gate: Path, then: str) -> str:
     """A command that waits (bounded) until `gate` exists, then runs `then`: the test decides when
     a task may finish, so nothing depends on how fast the machine is."""
     return f"for i in $(seq 1 600); do [ -e {gate} ] && break; sleep 0.1; done; [ -e {gate} ] && {then}"
+
+
+def task_request(
+    repo: Path | None,
+    task: str,
+    command: str = "true",
+    *,
+    run_id: str = "r",
+    base: str = "",
+    **fields: object,
+) -> TaskRequest:
+    """Attempt 1 of `task` on branch `omoi/<run_id>/<task>`, from `base` or else `repo`'s HEAD."""
+    if not base and repo is not None:
+        import subprocess
+
+        base = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    return TaskRequest(
+        run_id=run_id,
+        task_id=task,
+        attempt=1,
+        command=command,
+        timeout=60,
+        branch=f"omoi/{run_id}/{task}",
+        base=base,
+        **fields,
+    )  # type: ignore[arg-type]

@@ -19,21 +19,13 @@ from omoi.runtime.docker_sandbox import DockerBackend, DockerLimits, DockerSandb
 from omoi.runtime.execution import TaskRequest
 from omoi.runtime.store import MemoryEventStore
 from tests.conftest import RepoFactory, checkout_fingerprint, run_git
+from tests.helpers import task_request
 
 pytestmark = pytest.mark.docker
 
 
-def _request(repo: Path, task: str, command: str = "true", **kw: Any) -> TaskRequest:
-    return TaskRequest(
-        run_id="dk",
-        task_id=task,
-        attempt=1,
-        command=command,
-        timeout=60,
-        branch=f"omoi/dk/{task}",
-        base=run_git(repo, "rev-parse", "HEAD").strip(),
-        **kw,
-    )
+def _request(repo: Path, task: str, command: str = "true", **fields: Any) -> TaskRequest:
+    return task_request(repo, task, command, run_id="dk", **fields)
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from omoi.actors.bus import BusActor
 from omoi.actors.sandbox import SandboxActor
 from omoi.runtime import git
 from omoi.runtime.errors import MergeConflictError, RepoError
-from omoi.runtime.execution import TaskRequest
 from omoi.runtime.sandbox import LocalBackend, TailBuffer, run_process_group
 from omoi.runtime.store import MemoryEventStore
 from tests.conftest import RepoFactory, checkout_fingerprint, run_git
+from tests.helpers import task_request
 
 
 def _alive(pid: int) -> bool:
@@ -52,20 +52,6 @@ def test_tail_buffer_keeps_the_end() -> None:
     assert buf.total == 6
 
 
-def _request(repo: Path, task: str, merges: tuple[str, ...] = (), command: str = "true") -> TaskRequest:
-    base = run_git(repo, "rev-parse", "HEAD").strip()
-    return TaskRequest(
-        run_id="r",
-        task_id=task,
-        attempt=1,
-        command=command,
-        timeout=30,
-        branch=f"omoi/r/{task}",
-        base=base,
-        merges=merges,
-    )
-
-
 async def test_sandbox_starts_from_base_plus_dependency_branches(
     make_repo: RepoFactory, tmp_path: Path
 ) -> None:
@@ -74,11 +60,11 @@ async def test_sandbox_starts_from_base_plus_dependency_branches(
     backend = LocalBackend(info.path, info.git_dir, tmp_path / "wt")
     before = checkout_fingerprint(repo)
     for task, cmd in (("a", "echo a > a.txt"), ("b", "echo b > b.txt")):
-        sb = await backend.create(_request(repo, task))
+        sb = await backend.create(task_request(repo, task))
         assert (await sb.exec(cmd, 30)).exit_code == 0
         await sb.commit(f"task {task}")
         await sb.destroy()
-    sb = await backend.create(_request(repo, "c", ("omoi/r/a", "omoi/r/b")))
+    sb = await backend.create(task_request(repo, "c", merges=("omoi/r/a", "omoi/r/b")))
     res = await sb.exec("cat base.txt a.txt b.txt > c.txt && cat c.txt", 30)
     assert res.exit_code == 0
     assert res.output.split() == ["base", "a", "b"]
@@ -96,12 +82,12 @@ async def test_conflicting_dependencies_name_the_files(make_repo: RepoFactory, t
     info = git.inspect_repo(repo)
     backend = LocalBackend(info.path, info.git_dir, tmp_path / "wt")
     for task in ("a", "b"):
-        sb = await backend.create(_request(repo, task))
+        sb = await backend.create(task_request(repo, task))
         await sb.exec(f"echo {task} > f.txt", 30)
         await sb.commit(task)
         await sb.destroy()
     with pytest.raises(MergeConflictError, match=r"merge of 'omoi/r/b' conflicts in: f.txt"):
-        await backend.create(_request(repo, "c", ("omoi/r/a", "omoi/r/b")))
+        await backend.create(task_request(repo, "c", merges=("omoi/r/a", "omoi/r/b")))
     assert not (tmp_path / "wt" / "c").exists()
 
 
@@ -112,11 +98,11 @@ async def test_sandbox_actor_commits_on_success_and_reports_failures(
     info = git.inspect_repo(repo)
     bus = BusActor(MemoryEventStore())
     actor = SandboxActor("sb/0", bus, LocalBackend(info.path, info.git_dir, tmp_path / "wt"))
-    ok = await actor.execute(_request(repo, "a", command="echo hi > hi.txt; echo done"))
+    ok = await actor.execute(task_request(repo, "a", command="echo hi > hi.txt; echo done"))
     assert ok.status == "succeeded"
     assert ok.commit == git.branch_head(info.path, "omoi/r/a")
-    assert await actor.execute(_request(repo, "a", command="exit 99")) == ok, "same attempt: same result"
-    bad = await actor.execute(_request(repo, "b", command="echo broken >&2; exit 3"))
+    assert await actor.execute(task_request(repo, "a", command="exit 99")) == ok, "same attempt: same result"
+    bad = await actor.execute(task_request(repo, "b", command="echo broken >&2; exit 3"))
     assert bad.status == "failed"
     assert bad.exit_code == 3
     assert "broken" in bad.output_tail
@@ -138,7 +124,7 @@ async def test_a_command_orphaned_by_a_dead_actor_is_reaped_before_the_next_atte
     (tmp_path / "wt").mkdir()
     orphan = subprocess.Popen(["sleep", "300"], start_new_session=True)
     processes.mark(process_marker(tmp_path / "wt" / "a"), orphan.pid)
-    sb = await backend.create(_request(repo, "a"))
+    sb = await backend.create(task_request(repo, "a"))
     assert orphan.wait(timeout=10) == -signal.SIGKILL
     assert not process_marker(tmp_path / "wt" / "a").exists()
     await sb.destroy()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from omoi.runtime import git
-from omoi.runtime.execution import TaskRequest
 from omoi.runtime.transport import NodeRepo
 from tests.conftest import RepoFactory, run_git
+from tests.helpers import task_request
 
 
 def test_sync_works_while_a_run_branch_is_checked_out_on_this_node(
@@ -31,16 +31,7 @@ def test_sync_works_while_a_run_branch_is_checked_out_on_this_node(
 
 
 def test_dependencies_are_merged_from_the_origins_branches() -> None:
-    req = TaskRequest(
-        run_id="r",
-        task_id="c",
-        attempt=1,
-        command="true",
-        timeout=1,
-        branch="omoi/r/c",
-        base="b",
-        merges=("omoi/r/a", "omoi/r/b"),
-    )
+    req = task_request(None, "c", base="b", merges=("omoi/r/a", "omoi/r/b"))
     localized = NodeRepo("/origin", Path("/n"), "r").localize(req)
     assert localized.merges == ("refs/remotes/origin/omoi/r/a", "refs/remotes/origin/omoi/r/b")
     assert localized.branch == "omoi/r/c"

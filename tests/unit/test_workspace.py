@@ -9,10 +9,10 @@ import pytest
 
 from omoi.runtime import git
 from omoi.runtime.errors import SandboxError
-from omoi.runtime.execution import TaskRequest
 from omoi.runtime.sandbox import LocalBackend, LocalSandbox
 from omoi.runtime.workspace import PathEscapeError, Workspace
-from tests.conftest import RepoFactory, run_git
+from tests.conftest import RepoFactory
+from tests.helpers import task_request
 
 
 @pytest.fixture
@@ -68,15 +68,7 @@ def test_reading_and_writing_inside(ws: Workspace) -> None:
 async def test_a_sandbox_diff_shows_changed_and_new_files(make_repo: RepoFactory, tmp_path: Path) -> None:
     repo = make_repo({"a.txt": "old\n"})
     info = git.inspect_repo(repo)
-    req = TaskRequest(
-        run_id="r",
-        task_id="t",
-        attempt=1,
-        command="true",
-        timeout=5,
-        branch="omoi/r/t",
-        base=run_git(repo, "rev-parse", "HEAD").strip(),
-    )
+    req = task_request(repo, "t")
     sb = await LocalBackend(info.path, info.git_dir, tmp_path / "wt").create(req)
     assert isinstance(sb, LocalSandbox)
     await sb.write_file("a.txt", "new\n")
