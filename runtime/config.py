@@ -4,12 +4,14 @@ validated at start, so a bad value is an input error before anything runs."""
 from __future__ import annotations
 
 import re
+from typing import Any, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omoi.runtime.errors import InputError
 
+_S = TypeVar("_S", bound=BaseSettings)
 _SIZE = re.compile(r"^\d+(\.\d+)?[kmg]?$", re.IGNORECASE)
 
 
@@ -34,9 +36,124 @@ class SandboxSettings(BaseSettings):
 
 
 def sandbox_settings() -> SandboxSettings:
+    return _load(SandboxSettings, "OMOI_SANDBOX_")
+
+
+class Price(BaseModel):
+    """US dollars per million tokens."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write: float = Field(ge=0)
+    cache_read: float = Field(ge=0)
+
+
+def _price(input_usd: float, output_usd: float) -> Price:
+    """Anthropic's list prices: a cache write costs 1.25x input, a cache read 0.1x."""
+    return Price(input=input_usd, output=output_usd, cache_write=input_usd * 1.25, cache_read=input_usd * 0.1)
+
+
+DEFAULT_ROUTES = {
+    "quick": "claude-haiku-4-5",
+    "default": "claude-sonnet-4-6",
+    "deep": "claude-opus-4-6",
+    "oracle": "claude-opus-4-6",
+}
+# List prices when this was written; override with OMOI_MODEL_PRICES when they change.
+DEFAULT_PRICES = {
+    "claude-haiku-4-5": _price(1.0, 5.0),
+    "claude-sonnet-4-5": _price(3.0, 15.0),
+    "claude-sonnet-4-6": _price(3.0, 15.0),
+    "claude-opus-4-5": _price(5.0, 25.0),
+    "claude-opus-4-6": _price(5.0, 25.0),
+}
+
+
+class ModelSettings(BaseSettings):
+    """The model provider: where to reach it, which model serves each task category, what a token
+    costs, how many calls may be in flight per model, and how failed calls are retried.
+
+    Dict fields take JSON (`OMOI_MODEL_ROUTES='{"default": "claude-opus-4-5"}'`) and are merged
+    over the defaults, so overriding one route keeps the others."""
+
+    model_config = SettingsConfigDict(env_prefix="OMOI_MODEL_", extra="ignore", populate_by_name=True)
+
+    base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OMOI_MODEL_BASE_URL", "ANTHROPIC_BASE_URL", "base_url"),
+        description="the Messages API endpoint (default: the SDK's, api.anthropic.com)",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OMOI_MODEL_API_KEY", "ANTHROPIC_API_KEY", "api_key")
+    )
+    routes: dict[str, str] = Field(default_factory=dict, description="task category -> model")
+    prices: dict[str, Price] = Field(default_factory=dict, description="model -> USD per million tokens")
+    limits: dict[str, int] = Field(
+        default_factory=dict, description="model or provider -> calls in flight cluster-wide (0: unlimited)"
+    )
+    default_limit: int = Field(default=5, ge=0, description="limit for a model and provider not in `limits`")
+    max_tries: int = Field(default=8, ge=1, le=100, description="tries per call before it fails")
+    backoff: float = Field(default=0.5, ge=0, le=60, description="first retry delay cap in seconds; doubles")
+    backoff_cap: float = Field(default=30.0, ge=0, le=600, description="largest retry delay drawn")
+    timeout: float = Field(default=300.0, gt=0, le=3600, description="seconds one HTTP call may take")
+    max_tokens: int = Field(default=8192, ge=1, le=128_000, description="output tokens per model turn")
+
+    @field_validator("routes", mode="after")
+    @classmethod
+    def _routes(cls, value: dict[str, str]) -> dict[str, str]:
+        return {**DEFAULT_ROUTES, **value}
+
+    @field_validator("prices", mode="after")
+    @classmethod
+    def _prices(cls, value: dict[str, Price]) -> dict[str, Price]:
+        return {**DEFAULT_PRICES, **value}
+
+    @field_validator("limits", mode="after")
+    @classmethod
+    def _limits(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [k for k, v in value.items() if v < 0]
+        if bad:
+            raise ValueError(f"limits must be 0 (unlimited) or more; {', '.join(bad)} is negative")
+        return value
+
+    def model_for(self, category: str) -> str:
+        if category not in self.routes:
+            known = ", ".join(sorted(self.routes))
+            raise InputError(
+                f"no model for category '{category}' (known: {known}); add it to OMOI_MODEL_ROUTES"
+            )
+        return self.routes[category]
+
+
+class AgentSettings(BaseSettings):
+    """How far the runtime lets an agent go before it decides for it."""
+
+    model_config = SettingsConfigDict(env_prefix="OMOI_AGENT_", extra="ignore")
+
+    max_turns: int = Field(default=60, ge=1, le=1000, description="model turns per attempt")
+    continuations: int = Field(default=3, ge=0, le=50, description="re-prompts of an agent that stops early")
+    escalate_after: int = Field(
+        default=3, ge=1, le=100, description="failed acceptance rounds before the oracle"
+    )
+    output_cap: int = Field(default=8000, ge=256, description="characters of a tool result the model sees")
+    event_cap: int = Field(default=2000, ge=64, description="characters of arguments/results in events")
+
+
+def model_settings(**overrides: Any) -> ModelSettings:
+    return _load(ModelSettings, "OMOI_MODEL_", **overrides)
+
+
+def agent_settings() -> AgentSettings:
+    return _load(AgentSettings, "OMOI_AGENT_")
+
+
+def _load(cls: type[_S], prefix: str, **overrides: Any) -> _S:
+    """Settings from the environment; a bad value is an InputError naming the variable."""
     try:
-        return SandboxSettings()
+        return cls(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
-        raise InputError(f"OMOI_SANDBOX_{field.upper()}: {err['msg'].removeprefix('Value error, ')}") from exc
+        raise InputError(f"{prefix}{field.upper()}: {err['msg'].removeprefix('Value error, ')}") from exc

@@ -4,7 +4,8 @@
     ├── InputError                 bad user input: the CLI exits 2 and no run state is created
     │   ├── PlanError              a plan file is unreadable, malformed or inconsistent (file, task, field)
     │   ├── RepoError              the target is not a git repository, or has no commits
-    │   └── RunNotFoundError       no run with that id under the state directory
+    │   ├── RunNotFoundError       no run with that id under the state directory
+    │   └── ScriptError            a scripted-model script is malformed (file, task, role, turn)
     ├── GraphError                 a task graph change was refused (duplicate id, unknown dependency, cycle)
     │   ├── CycleError             names the cycle: ``cycle: a -> b -> c -> a``
     │   └── UnknownDependencyError names the task and the dependency it cannot find
@@ -12,8 +13,9 @@
     ├── StoreError                 the durable log cannot be opened or written
     ├── GitError                   a git operation failed (command, exit code, stderr)
     │   └── MergeConflictError     merging branches conflicted (branches, files)
-    └── SandboxError               a sandbox could not be prepared or used
-        └── SandboxLostError       the sandbox that ran a task attempt is gone (actor died, node lost)
+    ├── SandboxError               a sandbox could not be prepared or used
+    │   └── SandboxLostError       the sandbox that ran a task attempt is gone (actor died, node lost)
+    └── ModelError                 a model call failed for good (status, tries, the provider's words)
 
 GraphError subclasses are also InputErrors when they come from a plan file: the plan loader wraps them
 in a PlanError naming the file.
@@ -141,3 +143,16 @@ class SandboxLostError(SandboxError):
     def __init__(self, sandbox: str, task_id: str, attempt: int) -> None:
         self.sandbox, self.task_id, self.attempt = sandbox, task_id, attempt
         super().__init__(f"sandbox {sandbox} lost task '{task_id}' attempt {attempt}")
+
+
+class ScriptError(InputError):
+    """A scripted-model script is malformed; names the file and where in it."""
+
+
+class ModelError(OmoiError):
+    """A model call failed and will not be retried: the status (None for a connection failure),
+    how many tries were made, and what the provider said."""
+
+    def __init__(self, message: str, *, status: int | None = None, tries: int = 1, model: str = "") -> None:
+        self.status, self.tries, self.model = status, tries, model
+        super().__init__(message)

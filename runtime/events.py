@@ -52,6 +52,8 @@ class RunStarted(EventBase):
     plan_file: str = ""
     max_parallel: int = Field(default=4, ge=1)
     sandbox: str = "local"
+    budget_tokens: int | None = Field(default=None, ge=1, description="token budget of the run")
+    budget_usd: float | None = Field(default=None, gt=0, description="dollar budget of the run")
 
 
 class RunFinished(EventBase):
@@ -132,6 +134,163 @@ class TaskCancelRequested(TaskEvent):
     reason: str = "cancelled by user"
 
 
+class Usage(BaseModel):
+    """Tokens of one model call (or a sum of calls), as the provider counted them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0)
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+        )
+
+
+class AgentEvent(TaskEvent):
+    """Something one agent did; `agent` names the conversation (the task's worker, or an oracle)."""
+
+    agent: str
+    role: str
+
+
+class AgentStarted(AgentEvent):
+    kind: Literal["agent.started"] = "agent.started"
+    model: str
+
+
+class AgentTurn(AgentEvent):
+    """One model call and its answer: the trajectory supervision reads, and what budgets count."""
+
+    kind: Literal["agent.turn"] = "agent.turn"
+    turn: int = Field(ge=1)
+    model: str
+    text: str = ""
+    tool_calls: tuple[str, ...] = ()
+    stop_reason: str = ""
+    usage: Usage = Usage()
+    cost_usd: float = Field(default=0.0, ge=0)
+    latency_s: float = 0.0
+    tries: int = Field(default=1, ge=1, description="HTTP tries the call took (retries after 429/5xx)")
+
+
+class AgentToolCalled(AgentEvent):
+    kind: Literal["agent.tool_called"] = "agent.tool_called"
+    turn: int = Field(ge=1)
+    tool: str
+    arguments: str = Field(description="JSON of the arguments, capped")
+    result: str = Field(description="what the model was told, capped")
+    is_error: bool = False
+    duration_s: float = 0.0
+
+
+class AgentToolDenied(AgentEvent):
+    kind: Literal["agent.tool_denied"] = "agent.tool_denied"
+    turn: int = Field(ge=1)
+    tool: str
+    reason: str
+
+
+class AgentAcceptance(AgentEvent):
+    """One round of the task's acceptance commands after the agent said it was complete."""
+
+    kind: Literal["agent.acceptance"] = "agent.acceptance"
+    round: int = Field(ge=1)
+    passed: bool
+    command: str = Field(default="", description="the first command that failed")
+    exit_code: int | None = None
+    output_tail: str = ""
+
+
+class AgentEscalated(AgentEvent):
+    """An oracle was consulted after a streak of failed rounds; its advice goes to the worker."""
+
+    kind: Literal["agent.escalated"] = "agent.escalated"
+    failed_rounds: int
+    advice: str
+
+
+class AgentNeedsInput(AgentEvent):
+    """The task is paused until an `agent.answered` event for it arrives."""
+
+    kind: Literal["agent.needs_input"] = "agent.needs_input"
+    question: str
+
+
+class AgentAnswered(TaskEvent):
+    """Injected by a person (`omoi answer`) or a program: the answer to an agent's question."""
+
+    kind: Literal["agent.answered"] = "agent.answered"
+    answer: str = Field(min_length=1)
+
+
+class AgentDiscovery(AgentEvent):
+    """Something an agent found beyond its task (a bug, a missing requirement): kept for later."""
+
+    kind: Literal["agent.discovery"] = "agent.discovery"
+    category: str
+    title: str
+    detail: str = ""
+
+
+class AgentFinished(AgentEvent):
+    kind: Literal["agent.finished"] = "agent.finished"
+    status: Literal["complete", "failed", "cancelled"]
+    summary: str = ""
+    turns: int = 0
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    rss_mb: float = Field(default=0.0, description="resident memory of the agent's process at the end")
+
+
+class ModelRetried(AgentEvent):
+    """A model call failed with a retryable answer; it is tried again after `delay_s`."""
+
+    kind: Literal["model.retried"] = "model.retried"
+    model: str
+    status: int | None = Field(description="HTTP status; None for a connection failure or timeout")
+    try_no: int = Field(ge=1)
+    delay_s: float
+    error: str = ""
+
+
+class BudgetEvent(EventBase):
+    scope: str = Field(description="'run', or the id of the task whose budget it is")
+    tokens: int = 0
+    usd: float = 0.0
+    limit_tokens: int | None = None
+    limit_usd: float | None = None
+
+
+class BudgetWarning(BudgetEvent):
+    kind: Literal["budget.warning"] = "budget.warning"
+
+
+class BudgetExhausted(BudgetEvent):
+    """No new model call starts in this scope until a `budget.raised` lifts the limit."""
+
+    kind: Literal["budget.exhausted"] = "budget.exhausted"
+
+
+class BudgetRaised(EventBase):
+    """Injected: lift a limit by these amounts, and the agents waiting on it go on."""
+
+    kind: Literal["budget.raised"] = "budget.raised"
+    scope: str = "run"
+    add_tokens: int = Field(default=0, ge=0)
+    add_usd: float = Field(default=0.0, ge=0)
+
+
 Event = Annotated[
     RunStarted
     | RunFinished
@@ -145,7 +304,21 @@ Event = Annotated[
     | TaskRetrying
     | TaskSkipped
     | TaskCancelled
-    | TaskCancelRequested,
+    | TaskCancelRequested
+    | AgentStarted
+    | AgentTurn
+    | AgentToolCalled
+    | AgentToolDenied
+    | AgentAcceptance
+    | AgentEscalated
+    | AgentNeedsInput
+    | AgentAnswered
+    | AgentDiscovery
+    | AgentFinished
+    | ModelRetried
+    | BudgetWarning
+    | BudgetExhausted
+    | BudgetRaised,
     Field(discriminator="kind"),
 ]
 

@@ -6,16 +6,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from omoi.runtime.tasks import AgentSpec
+
 
 class TaskRequest(BaseModel):
-    """One attempt of one task: start from `base` merged with `merges`, run `command`, commit."""
+    """One attempt of one task: start from `base` merged with `merges`, run `command` (or the
+    `agent`, checked by the `acceptance` commands), commit."""
 
     model_config = ConfigDict(frozen=True)
 
     run_id: str
     task_id: str
     attempt: int
-    command: str
+    command: str = ""
+    agent: AgentSpec | None = None
+    acceptance: tuple[str, ...] = ()
     timeout: float
     env: dict[str, str] = Field(default_factory=dict)
     branch: str

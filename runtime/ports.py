@@ -42,3 +42,34 @@ class IntegratorPort(Protocol):
     async def integrate(self, run_id: str, base: str, branches: Sequence[str]) -> str:
         """Merge the task branches in order onto `base` as branch `omoi/<run-id>`; returns its head."""
         ...
+
+
+class SlotsPort(Protocol):
+    """The cluster-wide concurrency limits on model calls: a slot is a lease with a caller-chosen id."""
+
+    async def acquire(self, key: str, limit: int, holder: str, lease: str) -> None:
+        """Wait until the lease holds a slot of `key` (first come, first served)."""
+        ...
+
+    async def release(self, lease: str) -> None:
+        """Give the slot back, or stop waiting for it; harmless when repeated."""
+        ...
+
+
+class BudgetPort(Protocol):
+    async def admit(self, task_id: str) -> None:
+        """Return when a model call for this task may start: at once, or when a raise lifts the
+        task's or the run's spent budget."""
+        ...
+
+
+class ModelRulesPort(Protocol):
+    """Decisions the model client asks for (policies.model_calls.ModelRules implements it)."""
+
+    def key(self, model: str) -> str: ...
+
+    def limit(self, model: str) -> int: ...
+
+    def retryable(self, status: int | None, tries: int) -> bool: ...
+
+    def delay(self, tries: int, retry_after: float | None, draw: float) -> float: ...

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+Role = Literal["explorer", "librarian", "planner", "worker", "oracle", "reviewer"]
+ROLES: tuple[str, ...] = get_args(Role)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -25,13 +28,36 @@ def check_id(value: str) -> str:
 Identifier = Annotated[str, AfterValidator(check_id)]
 
 
+class AgentSpec(BaseModel):
+    """A coding agent doing the task: its role (what it may do), its category (which model), its
+    instructions, and how far the runtime lets it go."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role = "worker"
+    category: str = Field(
+        default="default", min_length=1, description="model route, e.g. quick, default, deep"
+    )
+    prompt: str = Field(min_length=1, description="what the agent is asked to do")
+    context: tuple[str, ...] = Field(default=(), description="files the agent should read first")
+    repairs: int = Field(default=5, ge=0, le=100, description="rounds after failed acceptance")
+    budget_tokens: int | None = Field(default=None, ge=1, description="token budget of the task")
+    budget_usd: float | None = Field(default=None, gt=0, description="dollar budget of the task")
+
+
 class TaskSpec(BaseModel):
-    """One task of a plan. `run` is a shell command executed in the task's own worktree."""
+    """One task of a plan: a shell command (`run`) or a coding agent (`agent`), in its own worktree."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: Identifier
-    run: str = Field(min_length=1, description="shell command run in the task's worktree; exit 0 is success")
+    run: str | None = Field(
+        default=None, min_length=1, description="shell command run in the task's worktree; exit 0 is success"
+    )
+    agent: AgentSpec | None = Field(default=None, description="a coding agent does the task")
+    acceptance: tuple[str, ...] = Field(
+        default=(), description="commands that must exit 0 before an agent's work counts as done"
+    )
     deps: tuple[Identifier, ...] = Field(default=(), description="ids of tasks that must succeed first")
     retries: int = Field(default=0, ge=0, le=100, description="extra attempts after a failure")
     backoff: float = Field(default=1.0, ge=0, le=3600, description="seconds before the first retry; doubles")
@@ -41,3 +67,17 @@ class TaskSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the command")
     network: bool = Field(default=False, description="let the Docker sandbox reach the network")
     description: str = ""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TaskSpec:
+        if (self.run is None) == (self.agent is None):
+            raise ValueError(
+                "a task has either 'run' (a command) or 'agent' (a coding agent), not both or neither"
+            )
+        if self.acceptance and self.agent is None:
+            raise ValueError(
+                "'acceptance' belongs to agent tasks; a command task succeeds when 'run' exits 0"
+            )
+        if any(not c.strip() for c in self.acceptance):
+            raise ValueError("'acceptance' has an empty command")
+        return self

@@ -1,0 +1,86 @@
+"""When an agent's turn ends: is it done, does it get reminded, checked, repaired, escalated?
+
+Agents stop halfway, claim success with work left, or loop on a failing test. These rules decide
+for them: open todos and silent stops are re-prompted (bounded), a claim of completion is checked
+by the task's acceptance commands, failures are fed back (bounded repair rounds), and a streak of
+failures brings in the oracle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from omoi.policies.permissions import denial, tools_for
+
+Claim = Literal["complete", "blocked", "need_input"]
+Action = Literal["remind", "check", "ask", "fail"]
+
+
+class Next(NamedTuple):
+    """`remind`: re-prompt (with the open todos, if any); `check`: run acceptance; `ask`: wait for
+    an answer; `fail`: the attempt fails with `reason`."""
+
+    action: Action
+    reason: str = ""
+
+
+class Repair(NamedTuple):
+    """After a failed acceptance round: try again (`escalate`: ask the oracle first) or give up."""
+
+    again: bool
+    escalate: bool = False
+    reason: str = ""
+
+
+def after_turn(claim: Claim | None, open_todos: int, continuations: int, max_continuations: int) -> Next:
+    if claim == "blocked":
+        return Next("fail", "blocked")
+    if claim == "need_input":
+        return Next("ask")
+    if open_todos and continuations < max_continuations:
+        return Next("remind")
+    if claim == "complete":
+        return Next("check")  # todos still open after every reminder: acceptance has the last word
+    if continuations < max_continuations:
+        return Next("remind")
+    return Next("fail", f"the agent stopped without finishing after {continuations} reminders")
+
+
+def after_failed_acceptance(failed_rounds: int, streak: int, repairs: int, escalate_after: int) -> Repair:
+    """`failed_rounds` counts every failed round of the attempt, `streak` the consecutive ones
+    since the last escalation; `repairs` is how many repair rounds the task allows."""
+    if failed_rounds > repairs:
+        return Repair(False, reason=f"acceptance still failing after {repairs} repair rounds")
+    return Repair(True, escalate=streak >= escalate_after)
+
+
+@dataclass(frozen=True)
+class RoleRules:
+    """The rules for one agent of one task (runtime.agent.AgentRules)."""
+
+    role: str
+    max_continuations: int = 3
+    repairs: int = 5
+    escalate_after: int = 3
+
+    def tools(self) -> frozenset[str]:
+        return tools_for(self.role)
+
+    def denial(self, tool: str, arguments: dict[str, Any]) -> str | None:
+        return denial(self.role, tool, arguments)
+
+    def after_turn(self, claim: Claim | None, open_todos: int, continuations: int) -> Next:
+        return after_turn(claim, open_todos, continuations, self.max_continuations)
+
+    def after_failed_acceptance(self, failed_rounds: int, streak: int) -> Repair:
+        return after_failed_acceptance(failed_rounds, streak, self.repairs, self.escalate_after)
+
+
+@dataclass(frozen=True)
+class ConsultRules(RoleRules):
+    """An agent consulted for advice (the oracle): its answer is its final message, finish or not."""
+
+    role: str = "oracle"
+
+    def after_turn(self, claim: Claim | None, open_todos: int, continuations: int) -> Next:
+        return Next("check") if claim is None else super().after_turn(claim, open_todos, continuations)

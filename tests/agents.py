@@ -1,0 +1,92 @@
+"""Running one agent loop in-process against the scripted model server over real HTTP, in a real
+worktree sandbox, publishing to a real (in-memory) bus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omoi.actors.bus import BusActor
+from omoi.policies.completion import ConsultRules, RoleRules
+from omoi.policies.model_calls import ModelRules
+from omoi.runtime.agent import AgentLoop, AgentResult
+from omoi.runtime.config import AgentSettings, model_settings
+from omoi.runtime.events import Event
+from omoi.runtime.model import AnthropicModel
+from omoi.runtime.ports import BudgetPort
+from omoi.runtime.sandbox import LocalBackend, Sandbox
+from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
+from omoi.runtime.store import MemoryEventStore
+from omoi.runtime.tasks import AgentSpec
+from tests.helpers import task_request
+
+WORKER_MODEL, ORACLE_MODEL = "claude-sonnet-4-6", "claude-opus-4-6"
+
+
+def call(name: str, **args: Any) -> dict[str, Any]:
+    return {name: args}
+
+
+@dataclass
+class AgentRig:
+    repo: Path
+    workdir: Path
+    script: dict[str, Any]
+    server: ScriptedModelServer = field(init=False)
+    bus: BusActor = field(default_factory=lambda: BusActor(MemoryEventStore()))
+    sandbox: Sandbox | None = None
+
+    def __post_init__(self) -> None:
+        self.server = ScriptedModelServer(parse_script(self.script))
+
+    async def run(
+        self,
+        task: str = "t1",
+        *,
+        role: str = "worker",
+        prompt: str = "do the task",
+        acceptance: Sequence[str] = (),
+        repairs: int = 5,
+        settings: AgentSettings | None = None,
+        budget: BudgetPort | None = None,
+    ) -> AgentResult:
+        req = task_request(
+            self.repo,
+            task,
+            agent=AgentSpec(role=role, prompt=prompt, repairs=repairs),  # type: ignore[arg-type]
+            acceptance=tuple(acceptance),
+        )
+        backend = LocalBackend(self.repo, self.repo / ".git", self.workdir, run_id="r")
+        self.sandbox = await backend.create(req)
+        model = AnthropicModel(
+            model_settings(base_url=self.server.url), ModelRules(backoff=0.01, backoff_cap=0.05)
+        )
+        cfg = settings or AgentSettings()
+        loop = AgentLoop(
+            req,
+            WORKER_MODEL,
+            RoleRules(role, cfg.continuations, repairs, cfg.escalate_after),
+            model,
+            self.sandbox,
+            self.bus,
+            cfg,
+            budget=budget,
+            oracle=(ORACLE_MODEL, ConsultRules()),
+        )
+        return await loop.run()
+
+    def events(self, kind: str | None = None) -> list[Event]:
+        return [e for e in self.bus._store.read(0) if kind is None or e.kind == kind]
+
+    async def wait_for(self, kind: str, timeout: float = 30.0) -> Event:
+        """The first event of `kind`, waiting on the bus (long-poll), never on time."""
+        after = 0
+        async with asyncio.timeout(timeout):
+            while True:
+                for e in await self.bus.read(after, None, timeout=5.0):
+                    after = e.seq or after
+                    if e.kind == kind:
+                        return e
