@@ -46,7 +46,12 @@ def test_json_plan_parses(tmp_path: Path) -> None:
         ("tasks: [{id: a, run: x}, {id: a, run: y}]", "task 'a': field 'id': duplicate task id 'a'"),
         ("tasks: [{id: '', run: x}]", "task '#1': field 'id': must not be empty"),
         ("tasks: [{id: 'a b', run: x}]", "field 'id': 'a b' is not a valid id"),
-        ("tasks: [{id: a}]", "task 'a': field 'run': required field is missing"),
+        ("tasks: [{id: a}]", "task 'a': a task has either 'run' (a command) or 'agent' (a coding agent)"),
+        ("tasks: [{id: a, run: x, agent: {prompt: p}}]", "task 'a': a task has either 'run'"),
+        ("tasks: [{id: a, run: x, acceptance: [t]}]", "task 'a': 'acceptance' belongs to agent tasks"),
+        ("tasks: [{id: a, agent: {prompt: p, role: boss}}]", "task 'a': field 'agent.role': Input should be"),
+        ("tasks: [{id: a, agent: {role: worker}}]", "task 'a': field 'agent.prompt': required field is missing"),
+        ("tasks: [{id: a, agent: {prompt: p, repairs: 101}}]", "task 'a': field 'agent.repairs'"),
         (
             "tasks: [{id: a, run: x, deps: [ghost]}]",
             "task 'a': field 'deps': task 'a' depends on unknown task 'ghost'",
@@ -82,3 +87,27 @@ def test_plan_error_survives_pickling() -> None:
     err = PlanError("unknown field", file="p.yaml", task_id="a", field="x")
     again = pickle.loads(pickle.dumps(err))
     assert (again.file, again.task_id, again.field, str(again)) == ("p.yaml", "a", "x", str(err))
+
+
+def test_agent_tasks_sit_next_to_command_tasks() -> None:
+    plan = parse_plan(
+        """
+tasks:
+  - id: user-model
+    run: "touch user.py"
+  - id: auth-middleware
+    deps: [user-model]
+    agent:
+      role: worker
+      category: default
+      prompt: "Add JWT middleware ..."
+    acceptance: ["python -m pytest tests/test_auth.py -q"]
+"""
+    )
+    cmd, agent = plan.tasks
+    assert cmd.run == "touch user.py"
+    assert cmd.agent is None
+    assert agent.agent is not None
+    assert (agent.agent.role, agent.agent.category, agent.agent.repairs) == ("worker", "default", 5)
+    assert agent.acceptance == ("python -m pytest tests/test_auth.py -q",)
+    assert agent.deps == ("user-model",)
