@@ -4,33 +4,55 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
-from omoi.runtime.errors import OmoiError
+from omoi.runtime.errors import OmoiError, SandboxError
 from omoi.runtime.events import TaskOutput
 from omoi.runtime.execution import TaskRequest, TaskResult
-from omoi.runtime.ports import BusPort
-from omoi.runtime.sandbox import SandboxBackend
+from omoi.runtime.ports import AgentsPort, BusPort
+from omoi.runtime.sandbox import Sandbox, SandboxBackend
 
 log = structlog.get_logger("omoi.sandbox")
 _MEMO = 16
+# What an agent may ask of its task's sandbox: the file and command API, never commit or destroy.
+TOOL_OPS = frozenset({"exec", "read_file", "write_file", "list_files", "search", "diff"})
 
 
 class SandboxActor:
     """Owns: the attempts it is running or ran recently, keyed (task id, attempt), with their results.
 
     Handles `execute` (idempotent: a repeated call for the same attempt joins the running one or gets
-    its result, which is how a restarted graph re-attaches), `reattach` and `cancel`. Emits
-    `task.output` with the capped tail of the command's output; the graph emits the task's status.
+    its result, which is how a restarted graph re-attaches), `reattach` and `cancel`. An agent task
+    is handed to an agent (via `agents`), which calls back with `tool` to work in the attempt's
+    sandbox; its work is committed only when it ends complete. Emits `task.output` with the capped
+    tail of the command's output; the graph emits the task's status.
     If it dies: the attempts it held are lost; the graph sees that (an error from the call, or
     `reattach` returning None) and retries the task without counting a failure. Work is only on the
     task branch once committed, so nothing half-done survives to be merged."""
 
-    def __init__(self, name: str, bus: BusPort, backend: SandboxBackend, node: str = "") -> None:
-        self._name, self._bus, self._backend, self._node = name, bus, backend, node
+    def __init__(
+        self,
+        name: str,
+        bus: BusPort,
+        backend: SandboxBackend,
+        node: str = "",
+        agents: AgentsPort | None = None,
+    ) -> None:
+        self._name, self._bus, self._backend, self._node, self._agents = name, bus, backend, node, agents
         self._runs: dict[tuple[str, int], asyncio.Task[TaskResult]] = {}
+        self._live: dict[tuple[str, int], Sandbox] = {}  # attempts whose agent may call `tool`
+
+    async def tool(self, task_id: str, attempt: int, op: str, args: dict[str, Any]) -> Any:
+        """One file or command operation for the agent of a running attempt."""
+        sandbox = self._live.get((task_id, attempt))
+        if sandbox is None:
+            raise SandboxError(f"{self._name} has no running agent attempt {attempt} of task '{task_id}'")
+        if op not in TOOL_OPS:
+            raise SandboxError(f"'{op}' is not a sandbox operation an agent may use")
+        return await getattr(sandbox, op)(**args)
 
     async def execute(self, request: TaskRequest) -> TaskResult:
         key = (request.task_id, request.attempt)
@@ -81,6 +103,8 @@ class SandboxActor:
         except OmoiError as exc:
             return result(status="failed", error=f"cannot prepare sandbox: {exc}")
         try:
+            if req.agent is not None:
+                return await self._run_agent(req, sandbox, result)
             res = await sandbox.exec(req.command, req.timeout, req.env)
             if res.output:
                 await self._bus.publish(
@@ -118,3 +142,19 @@ class SandboxActor:
             return result(status="failed", error=str(exc))
         finally:
             await asyncio.shield(sandbox.destroy())
+
+    async def _run_agent(
+        self, req: TaskRequest, sandbox: Sandbox, result: Callable[..., TaskResult]
+    ) -> TaskResult:
+        if self._agents is None:
+            return result(status="failed", error="this sandbox slot cannot start agents")
+        key = (req.task_id, req.attempt)
+        self._live[key] = sandbox
+        try:
+            outcome = await self._agents.run(req, self._name)
+        finally:
+            del self._live[key]
+        if outcome.status != "complete":
+            return result(status="failed", output_tail=outcome.summary, error=f"agent: {outcome.summary}")
+        commit = await sandbox.commit(f"omoi: task {req.task_id}\n\n{outcome.summary}\n")
+        return result(status="succeeded", exit_code=0, output_tail=outcome.summary, commit=commit or None)

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from omoi.cluster import deploy
 from omoi.cluster.connect import connect, kill_run_actors
+from omoi.cluster.handles import BusProxy
 from omoi.cluster.runner import launch
 from omoi.runtime.events import Event, TaskOutput
 from omoi.runtime.git import git
@@ -133,7 +134,7 @@ class _Reader:
     """A subscriber: long-polls the bus from its own cursor until it has seen `last`."""
 
     def __init__(self, bus_name: str) -> None:
-        self.bus = deploy.BusProxy(bus_name)
+        self.bus = BusProxy(bus_name)
 
     async def consume(self, last: int) -> float:
         cursor = 0

@@ -19,7 +19,9 @@ from omoi.actors.bus import BusActor
 from omoi.actors.graph import GraphActor
 from omoi.actors.integrator import IntegratorActor
 from omoi.actors.sandbox import SandboxActor
+from omoi.cluster.agents import AgentEnv, RayAgents
 from omoi.cluster.connect import NAMESPACE, actor_name, here
+from omoi.cluster.handles import BusProxy, Named, call
 from omoi.runtime.errors import SandboxLostError
 from omoi.runtime.events import Event
 from omoi.runtime.execution import TaskRequest, TaskResult
@@ -38,50 +40,6 @@ class DurableBus(BusActor):
 
     def __init__(self, path: str, durability: Durability = "FULL") -> None:
         super().__init__(SqliteEventStore(Path(path), durability=durability))
-
-
-async def _call(ref: Any) -> Any:
-    """Await a remote call; an exception raised by the actor's code comes back as itself (our own
-    error types with their fields), not wrapped in Ray's traceback text."""
-    try:
-        return await ref
-    except RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, Exception):
-            raise cause from None
-        raise
-
-
-class _Named:
-    """A peer found by its actor name on first use: proxies pickle as a string, never as a handle,
-    so constructor arguments stay small and a restarted actor finds its peers again."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._handle: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"name": self.name, "_handle": None}
-
-    @property
-    def handle(self) -> Any:
-        if self._handle is None:
-            self._handle = ray.get_actor(self.name, namespace=NAMESPACE)
-        return self._handle
-
-
-class BusProxy(_Named):
-    """BusPort over the run's bus actor."""
-
-    async def publish(self, events: Sequence[Event]) -> list[int]:
-        result: list[int] = await _call(self.handle.publish.remote(list(events)))
-        return result
-
-    async def read(
-        self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000, timeout: float = 0.0
-    ) -> list[Event]:
-        result: list[Event] = await _call(self.handle.read.remote(after, prefixes, limit, timeout))
-        return result
 
 
 class WriteAheadBus(BusProxy):
@@ -127,9 +85,9 @@ class WriteAheadBus(BusProxy):
                 await self.handle.sync.remote()
 
 
-class IntegratorProxy(_Named):
+class IntegratorProxy(Named):
     async def integrate(self, run_id: str, base: str, branches: Sequence[str]) -> str:
-        result: str = await _call(self.handle.integrate.remote(run_id, base, list(branches)))
+        result: str = await call(self.handle.integrate.remote(run_id, base, list(branches)))
         return result
 
 
@@ -140,9 +98,14 @@ class RaySandboxes:
     kills them when the run ends."""
 
     def __init__(
-        self, run_id: str, bus: BusProxy, backend: SandboxBackend, options: dict[str, Any] | None = None
+        self,
+        run_id: str,
+        bus: BusProxy,
+        backend: SandboxBackend,
+        options: dict[str, Any] | None = None,
+        agents: AgentEnv | None = None,
     ) -> None:
-        self.run_id, self.bus, self.backend = run_id, bus, backend
+        self.run_id, self.bus, self.backend, self.agents = run_id, bus, backend, agents
         self.options = options or {}
         self._handles: dict[str, Any] = {}
 
@@ -165,13 +128,13 @@ class RaySandboxes:
                     max_restarts=0,
                     **self.options,
                 )
-                .remote(name, self.bus, self.backend)
+                .remote(name, self.bus, self.backend, self.agents)
             )
         return self._handles[name]
 
     async def execute(self, sandbox: str, request: TaskRequest) -> TaskResult:
         try:
-            result: TaskResult = await _call(self.handle(sandbox).execute.remote(request))
+            result: TaskResult = await call(self.handle(sandbox).execute.remote(request))
             return result
         except RayActorError as exc:
             self._handles.pop(sandbox, None)
@@ -180,7 +143,7 @@ class RaySandboxes:
     async def reattach(self, sandbox: str, task_id: str, attempt: int) -> TaskResult:
         try:
             handle = ray.get_actor(sandbox, namespace=NAMESPACE)
-            result: TaskResult | None = await _call(handle.reattach.remote(task_id, attempt))
+            result: TaskResult | None = await call(handle.reattach.remote(task_id, attempt))
         except (ValueError, RayActorError) as exc:
             raise SandboxLostError(sandbox, task_id, attempt) from exc
         if result is None:
@@ -217,14 +180,16 @@ class HostedSandbox(SandboxActor):
     """A sandbox slot as a Ray actor: it learns which node it landed on, and works from that
     node's clone of the origin when the origin is elsewhere."""
 
-    def __init__(self, name: str, bus: BusPort, backend: SandboxBackend) -> None:
+    def __init__(
+        self, name: str, bus: BusPort, backend: SandboxBackend, agents: AgentEnv | None = None
+    ) -> None:
         configure_logging()
         node = ray.get_runtime_context().get_node_id()
         if hasattr(backend, "origin"):
             backend = on_node(backend, node)
         if hasattr(backend, "slot"):
             backend = dataclasses.replace(backend, slot=name)  # type: ignore[type-var]
-        super().__init__(name, bus, backend, node)
+        super().__init__(name, bus, backend, node, RayAgents(agents) if agents is not None else None)
 
 
 def _start_pinned(cls: type, run_id: str, role: str, *args: Any, **kwargs: Any) -> Any:

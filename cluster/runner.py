@@ -10,9 +10,11 @@ from typing import Any
 import ray
 
 from omoi.cluster import deploy
+from omoi.cluster.agents import AgentEnv, start_budget, start_concurrency
 from omoi.cluster.connect import actor_name, here, kill_run_actors
+from omoi.cluster.handles import BusProxy
 from omoi.runtime import processes
-from omoi.runtime.config import sandbox_settings
+from omoi.runtime.config import agent_settings, model_settings, sandbox_settings
 from omoi.runtime.docker_sandbox import (
     DockerBackend,
     DockerLimits,
@@ -22,7 +24,14 @@ from omoi.runtime.docker_sandbox import (
     remove_run_containers,
 )
 from omoi.runtime.errors import InputError
-from omoi.runtime.events import Event, RunCancelRequested, RunFinished, TaskCancelRequested
+from omoi.runtime.events import (
+    AgentAnswered,
+    BudgetRaised,
+    Event,
+    RunCancelRequested,
+    RunFinished,
+    TaskCancelRequested,
+)
 from omoi.runtime.image import default_tag, image_exists
 from omoi.runtime.runs import RunLock, RunPaths, open_log
 from omoi.runtime.runstate import fold
@@ -134,6 +143,16 @@ class RunHandle:
         seqs: list[int] = ray.get(self.bus.publish.remote(list(events)))
         return seqs
 
+    def answer(self, task_id: str, answer: str) -> None:
+        """Answer the question of the task's agent (`agent.needs_input`); its task goes on."""
+        self.inject([AgentAnswered(run_id=self.run_id, task_id=task_id, answer=answer, source="user")])
+
+    def raise_budget(self, scope: str = "run", *, tokens: int = 0, usd: float = 0.0) -> None:
+        """Lift the run's (or a task's) budget by these amounts; agents waiting on it go on."""
+        self.inject(
+            [BudgetRaised(run_id=self.run_id, scope=scope, add_tokens=tokens, add_usd=usd, source="user")]
+        )
+
     def cancel(self, task_id: str | None = None, reason: str = "cancelled by user") -> None:
         ev: Event = (
             RunCancelRequested(run_id=self.run_id, reason=reason)
@@ -172,8 +191,12 @@ def launch(
     sandbox: str | None = None,
     ordering: str = "critical-path",
     durability: Durability = "FULL",
+    agents: AgentEnv | None = None,
 ) -> RunHandle:
     """Start the actors of a new run (`first_events` given) or of an existing one (resume).
+
+    `agents` configures the model client and the agent loop (default: read from the environment,
+    `ANTHROPIC_*`, `OMOI_MODEL_*`, `OMOI_AGENT_*`).
 
     Everything that can be refused is checked before the first write; a failure after that
     releases the run's lock, so a retry or `omoi resume` can take it."""
@@ -185,6 +208,10 @@ def launch(
     if state.started is None:
         raise InputError(f"run '{paths.run_id}' has no run.started event in {paths.events_db}")
     max_parallel = max_parallel or state.started.max_parallel
+    env = agents or AgentEnv(model_settings(), agent_settings())
+    for task in state.tasks.values():
+        if task.spec.agent is not None:
+            env.models.model_for(task.spec.agent.category)  # an unknown category is refused now
     sandbox = sandbox or state.started.sandbox
     # Nodes that advertise sandbox slots get the sandboxes; without any, they stay on this node.
     slots = int(ray.cluster_resources().get(SLOT_RESOURCE, 0))  # type: ignore[no-untyped-call]
@@ -203,8 +230,10 @@ def launch(
         bus = deploy.start_bus(paths.run_id, paths.events_db, durability)
         if first_events is not None:
             ray.get(bus.publish.remote(list(first_events)))
+        budget = start_budget(paths.run_id)
+        start_concurrency()
         sandboxes = deploy.RaySandboxes(
-            paths.run_id, deploy.BusProxy(actor_name(paths.run_id, "bus")), backend, placement
+            paths.run_id, BusProxy(actor_name(paths.run_id, "bus")), backend, placement, env
         )
         sandboxes.warm(max_parallel)
         integrator = deploy.start_integrator(
@@ -222,4 +251,4 @@ def launch(
         kill_run_actors(paths.run_id)
         lock.release()
         raise
-    return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator], lock=lock)
+    return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator, budget], lock=lock)

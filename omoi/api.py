@@ -7,10 +7,11 @@ from pathlib import Path
 
 import structlog
 
+from omoi.cluster.agents import AgentEnv
 from omoi.cluster.connect import connect
 from omoi.cluster.runner import EventSink, RunHandle, check_sandbox, choose_sandbox, launch
 from omoi.runtime.events import Event, RunFinished
-from omoi.runtime.plan import Plan, load_plan
+from omoi.runtime.plan import Budget, Plan, load_plan
 from omoi.runtime.runs import locate, open_log, plan_new_run
 from omoi.runtime.runstate import RunState, fold
 
@@ -26,11 +27,14 @@ def start(
     address: str | None = None,
     state_dir: str | Path | None = None,
     sandbox: str = "auto",
+    budget: Budget | None = None,
+    agents: AgentEnv | None = None,
 ) -> RunHandle:
     """Validate the plan and the repository, then start the run and return at once.
 
     `sandbox`: `docker`, `local` (on the host, not isolated) or `auto` (docker when an engine
-    answers). Bad input raises an InputError before anything is written."""
+    answers). `budget` overrides the plan's; `agents` the model and agent settings read from the
+    environment. Bad input raises an InputError before anything is written."""
     sandbox, warning = choose_sandbox(sandbox)
     if warning:
         log.warning("sandbox.not_isolated", detail=warning)
@@ -45,9 +49,10 @@ def start(
         max_parallel=max_parallel,
         sandbox=sandbox,
         plan_file=plan_file,
+        budget=budget,
     )
     connect(address)
-    return launch(paths, first)
+    return launch(paths, first, agents=agents)
 
 
 def exec_plan(
@@ -59,6 +64,8 @@ def exec_plan(
     address: str | None = None,
     state_dir: str | Path | None = None,
     sandbox: str = "auto",
+    budget: Budget | None = None,
+    agents: AgentEnv | None = None,
     on_events: EventSink | None = None,
 ) -> RunFinished:
     """Run a plan to the end and return its `run.finished` event."""
@@ -70,6 +77,8 @@ def exec_plan(
         address=address,
         state_dir=state_dir,
         sandbox=sandbox,
+        budget=budget,
+        agents=agents,
     ) as handle:
         return handle.wait(on_events)
 
@@ -81,6 +90,7 @@ def resume(
     address: str | None = None,
     state_dir: str | Path | None = None,
     max_parallel: int | None = None,
+    agents: AgentEnv | None = None,
     on_events: EventSink | None = None,
 ) -> RunFinished:
     """Continue a run from its log: succeeded tasks stay done, interrupted ones run again."""
@@ -89,7 +99,7 @@ def resume(
     if state.finished is not None:
         return state.finished
     connect(address)
-    with launch(paths, max_parallel=max_parallel) as handle:
+    with launch(paths, max_parallel=max_parallel, agents=agents) as handle:
         return handle.wait(on_events)
 
 

@@ -32,7 +32,7 @@ from omoi.runtime.events import (
     ModelRetried,
     Usage,
 )
-from omoi.runtime.execution import TaskRequest
+from omoi.runtime.execution import AgentResult, TaskRequest
 from omoi.runtime.model import CallTag, ModelPort, ModelReply, Retry
 from omoi.runtime.ports import BudgetPort, BusPort
 from omoi.runtime.sandbox import Sandbox
@@ -48,7 +48,8 @@ _MARKERS = re.compile(
 class AgentRules(Protocol):
     """The decisions the loop asks for (policies.completion.RoleRules implements them)."""
 
-    role: str
+    @property
+    def role(self) -> str: ...
 
     def tools(self) -> frozenset[str]: ...
 
@@ -71,15 +72,6 @@ def marker(text: str) -> tuple[Claim, str] | None:
     if m.group("blocked") is not None:
         return "blocked", m.group("blocked").strip()
     return "need_input", m.group("need_input").strip()
-
-
-@dataclass(frozen=True)
-class AgentResult:
-    status: Literal["complete", "failed"]
-    summary: str = ""
-    turns: int = 0
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
 
 
 @dataclass
@@ -108,6 +100,7 @@ class AgentLoop:
         self.name = self.name or f"{self.request.task_id}/{self.request.attempt}/{self.rules.role}"
         self.tools = ToolBox(self.sandbox, self.request.timeout, self.settings.output_cap)
         self._consults = 0
+        self._last_turn_seq = 0  # budgets are judged on a log that holds at least our own last turn
 
     async def run(self) -> AgentResult:
         req = self.request
@@ -155,7 +148,7 @@ class AgentLoop:
 
     async def _turn(self, messages: list[dict[str, Any]]) -> ModelReply:
         if self.budget is not None:
-            await self.budget.admit(self.request.task_id)
+            await self.budget.admit(self.request.task_id, self._last_turn_seq)
         tools = sorted(self.rules.tools())
 
         async def retried(r: Retry) -> None:
@@ -184,19 +177,21 @@ class AgentLoop:
         messages.append(
             {"role": "assistant", "content": reply.content or [{"type": "text", "text": "(empty)"}]}
         )
-        await self._publish(
-            AgentTurn(
-                **self._common(),
-                turn=self.turns,
-                model=self.model_name,
-                text=cap(reply.text, self.settings.event_cap),
-                tool_calls=tuple(t["name"] for t in reply.tool_uses),
-                stop_reason=reply.stop_reason,
-                usage=reply.usage,
-                cost_usd=reply.cost_usd,
-                latency_s=reply.latency_s,
-                tries=reply.tries,
-            )
+        (self._last_turn_seq,) = await self.bus.publish(
+            [
+                AgentTurn(
+                    **self._common(),
+                    turn=self.turns,
+                    model=self.model_name,
+                    text=cap(reply.text, self.settings.event_cap),
+                    tool_calls=tuple(t["name"] for t in reply.tool_uses),
+                    stop_reason=reply.stop_reason,
+                    usage=reply.usage,
+                    cost_usd=reply.cost_usd,
+                    latency_s=reply.latency_s,
+                    tries=reply.tries,
+                )
+            ]
         )
         return reply
 
@@ -328,4 +323,6 @@ class AgentLoop:
                 rss_mb=round(rss_mb, 1),
             )
         )
-        return AgentResult(status, summary, self.turns, self.usage, self.cost_usd)
+        return AgentResult(
+            status=status, summary=summary, turns=self.turns, usage=self.usage, cost_usd=self.cost_usd
+        )

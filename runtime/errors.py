@@ -15,6 +15,7 @@
     │   └── MergeConflictError     merging branches conflicted (branches, files)
     ├── SandboxError               a sandbox could not be prepared or used
     │   └── SandboxLostError       the sandbox that ran a task attempt is gone (actor died, node lost)
+    ├── AgentLostError             the agent actor of a task attempt died mid-conversation
     └── ModelError                 a model call failed for good (status, tries, the provider's words)
 
 GraphError subclasses are also InputErrors when they come from a plan file: the plan loader wraps them
@@ -156,3 +157,11 @@ class ModelError(OmoiError):
     def __init__(self, message: str, *, status: int | None = None, tries: int = 1, model: str = "") -> None:
         self.status, self.tries, self.model = status, tries, model
         super().__init__(message)
+
+
+class AgentLostError(OmoiError):
+    """The agent actor of a task attempt died; the attempt fails and its work is not committed."""
+
+    def __init__(self, agent: str, task_id: str, attempt: int) -> None:
+        self.agent, self.task_id, self.attempt = agent, task_id, attempt
+        super().__init__(f"agent {agent} of task '{task_id}' attempt {attempt} died")

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from omoi.runtime.events import Usage
 from omoi.runtime.tasks import AgentSpec
 
 
@@ -40,3 +41,15 @@ class TaskResult(BaseModel):
     error: str | None = None
     duration_s: float = 0.0
     node: str = ""
+
+
+class AgentResult(BaseModel):
+    """How an agent attempt ended: complete (its acceptance passed) or failed, with the why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["complete", "failed"]
+    summary: str = ""
+    turns: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0

@@ -14,12 +14,22 @@ from omoi.runtime.taskgraph import TaskGraph
 from omoi.runtime.tasks import TaskSpec
 
 
+class Budget(BaseModel):
+    """The run's model budget: at 80% a warning, at 100% no new model call starts until raised."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tokens: int | None = Field(default=None, ge=1)
+    usd: float | None = Field(default=None, gt=0)
+
+
 class Plan(BaseModel):
     """A named list of tasks; dependencies may only point at tasks of the same plan."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(default="plan", min_length=1)
+    budget: Budget = Budget()
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
 
     def graph(self) -> TaskGraph:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from omoi.runtime.events import Event
-from omoi.runtime.execution import TaskRequest, TaskResult
+from omoi.runtime.execution import AgentResult, TaskRequest, TaskResult
 
 
 class BusPort(Protocol):
@@ -57,9 +57,10 @@ class SlotsPort(Protocol):
 
 
 class BudgetPort(Protocol):
-    async def admit(self, task_id: str) -> None:
-        """Return when a model call for this task may start: at once, or when a raise lifts the
-        task's or the run's spent budget."""
+    async def admit(self, task_id: str, after: int = 0) -> None:
+        """Return when a model call for this task may start, judged on the log up to seq `after`
+        at least (the caller's own last turn counts): at once, or when a raise lifts the task's or
+        the run's spent budget."""
         ...
 
 
@@ -73,3 +74,12 @@ class ModelRulesPort(Protocol):
     def retryable(self, status: int | None, tries: int) -> bool: ...
 
     def delay(self, tries: int, retry_after: float | None, draw: float) -> float: ...
+
+
+class AgentsPort(Protocol):
+    """How a sandbox slot starts the agent of an agent task; the agent calls back into the slot
+    (named `sandbox`) for its tool calls."""
+
+    async def run(self, request: TaskRequest, sandbox: str) -> AgentResult:
+        """Run the agent to its result; AgentLostError if its process died."""
+        ...

@@ -12,7 +12,7 @@ from pathlib import Path
 from omoi.runtime.errors import InputError, PlanError, RunNotFoundError
 from omoi.runtime.events import Event, RunStarted, TaskAdded
 from omoi.runtime.git import RepoInfo, inspect_repo
-from omoi.runtime.plan import Plan
+from omoi.runtime.plan import Budget, Plan
 from omoi.runtime.sandbox import SANDBOX_KINDS
 from omoi.runtime.store import SqliteEventStore
 from omoi.runtime.tasks import check_id
@@ -78,6 +78,7 @@ def plan_new_run(
     max_parallel: int = 4,
     sandbox: str = "local",
     plan_file: str = "",
+    budget: Budget | None = None,
 ) -> tuple[RunPaths, list[Event]]:
     """Check everything and return where the run will live and its first events. Writes nothing."""
     if sandbox not in SANDBOX_KINDS:
@@ -104,6 +105,8 @@ def plan_new_run(
             plan_file=plan_file,
             max_parallel=max_parallel,
             sandbox=sandbox,
+            budget_tokens=(budget or plan.budget).tokens,
+            budget_usd=(budget or plan.budget).usd,
             source="omoi",
         )
     ]

@@ -50,7 +50,7 @@ def test_json_plan_parses(tmp_path: Path) -> None:
         ("tasks: [{id: a, run: x, agent: {prompt: p}}]", "task 'a': a task has either 'run'"),
         ("tasks: [{id: a, run: x, acceptance: [t]}]", "task 'a': 'acceptance' belongs to agent tasks"),
         ("tasks: [{id: a, agent: {prompt: p, role: boss}}]", "task 'a': field 'agent.role': Input should be"),
-        ("tasks: [{id: a, agent: {role: worker}}]", "task 'a': field 'agent.prompt': required field is missing"),
+        ("tasks: [{id: a, agent: {role: worker}}]", "field 'agent.prompt': required field is missing"),
         ("tasks: [{id: a, agent: {prompt: p, repairs: 101}}]", "task 'a': field 'agent.repairs'"),
         (
             "tasks: [{id: a, run: x, deps: [ghost]}]",

@@ -1,0 +1,60 @@
+"""One agent attempt: a conversation with the model whose tool calls run in the task's sandbox."""
+
+from __future__ import annotations
+
+import structlog
+
+from omoi.policies.completion import ConsultRules, RoleRules
+from omoi.runtime.agent import AgentLoop
+from omoi.runtime.config import AgentSettings, ModelSettings
+from omoi.runtime.execution import AgentResult, TaskRequest
+from omoi.runtime.model import ModelPort
+from omoi.runtime.ports import BudgetPort, BusPort
+from omoi.runtime.sandbox import Sandbox
+
+log = structlog.get_logger("omoi.agent")
+
+
+class AgentActor:
+    """Owns: the conversation of one task attempt (messages, checklist, spend), nothing durable.
+
+    Handles `run(request)`: routes the task's category to a model (an oracle role always gets the
+    oracle route), applies the role's rules, and drives the loop to an AgentResult. Emits the
+    trajectory (`agent.*`, `model.retried`) through the bus as it goes.
+    If it dies: the conversation is lost; the sandbox actor that started it sees the death, the
+    attempt fails, and its concurrency leases come back (released by the starter, or swept by the
+    concurrency actor). Nothing is committed until the sandbox actor commits a complete result."""
+
+    def __init__(
+        self,
+        name: str,
+        bus: BusPort,
+        model: ModelPort,
+        sandbox: Sandbox,
+        budget: BudgetPort | None,
+        models: ModelSettings,
+        settings: AgentSettings,
+    ) -> None:
+        self._name, self._bus, self._model, self._sandbox = name, bus, model, sandbox
+        self._budget, self._models, self._settings = budget, models, settings
+
+    async def run(self, request: TaskRequest) -> AgentResult:
+        spec = request.agent
+        assert spec is not None, "agent actors run agent tasks"
+        category = "oracle" if spec.role == "oracle" else spec.category
+        s = self._settings
+        log.info(
+            "agent.start", run_id=request.run_id, task_id=request.task_id, actor=self._name, role=spec.role
+        )
+        return await AgentLoop(
+            request,
+            self._models.model_for(category),
+            RoleRules(spec.role, s.continuations, spec.repairs, s.escalate_after),
+            self._model,
+            self._sandbox,
+            self._bus,
+            s,
+            budget=self._budget,
+            oracle=(self._models.model_for("oracle"), ConsultRules()),
+            holder=self._name,
+        ).run()

@@ -1,0 +1,195 @@
+"""Agents on Ray: an actor per agent attempt next to its sandbox slot, the cluster-wide concurrency
+actor, and each run's budget actor, with the proxies that let them reach each other."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from omoi.actors.agent import AgentActor
+from omoi.actors.budget import BudgetActor
+from omoi.actors.concurrency import ConcurrencyActor
+from omoi.cluster.connect import NAMESPACE, actor_name, here
+from omoi.cluster.handles import BusProxy, Named, call
+from omoi.policies.model_calls import ModelRules
+from omoi.runtime.config import AgentSettings, ModelSettings
+from omoi.runtime.errors import AgentLostError, SandboxError
+from omoi.runtime.execution import AgentResult, TaskRequest
+from omoi.runtime.logging import configure as configure_logging
+from omoi.runtime.model import AnthropicModel
+from omoi.runtime.sandbox import ExecResult
+from omoi.runtime.workspace import SearchHit
+
+CONCURRENCY = "omoi/cluster/concurrency"  # one for the cluster: limits hold across runs
+
+
+@dataclass(frozen=True)
+class AgentEnv:
+    """What every agent of a run is configured with, read once where the run starts."""
+
+    models: ModelSettings = field(default_factory=ModelSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
+
+    def rules(self) -> ModelRules:
+        m = self.models
+        return ModelRules(m.limits, m.default_limit, m.max_tries, m.backoff, m.backoff_cap)
+
+
+class SlotsProxy(Named):
+    """SlotsPort over the concurrency actor."""
+
+    async def acquire(self, key: str, limit: int, holder: str, lease: str) -> None:
+        await call(self.handle.acquire.remote(key, limit, holder, lease))
+
+    async def release(self, lease: str) -> None:
+        await call(self.handle.release.remote(lease))
+
+    async def release_holder(self, holder: str) -> None:
+        await call(self.handle.release_holder.remote(holder))
+
+
+class BudgetProxy(Named):
+    async def admit(self, task_id: str, after: int = 0) -> None:
+        await call(self.handle.admit.remote(task_id, after))
+
+
+class SlotTools:
+    """The Sandbox file and command API of one attempt, served by the sandbox slot actor that owns
+    the attempt's workspace. Committing and destroying stay with the slot."""
+
+    def __init__(self, slot: str, task_id: str, attempt: int) -> None:
+        self._slot, self._task, self._attempt = Named(slot), task_id, attempt
+
+    async def _op(self, op: str, **args: Any) -> Any:
+        return await call(self._slot.handle.tool.remote(self._task, self._attempt, op, args))
+
+    async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
+        result: ExecResult = await self._op("exec", command=command, timeout=timeout, env=env)
+        return result
+
+    async def read_file(self, path: str, start: int | None = None, end: int | None = None) -> str:
+        text: str = await self._op("read_file", path=path, start=start, end=end)
+        return text
+
+    async def write_file(self, path: str, content: str) -> None:
+        await self._op("write_file", path=path, content=content)
+
+    async def list_files(self, path: str = ".") -> list[str]:
+        files: list[str] = await self._op("list_files", path=path)
+        return files
+
+    async def search(self, pattern: str, path: str = ".") -> list[SearchHit]:
+        hits: list[SearchHit] = await self._op("search", pattern=pattern, path=path)
+        return hits
+
+    async def diff(self) -> str:
+        text: str = await self._op("diff")
+        return text
+
+    async def commit(self, message: str) -> str:
+        raise SandboxError("an agent does not commit: its slot commits when the agent is complete")
+
+    async def destroy(self) -> None:
+        raise SandboxError("an agent does not destroy its sandbox")
+
+
+class HostedAgent(AgentActor):
+    """An agent actor built from names: its bus, its slot, the concurrency and budget actors."""
+
+    def __init__(self, name: str, request: TaskRequest, slot: str, env: AgentEnv) -> None:
+        configure_logging()
+        run = request.run_id
+        model = AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY))
+        super().__init__(
+            name,
+            BusProxy(actor_name(run, "bus")),
+            model,
+            SlotTools(slot, request.task_id, request.attempt),
+            BudgetProxy(actor_name(run, "budget")),
+            env.models,
+            env.agents,
+        )
+
+
+@dataclass
+class RayAgents:
+    """AgentsPort: one actor per agent attempt, on the slot's node, killed when the attempt ends.
+
+    Owned by the slot actor that creates it (not detached), so a dead slot takes its agents along."""
+
+    env: AgentEnv
+
+    async def run(self, request: TaskRequest, sandbox: str) -> AgentResult:
+        name = actor_name(request.run_id, "agent", request.task_id, str(request.attempt))
+        node = ray.get_runtime_context().get_node_id()
+        handle: Any = (
+            ray.remote(HostedAgent)
+            .options(
+                name=name,
+                namespace=NAMESPACE,
+                num_cpus=0,
+                max_restarts=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=True),
+            )
+            .remote(name, request, sandbox, self.env)
+        )
+        try:
+            result: AgentResult = await call(handle.run.remote(request))
+            return result
+        except RayActorError as exc:
+            raise AgentLostError(name, request.task_id, request.attempt) from exc
+        finally:
+            ray.kill(handle, no_restart=True)
+            with contextlib.suppress(Exception):  # the sweep takes them back if this fails
+                await SlotsProxy(CONCURRENCY).release_holder(name)
+
+
+class RayLiveness:
+    async def alive(self, holder: str) -> bool:
+        """Holders are actor names; a name that no longer resolves belongs to a dead actor."""
+        try:
+            ray.get_actor(holder, namespace=NAMESPACE)
+        except ValueError:
+            return False
+        return True
+
+
+class HostedConcurrency(ConcurrencyActor):
+    def __init__(self) -> None:
+        configure_logging()
+        super().__init__(RayLiveness())
+
+
+def start_concurrency() -> Any:
+    """The cluster's concurrency actor, started by the first run that needs it and shared after."""
+    return (
+        ray.remote(HostedConcurrency)
+        .options(name=CONCURRENCY, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0)
+        .remote()
+    )
+
+
+class HostedBudget(BudgetActor):
+    def __init__(self, run_id: str) -> None:
+        configure_logging()
+        super().__init__(run_id, BusProxy(actor_name(run_id, "bus")))
+
+
+def start_budget(run_id: str) -> Any:
+    return (
+        ray.remote(HostedBudget)
+        .options(
+            name=actor_name(run_id, "budget"),
+            namespace=NAMESPACE,
+            scheduling_strategy=here(),
+            num_cpus=0,
+            max_restarts=-1,
+            max_task_retries=-1,
+        )
+        .remote(run_id)
+    )
