@@ -34,7 +34,7 @@ from omoi.runtime.events import (
 )
 from omoi.runtime.image import default_tag, image_exists
 from omoi.runtime.runs import RunLock, RunPaths, open_log
-from omoi.runtime.runstate import fold
+from omoi.runtime.runstate import FOLLOWED, fold
 from omoi.runtime.sandbox import LocalBackend, NoopBackend, SandboxBackend
 from omoi.runtime.store import Durability
 from omoi.runtime.tasks import TaskSpec
@@ -110,9 +110,7 @@ class RunHandle:
         self.bus, self.graph, self._result = bus, graph, result
         self.cursor = 0
 
-    def events(
-        self, timeout: float = 0.5, prefixes: tuple[str, ...] | None = ("run.", "task.")
-    ) -> list[Event]:
+    def events(self, timeout: float = 0.5, prefixes: tuple[str, ...] | None = FOLLOWED) -> list[Event]:
         """The next events after this handle's cursor (a long-poll of at most `timeout` s)."""
         batch: list[Event] = ray.get(self.bus.read.remote(self.cursor, prefixes, 5000, timeout))
         if batch:

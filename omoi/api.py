@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
@@ -10,7 +11,8 @@ import structlog
 from omoi.cluster.agents import AgentEnv
 from omoi.cluster.connect import connect
 from omoi.cluster.runner import EventSink, RunHandle, check_sandbox, choose_sandbox, launch
-from omoi.runtime.events import Event, RunFinished
+from omoi.runtime.errors import InputError
+from omoi.runtime.events import AgentAnswered, AgentNeedsInput, BudgetRaised, Event, RunFinished
 from omoi.runtime.plan import Budget, Plan, load_plan
 from omoi.runtime.runs import locate, open_log, plan_new_run
 from omoi.runtime.runstate import RunState, fold
@@ -114,3 +116,57 @@ def events(
 
 def status(run_id: str, repo: str | Path, *, state_dir: str | Path | None = None) -> RunState:
     return fold(run_id, events(run_id, repo, state_dir=state_dir))
+
+
+def inject(
+    run_id: str, repo: str | Path, events_: Sequence[Event], *, state_dir: str | Path | None = None
+) -> list[int]:
+    """Append events to a run's log from any process on the machine that holds it; a live run's
+    bus takes them in within a second (the log is the source of truth, the bus follows it).
+    Refused for a run that has finished."""
+    paths = locate(repo, run_id, state_dir)
+    with contextlib.closing(open_log(paths)) as store:
+        state = fold(run_id, store.read())
+        if state.finished is not None:
+            raise InputError(
+                f"run '{run_id}' has finished ({state.finished.status}); nothing can be injected"
+            )
+        return [e.seq or 0 for e in store.append(list(events_))]
+
+
+def answer(
+    run_id: str, task_id: str, text: str, repo: str | Path, *, state_dir: str | Path | None = None
+) -> int:
+    """Answer the open question of TASK_ID's agent; returns the answer's seq."""
+    if not text.strip():
+        raise InputError("the answer is empty")
+    log_ = events(run_id, repo, state_dir=state_dir, kind="agent.")
+    asked = [e for e in log_ if isinstance(e, AgentNeedsInput) and e.task_id == task_id]
+    answered = [e for e in log_ if isinstance(e, AgentAnswered) and e.task_id == task_id]
+    if not asked or (answered and (answered[-1].seq or 0) > (asked[-1].seq or 0)):
+        open_ = sorted({e.task_id for e in log_ if isinstance(e, AgentNeedsInput)})
+        hint = f"; tasks that asked: {', '.join(open_)}" if open_ else ""
+        raise InputError(f"task '{task_id}' of run '{run_id}' has no open question{hint}")
+    ev = AgentAnswered(run_id=run_id, task_id=task_id, attempt=asked[-1].attempt, answer=text, source="user")
+    (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
+    return seq
+
+
+def raise_budget(
+    run_id: str,
+    repo: str | Path,
+    *,
+    scope: str = "run",
+    tokens: int = 0,
+    usd: float = 0.0,
+    state_dir: str | Path | None = None,
+) -> int:
+    """Lift the run's budget (or task `scope`'s) by these amounts; waiting agents go on."""
+    if tokens < 0 or usd < 0 or (tokens == 0 and usd == 0):
+        raise InputError("give a positive amount to raise the budget by (--tokens and/or --usd)")
+    state = status(run_id, repo, state_dir=state_dir)
+    if scope != "run" and scope not in state.tasks:
+        raise InputError(f"run '{run_id}' has no task '{scope}' (the scope is 'run' or a task id)")
+    ev = BudgetRaised(run_id=run_id, scope=scope, add_tokens=tokens, add_usd=usd, source="user")
+    (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
+    return seq

@@ -98,6 +98,12 @@ def _follow(run_id: str, start: Callable[[Any], Any]) -> Any:
     help="docker: a locked-down container per task; local: on the host, NOT isolated; "
     "auto: docker when an engine answers.",
 )
+@click.option(
+    "--budget-usd", type=float, default=None, help="Dollar budget of the run (overrides the plan's)."
+)
+@click.option(
+    "--budget-tokens", type=int, default=None, help="Token budget of the run (overrides the plan's)."
+)
 @address_option
 @state_option
 @_guard
@@ -107,12 +113,20 @@ def exec_cmd(
     run_id: str | None,
     max_parallel: int,
     sandbox: str,
+    budget_usd: float | None,
+    budget_tokens: int | None,
     address: str | None,
     state_dir: str | None,
 ) -> None:
     """Run PLAN (YAML or JSON) against the repository; exit 0 only if every task succeeded."""
     from omoi import api
+    from omoi.runtime.plan import Budget
 
+    budget = None
+    if budget_usd is not None or budget_tokens is not None:
+        budget = _checked(
+            lambda: Budget(usd=budget_usd, tokens=budget_tokens), "--budget-usd/--budget-tokens"
+        )
     sandbox = _sandbox_or_warn(sandbox)
     with api.start(
         plan,
@@ -122,6 +136,7 @@ def exec_cmd(
         address=address,
         state_dir=state_dir,
         sandbox=sandbox,
+        budget=budget,
     ) as handle:
         finished = _follow(handle.run_id, handle.wait)
     _finish(finished)
@@ -147,6 +162,47 @@ def resume(
         ),
     )
     _finish(finished)
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("task_id")
+@click.argument("text")
+@repo_option
+@state_option
+@_guard
+def answer(run_id: str, task_id: str, text: str, repo: str, state_dir: str | None) -> None:
+    """Answer the question TASK_ID's agent asked (it waits for this); the run must be live or resumable."""
+    from omoi import api
+
+    seq = api.answer(run_id, task_id, text, repo, state_dir=state_dir)
+    out.print(f"answered task {task_id} of run {run_id} (event {seq})")
+
+
+@main.command("raise-budget")
+@click.argument("run_id")
+@click.option("--usd", type=float, default=0.0, help="Dollars to add.")
+@click.option("--tokens", type=int, default=0, help="Tokens to add.")
+@click.option("--task", "scope", default="run", help="Raise this task's budget instead of the run's.")
+@repo_option
+@state_option
+@_guard
+def raise_budget(run_id: str, usd: float, tokens: int, scope: str, repo: str, state_dir: str | None) -> None:
+    """Lift a spent budget so waiting agents go on."""
+    from omoi import api
+
+    seq = api.raise_budget(run_id, repo, scope=scope, tokens=tokens, usd=usd, state_dir=state_dir)
+    out.print(f"raised the {scope} budget of run {run_id} by {tokens} tokens and ${usd:g} (event {seq})")
+
+
+def _checked(build: Callable[[], Any], where: str) -> Any:
+    """A pydantic model built from options; a validation error names the options."""
+    from pydantic import ValidationError
+
+    try:
+        return build()
+    except ValidationError as exc:
+        raise InputError(f"{where}: {exc.errors()[0]['msg']}") from exc
 
 
 @main.command()

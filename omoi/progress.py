@@ -23,6 +23,9 @@ STYLE = {
     "cancelled": "magenta",
 }
 
+# What a person must see even on the live table: something waits for them, or something broke.
+LOUD = frozenset({"agent.needs_input", "budget.warning", "budget.exhausted", "task.failed"})
+
 
 class Progress:
     """Folds the events it is shown into a RunState and draws it."""
@@ -55,7 +58,7 @@ class Progress:
     def __call__(self, events: list[Event]) -> None:
         for ev in events:
             self.state.apply(ev)
-            if not self.live_mode:
+            if not self.live_mode or ev.kind in LOUD:  # printed above the live table, where it stays
                 line = self._line(ev)
                 if line:
                     self.console.print(line, highlight=False, soft_wrap=True)
@@ -89,12 +92,47 @@ class Progress:
                     + (f": branch {ev.branch}" if ev.branch else "")
                     + (f" ({ev.error})" if ev.error else "")
                 )
+            case "agent.needs_input":
+                return (
+                    f"{stamp} {ev.task_id:<20} asks      {ev.question}\n"
+                    f'{"":>10} answer with: omoi answer {ev.run_id} {ev.task_id} "..."'
+                )
+            case "agent.acceptance":
+                verdict = "passed" if ev.passed else f"failed: `{ev.command}` exited {ev.exit_code}"
+                return f"{stamp} {ev.task_id:<20} accept    round {ev.round} {verdict}"
+            case "agent.escalated":
+                return (
+                    f"{stamp} {ev.task_id:<20} escalated to the oracle after {ev.failed_rounds} failed rounds"
+                )
+            case "model.retried":
+                why = f"HTTP {ev.status}" if ev.status else "connection failure"
+                return f"{stamp} {ev.task_id:<20} model     {why}, retry {ev.try_no} in {ev.delay_s:.2f}s"
+            case "budget.warning" | "budget.exhausted":
+                limit = " / ".join(
+                    x
+                    for x in (
+                        f"{ev.limit_tokens} tokens" if ev.limit_tokens else "",
+                        f"${ev.limit_usd:g}" if ev.limit_usd else "",
+                    )
+                    if x
+                )
+                what = (
+                    "80% spent" if ev.kind == "budget.warning" else "SPENT: no new model calls until raised"
+                )
+                hint = f" (omoi raise-budget {ev.run_id} ...)" if ev.kind == "budget.exhausted" else ""
+                return (
+                    f"{stamp} budget {ev.scope}: {what} ({ev.tokens} tokens, ${ev.usd:.4f} of {limit}){hint}"
+                )
+            case "budget.raised":
+                return f"{stamp} budget {ev.scope}: raised by {ev.add_tokens} tokens, ${ev.add_usd:g}"
             case _:
                 return None
 
     def _render(self) -> Group:
         counts = self.state.counts()
         head = Text(f"run {self.state.run_id}  {self.elapsed():6.1f}s  ")
+        if self.state.usage.total:
+            head.append(f"{self.state.usage.total:,} tokens ${self.state.cost_usd:.4f}  ")
         for status in STATUSES:
             if counts[status]:
                 head.append(f"{status} {counts[status]}  ", style=STYLE[status])

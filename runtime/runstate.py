@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from omoi.runtime.errors import GraphError
-from omoi.runtime.events import Event, RunFinished, RunStarted
+from omoi.runtime.events import Event, RunFinished, RunStarted, Usage
 from omoi.runtime.taskgraph import TaskGraph
 from omoi.runtime.tasks import TaskSpec
 
@@ -24,6 +24,21 @@ TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "skipped", "cancell
 STATUSES: tuple[TaskStatus, ...] = (
     "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled",
 )  # fmt: skip
+
+
+# What a person following a run is shown: task and run changes, and what agents do that matters
+# to them (questions, acceptance rounds, escalations, retries, budgets, spend) but not every tool call.
+FOLLOWED = (
+    "run.",
+    "task.",
+    "agent.turn",
+    "agent.needs_input",
+    "agent.acceptance",
+    "agent.escalated",
+    "agent.finished",
+    "model.retried",
+    "budget.",
+)
 
 
 def task_branch(run_id: str, task_id: str) -> str:
@@ -51,6 +66,8 @@ class TaskState:
     commit: str | None = None
     error: str | None = None
     cancel_reason: str | None = None
+    tokens: int = 0  # model tokens of every attempt and of the oracles consulted for it
+    cost_usd: float = 0.0
 
     @property
     def id(self) -> str:
@@ -73,6 +90,8 @@ class RunState:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     changed: set[str] = field(default_factory=set)
     cancel_requested: set[str] = field(default_factory=set)
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
     _by_status: dict[str, set[str]] = field(default_factory=lambda: {s: set() for s in STATUSES})
 
     def apply(self, ev: Event) -> None:
@@ -87,6 +106,12 @@ class RunState:
                 self.cancel_reason = self.cancel_reason or ev.reason
             case "task.added":
                 self._add(ev.spec, ev.order, ev.id)
+            case "agent.turn":
+                self.usage += ev.usage
+                self.cost_usd += ev.cost_usd
+                if (t := self.tasks.get(ev.task_id)) is not None:
+                    t.tokens += ev.usage.total
+                    t.cost_usd += ev.cost_usd
             case _:
                 self._apply_task(ev)
 

@@ -70,6 +70,9 @@ class Turn(BaseModel):
     tools: tuple[ToolCall, ...] = ()
     faults: tuple[Fault, ...] = ()
     delay: float = Field(default=0.0, ge=0, le=600, description="seconds before answering")
+    after: tuple[str, ...] = Field(
+        default=(), description="answer only once requests of these tasks have arrived (at most 60 s)"
+    )
 
 
 class FaultRates(BaseModel):
@@ -174,6 +177,8 @@ class ScriptedModelServer:
         self._faults_served: dict[tuple[str, int, int], int] = {}
         self._replays: dict[str, int] = {}  # conversations sent a malformed turn get it again
         self._cached: set[str] = set()
+        self._arrived = threading.Condition(self._lock)
+        self._tasks_seen: set[str] = set()
         self._httpd = ThreadingHTTPServer((host, port), self._handler())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -213,6 +218,8 @@ class ScriptedModelServer:
         assistants = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
         rates = self.script.faults
         with self._lock:
+            self._tasks_seen.add(task)
+            self._arrived.notify_all()
             turn_no = assistants - self._replays.get(agent, 0)
             turns = self.script.turns(task, role)
             turn = turns[turn_no] if turns is not None and turn_no < len(turns) else None
@@ -225,6 +232,9 @@ class ScriptedModelServer:
             )
             if malformed:
                 self._replays[agent] = self._replays.get(agent, 0) + 1
+        if turn is not None and fault is None and turn.after:
+            with self._lock:  # a barrier: proves tasks overlap without depending on timing
+                self._arrived.wait_for(lambda: set(turn.after) <= self._tasks_seen, timeout=60)
         delay = rates.latency + (turn.delay if turn is not None and fault is None else 0.0)
         if delay:
             time.sleep(delay)  # the model "thinking": this is the simulated service, not a test wait

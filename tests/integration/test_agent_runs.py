@@ -1,0 +1,270 @@
+"""Runs of agent tasks on a real local Ray cluster: agent actors, the concurrency actor, the budget
+actor, real worktrees, and the real SDK over HTTP to the scripted model server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import ray
+
+from omoi import api
+from omoi.cluster.agents import AgentEnv
+from omoi.cluster.connect import NAMESPACE, actor_name
+from omoi.runtime.config import AgentSettings, model_settings
+from omoi.runtime.events import Event
+from omoi.runtime.plan import Budget, parse_plan
+from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
+from tests.agents import WORKER_MODEL, call
+from tests.conftest import RepoFactory, run_git
+from tests.helpers import has, of, wait_for_events, wait_until
+
+pytestmark = pytest.mark.ray
+
+FINISH = {"tools": [call("finish", status="complete", summary="done")]}
+
+
+@pytest.fixture
+def model_server() -> Iterator[Any]:
+    servers: list[ScriptedModelServer] = []
+
+    def start(script: dict[str, Any]) -> ScriptedModelServer:
+        server = ScriptedModelServer(parse_script(script)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def env(server: ScriptedModelServer, **models: Any) -> AgentEnv:
+    settings = {"backoff": 0.01, "backoff_cap": 0.05, **models}
+    return AgentEnv(model_settings(base_url=server.url, **settings), AgentSettings())
+
+
+def agent_task(
+    task: str, deps: tuple[str, ...] = (), acceptance: tuple[str, ...] = (), **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": task,
+        "deps": list(deps),
+        "agent": {"prompt": f"do {task}"},
+        "acceptance": list(acceptance),
+        **extra,
+    }
+
+
+def _plan(*tasks: dict[str, Any]) -> Any:
+    return parse_plan(json.dumps({"tasks": list(tasks)}))
+
+
+def test_agent_tasks_run_in_parallel_and_their_work_merges(
+    ray_address: str, make_repo: RepoFactory, model_server: Any
+) -> None:
+    repo = make_repo({"README.md": "demo\n"})
+    # a and b each answer their first turn only once the other's agent has asked: they overlap.
+    server = model_server(
+        {
+            "tasks": {
+                "a": {
+                    "worker": [
+                        {"tools": [call("write_file", path="a.txt", content="A\n")], "after": ["b"]},
+                        FINISH,
+                    ]
+                },
+                "b": {
+                    "worker": [
+                        {"tools": [call("write_file", path="b.txt", content="B\n")], "after": ["a"]},
+                        FINISH,
+                    ]
+                },
+                "c": {
+                    "worker": [
+                        {"tools": [call("read_file", path="a.txt"), call("read_file", path="b.txt")]},
+                        {"tools": [call("write_file", path="c.txt", content="A+B\n")]},
+                        FINISH,
+                    ]
+                },
+            }
+        }
+    )
+    plan = _plan(
+        agent_task("a"),
+        agent_task("b"),
+        agent_task("c", ("a", "b"), ("test -f a.txt && test -f b.txt && grep -q A+B c.txt",)),
+    )
+    finished = api.exec_plan(plan, repo, run_id="agents", sandbox="local", agents=env(server))
+    assert finished.status == "succeeded", finished.error
+    seen = api.events("agents", repo)
+    files = set(run_git(repo, "ls-tree", "-r", "--name-only", "omoi/agents/_merged").split())
+    assert {"a.txt", "b.txt", "c.txt"} <= files
+    c_reads = [e.result for e in of(seen, "agent.tool_called", "c") if e.tool == "read_file"]  # type: ignore[attr-defined]
+    assert c_reads == ["A\n", "B\n"]  # c's sandbox starts from a and b merged
+    assert [e.passed for e in of(seen, "agent.acceptance", "c")] == [True]  # type: ignore[attr-defined]
+    turns = of(seen, "agent.turn")
+    assert len(turns) == 7
+    assert sum(t.cost_usd for t in turns) > 0  # type: ignore[attr-defined]
+    assert {r.model for r in server.requests} == {WORKER_MODEL}
+
+
+def test_with_a_limit_of_two_the_server_never_sees_more_than_two_requests_in_flight(
+    ray_address: str, make_repo: RepoFactory, model_server: Any
+) -> None:
+    slow = {"tools": [call("list_files")], "delay": 0.2}
+    server = model_server({"tasks": {f"t{i}": {"worker": [slow, slow, FINISH]} for i in range(5)}})
+    plan = _plan(*[agent_task(f"t{i}") for i in range(5)])
+    finished = api.exec_plan(
+        plan,
+        make_repo(),
+        run_id="limit2",
+        sandbox="local",
+        max_parallel=5,
+        agents=env(server, limits={WORKER_MODEL: 2}),
+    )
+    assert finished.status == "succeeded", finished.error
+    assert len(server.requests) == 15
+    assert 1 <= server.max_in_flight[WORKER_MODEL] <= 2
+
+
+def test_a_killed_agents_concurrency_slot_comes_back(
+    ray_address: str, make_repo: RepoFactory, model_server: Any
+) -> None:
+    quick = "claude-haiku-4-5"
+    server = model_server(
+        {
+            "tasks": {
+                "stuck": {"worker": [{"text": "thinking hard", "delay": 60}]},
+                "next": {"worker": [FINISH]},
+            }
+        }
+    )
+    stuck = {**agent_task("stuck"), "agent": {"prompt": "x", "category": "quick"}}
+    nxt = {**agent_task("next"), "agent": {"prompt": "y", "category": "quick"}}
+    with api.start(
+        _plan(stuck, nxt),
+        make_repo(),
+        run_id="killed",
+        sandbox="local",
+        max_parallel=2,
+        agents=env(server, limits={quick: 1}),
+    ) as handle:
+        wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("agent.started", "next"))
+        wait_until(lambda: server.in_flight.get(quick, 0) == 1, "the stuck agent holds the only slot")
+        assert server.requests_for("next") == []
+        ray.kill(ray.get_actor(actor_name("killed", "agent", "stuck", "1"), namespace=NAMESPACE))
+        finished = handle.wait(timeout=60)
+    events = api.events("killed", handle.paths.repo.path)
+    assert [e.task_id for e in of(events, "task.succeeded")] == ["next"]  # type: ignore[attr-defined]
+    (failed,) = of(events, "task.failed", "stuck")
+    assert "died" in failed.error  # type: ignore[attr-defined]
+    assert finished.status == "failed"
+
+
+def test_every_task_succeeds_at_a_twenty_percent_fault_rate(
+    ray_address: str, make_repo: RepoFactory, model_server: Any
+) -> None:
+    turns = [{"tools": [call("list_files")]}, {"tools": [call("read_file", path="README.md")]}, FINISH]
+    faults = {"rate_429": 0.1, "rate_529": 0.05, "rate_500": 0.05, "retry_after": 0.01, "seed": 3}
+    server = model_server({"tasks": {f"t{i}": {"worker": turns} for i in range(10)}, "faults": faults})
+    seen: list[Event] = []
+    finished = api.exec_plan(
+        _plan(*[agent_task(f"t{i}") for i in range(10)]),
+        make_repo(),
+        run_id="faults",
+        sandbox="local",
+        max_parallel=4,
+        agents=env(server),
+        on_events=seen.extend,
+    )
+    assert finished.status == "succeeded", finished.error
+    assert len(of(seen, "task.succeeded")) == 10
+    injected = [r.status for r in server.requests if r.status != 200]
+    assert injected  # the faults happened, and were survived
+    assert len(of(seen, "model.retried")) == len(injected)
+    assert of(seen, "task.retrying") == []  # survived inside the model client, not by re-running tasks
+
+
+def test_a_persistent_model_failure_fails_only_that_task(
+    ray_address: str, make_repo: RepoFactory, model_server: Any
+) -> None:
+    server = model_server(
+        {
+            "tasks": {
+                "doomed": {"worker": [{"text": "x", "faults": [{"status": 500, "times": 99}]}]},
+                "fine": {"worker": [{"tools": [call("write_file", path="f.txt", content="kept\n")]}, FINISH]},
+            }
+        }
+    )
+    repo = make_repo()
+    finished = api.exec_plan(
+        _plan(agent_task("doomed"), agent_task("fine")),
+        repo,
+        run_id="doomed",
+        sandbox="local",
+        agents=env(server, max_tries=3),
+    )
+    assert finished.status == "failed"
+    events = api.events("doomed", repo)
+    (failed,) = of(events, "task.failed", "doomed")
+    assert "HTTP 500" in failed.error
+    assert "after 3 tries" in failed.error
+    assert [e.task_id for e in of(events, "task.succeeded")] == ["fine"]  # type: ignore[attr-defined]
+    assert run_git(repo, "show", "omoi/doomed/fine:f.txt") == "kept\n"  # committed work is kept
+
+
+def test_need_input_waits_for_an_answer_injected_into_the_live_run(
+    ray_address: str, make_repo: RepoFactory, model_server: Any
+) -> None:
+    server = model_server(
+        {
+            "tasks": {
+                "ask": {
+                    "worker": [
+                        {"text": "[NEED INPUT: staging or production?]"},
+                        {"tools": [call("write_file", path="target.txt", content="staging\n")]},
+                        FINISH,
+                    ]
+                }
+            }
+        }
+    )
+    repo = make_repo()
+    with api.start(
+        _plan(agent_task("ask")), repo, run_id="ask", sandbox="local", agents=env(server)
+    ) as handle:
+        (q,) = of(
+            wait_for_events(lambda: handle.events(timeout=1.0), has("agent.needs_input", "ask")),
+            "agent.needs_input",
+        )
+        assert q.question == "staging or production?"  # type: ignore[attr-defined]
+        assert len(server.requests) == 1
+        handle.answer("ask", "staging")
+        finished = handle.wait(timeout=60)
+    assert finished.status == "succeeded", finished.error
+    assert "staging" in server.requests[1].last_user_text
+    assert run_git(repo, "show", "omoi/ask/_merged:target.txt") == "staging\n"
+
+
+def test_a_spent_budget_pauses_the_run_until_it_is_raised(
+    ray_address: str, make_repo: RepoFactory, model_server: Any
+) -> None:
+    server = model_server({"tasks": {"t": {"worker": [{"tools": [call("list_files")]}, FINISH]}}})
+    with api.start(
+        _plan(agent_task("t")),
+        make_repo(),
+        run_id="budget",
+        sandbox="local",
+        agents=env(server),
+        budget=Budget(usd=1e-6),
+    ) as handle:
+        seen = wait_for_events(lambda: handle.events(timeout=1.0), has("budget.exhausted"))
+        (spent,) = of(seen, "budget.exhausted")
+        assert spent.scope == "run"  # type: ignore[attr-defined]
+        assert len(server.requests) == 1  # the second turn waits
+        handle.raise_budget(usd=1.0)
+        finished = handle.wait(timeout=60)
+    assert finished.status == "succeeded", finished.error
+    assert len(server.requests) == 2
