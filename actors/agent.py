@@ -18,9 +18,11 @@ log = structlog.get_logger("omoi.agent")
 class AgentActor:
     """Owns: the conversation of one task attempt (messages, checklist, spend), nothing durable.
 
-    Handles `run(request)`: routes the task's category to a model (an oracle role always gets the
-    oracle route), applies the role's rules, and drives the loop to an AgentResult. Emits the
-    trajectory (`agent.*`, `model.retried`) through the bus as it goes.
+    Handles `prepare` (load the model client before a task arrives, so a warm spare starts at
+    once) and `run(request, sandbox)`: routes the task's category to a model (an oracle role
+    always gets the oracle route), applies the role's rules, and drives the loop to an
+    AgentResult. One actor runs one attempt. Emits the trajectory (`agent.*`, `model.retried`)
+    through the bus as it goes.
     If it dies: the conversation is lost; the sandbox actor that started it sees the death, the
     attempt fails, and its concurrency leases come back (released by the starter, or swept by the
     concurrency actor). Nothing is committed until the sandbox actor commits a complete result."""
@@ -30,15 +32,17 @@ class AgentActor:
         name: str,
         bus: BusPort,
         model: ModelPort,
-        sandbox: Sandbox,
         budget: BudgetPort | None,
         models: ModelSettings,
         settings: AgentSettings,
     ) -> None:
-        self._name, self._bus, self._model, self._sandbox = name, bus, model, sandbox
+        self._name, self._bus, self._model = name, bus, model
         self._budget, self._models, self._settings = budget, models, settings
 
-    async def run(self, request: TaskRequest) -> AgentResult:
+    async def prepare(self) -> None:
+        self._model.prepare()
+
+    async def run(self, request: TaskRequest, sandbox: Sandbox) -> AgentResult:
         spec = request.agent
         assert spec is not None, "agent actors run agent tasks"
         category = "oracle" if spec.role == "oracle" else spec.category
@@ -51,7 +55,7 @@ class AgentActor:
             self._models.model_for(category),
             RoleRules(spec.role, s.continuations, spec.repairs, s.escalate_after),
             self._model,
-            self._sandbox,
+            sandbox,
             self._bus,
             s,
             budget=self._budget,

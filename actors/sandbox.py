@@ -61,9 +61,12 @@ class SandboxActor:
             self._runs[key] = asyncio.create_task(self._execute(request))
         return await asyncio.shield(self._runs[key])
 
-    async def prepare(self) -> None:
-        """Get the backend ready before the first task arrives (a warm container, ...)."""
+    async def prepare(self, agents: bool = False) -> None:
+        """Get the backend ready before the first task arrives (a warm container, ...), and an
+        agent too when agent tasks are expected."""
         await self._backend.warm()
+        if agents and self._agents is not None:
+            await self._agents.warm()
 
     async def reattach(self, task_id: str, attempt: int) -> TaskResult | None:
         run = self._runs.get((task_id, attempt))

@@ -99,54 +99,84 @@ class SlotTools:
 
 
 class HostedAgent(AgentActor):
-    """An agent actor built from names: its bus, its slot, the concurrency and budget actors."""
+    """An agent actor built from names: its bus, the concurrency and budget actors; its sandbox
+    is the slot named in each `run`."""
 
-    def __init__(self, name: str, request: TaskRequest, slot: str, env: AgentEnv) -> None:
+    def __init__(self, name: str, run_id: str, env: AgentEnv) -> None:
         configure_logging()
-        run = request.run_id
-        model = AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY))
         super().__init__(
             name,
-            BusProxy(actor_name(run, "bus")),
-            model,
-            SlotTools(slot, request.task_id, request.attempt),
-            BudgetProxy(actor_name(run, "budget")),
+            BusProxy(actor_name(run_id, "bus")),
+            AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY)),
+            BudgetProxy(actor_name(run_id, "budget")),
             env.models,
             env.agents,
         )
 
+    async def run(self, request: TaskRequest, sandbox: Any) -> AgentResult:  # type: ignore[override]
+        """`sandbox` is the name of the slot actor that serves this attempt's tool calls."""
+        return await super().run(request, SlotTools(sandbox, request.task_id, request.attempt))
+
 
 @dataclass
 class RayAgents:
-    """AgentsPort: one actor per agent attempt, on the slot's node, killed when the attempt ends.
+    """AgentsPort of one sandbox slot: the slot's agent actor, `omoi/<run>/agent/<slot>`, runs the
+    conversation of each agent attempt the slot runs, one at a time, each from a clean state.
 
-    Owned by the slot actor that creates it (not detached), so a dead slot takes its agents along."""
+    A process per attempt would load the model SDK (~2 s of CPU) before every task; this one is
+    loaded once, ahead of the first task (`warm`). An attempt that ends in anything but a result
+    (cancelled, the agent died) takes the actor with it, and the next attempt gets a new one.
+    The slot actor owns it (not detached), so a dead slot takes its agent along; `agent.started`
+    names the actor that runs each task."""
 
     env: AgentEnv
+    slot: str
+    _agent: tuple[str, Any, Any] | None = field(default=None, init=False)  # name, handle, prepared
+    _started: int = field(default=0, init=False)
+
+    def _ready(self) -> tuple[str, Any]:
+        if self._agent is None:
+            _, run_id, _, slot = self.slot.split("/", 3)
+            self._started += 1
+            name = actor_name(run_id, "agent", slot if self._started == 1 else f"{slot}.{self._started}")
+            node = ray.get_runtime_context().get_node_id()
+            handle: Any = (
+                ray.remote(HostedAgent)
+                .options(
+                    name=name,
+                    namespace=NAMESPACE,
+                    num_cpus=0,
+                    max_restarts=0,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=True),
+                )
+                .remote(name, run_id, self.env)
+            )
+            self._agent = (name, handle, handle.prepare.remote())
+        name, handle, _ = self._agent
+        return name, handle
+
+    async def warm(self) -> None:
+        """Returns once the agent has loaded the SDK: a run's first agent task starts at once."""
+        self._ready()
+        assert self._agent is not None
+        await call(self._agent[2])
 
     async def run(self, request: TaskRequest, sandbox: str) -> AgentResult:
-        name = actor_name(request.run_id, "agent", request.task_id, str(request.attempt))
-        node = ray.get_runtime_context().get_node_id()
-        handle: Any = (
-            ray.remote(HostedAgent)
-            .options(
-                name=name,
-                namespace=NAMESPACE,
-                num_cpus=0,
-                max_restarts=0,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=True),
-            )
-            .remote(name, request, sandbox, self.env)
-        )
+        name, handle = self._ready()
         try:
-            result: AgentResult = await call(handle.run.remote(request))
+            result: AgentResult = await call(handle.run.remote(request, sandbox))
             return result
         except RayActorError as exc:
+            self._agent = None
             raise AgentLostError(name, request.task_id, request.attempt) from exc
+        except BaseException:
+            self._agent = None
+            ray.kill(handle, no_restart=True)  # stopped mid-conversation: it may still hold leases
+            raise
         finally:
-            ray.kill(handle, no_restart=True)
-            with contextlib.suppress(Exception):  # the sweep takes them back if this fails
-                await SlotsProxy(CONCURRENCY).release_holder(name)
+            if self._agent is None:
+                with contextlib.suppress(Exception):  # the sweep takes them back if this fails
+                    await SlotsProxy(CONCURRENCY).release_holder(name)
 
 
 class RayLiveness:

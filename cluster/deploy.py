@@ -154,10 +154,12 @@ class RaySandboxes:
         with contextlib.suppress(ValueError, RayActorError):
             await ray.get_actor(sandbox, namespace=NAMESPACE).cancel.remote(task_id, attempt)
 
-    def warm(self, slots: int) -> None:
-        """Start the slot actors now, each with its backend ready (warm containers), so the first
-        tasks wait neither on worker processes nor on container starts."""
-        ray.get([self.handle(self.sandbox_name(i)).prepare.remote() for i in range(slots)])
+    def warm(self, slots: int, agents: int = 0) -> None:
+        """Start the slot actors now, each with its backend ready (warm containers), and the
+        first `agents` of them with their agent loaded, so the first tasks wait neither on worker
+        processes nor on container starts nor on loading the model SDK. (Tasks go to the
+        lowest free slot, so those are the slots the first agent tasks land on.)"""
+        ray.get([self.handle(self.sandbox_name(i)).prepare.remote(i < agents) for i in range(slots)])
 
 
 _HOSTED: dict[type, type] = {}
@@ -189,7 +191,7 @@ class HostedSandbox(SandboxActor):
             backend = on_node(backend, node)
         if hasattr(backend, "slot"):
             backend = dataclasses.replace(backend, slot=name)  # type: ignore[type-var]
-        super().__init__(name, bus, backend, node, RayAgents(agents) if agents is not None else None)
+        super().__init__(name, bus, backend, node, RayAgents(agents, name) if agents is not None else None)
 
 
 def _start_pinned(cls: type, run_id: str, role: str, *args: Any, **kwargs: Any) -> Any:

@@ -207,9 +207,9 @@ def launch(
         raise InputError(f"run '{paths.run_id}' has no run.started event in {paths.events_db}")
     max_parallel = max_parallel or state.started.max_parallel
     env = agents or AgentEnv(model_settings(), agent_settings())
-    for task in state.tasks.values():
-        if task.spec.agent is not None:
-            env.models.model_for(task.spec.agent.category)  # an unknown category is refused now
+    agent_tasks = [t.spec.agent for t in state.tasks.values() if t.spec.agent is not None]
+    for agent in agent_tasks:
+        env.models.model_for(agent.category)  # an unknown category is refused before anything starts
     sandbox = sandbox or state.started.sandbox
     # Nodes that advertise sandbox slots get the sandboxes; without any, they stay on this node.
     slots = int(ray.cluster_resources().get(SLOT_RESOURCE, 0))  # type: ignore[no-untyped-call]
@@ -233,7 +233,7 @@ def launch(
         sandboxes = deploy.RaySandboxes(
             paths.run_id, BusProxy(actor_name(paths.run_id, "bus")), backend, placement, env
         )
-        sandboxes.warm(max_parallel)
+        sandboxes.warm(max_parallel, agents=min(max_parallel, len(agent_tasks)))
         integrator = deploy.start_integrator(
             paths.run_id, paths.repo.path, paths.repo.git_dir, paths.worktrees, dry_run=sandbox == "noop"
         )

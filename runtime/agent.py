@@ -104,7 +104,7 @@ class AgentLoop:
 
     async def run(self) -> AgentResult:
         req = self.request
-        await self._publish(AgentStarted(**self._common(), model=self.model_name))
+        await self._publish(AgentStarted(**self._common(), model=self.model_name, actor=self.holder))
         first = self.prompt or prompts.task_message(self.spec.prompt, req.acceptance, self.spec.context)
         messages: list[dict[str, Any]] = [{"role": "user", "content": first}]
         continuations = failed_rounds = streak = 0

@@ -167,6 +167,7 @@ class AgentEvent(TaskEvent):
 class AgentStarted(AgentEvent):
     kind: Literal["agent.started"] = "agent.started"
     model: str
+    actor: str = Field(default="", description="the Ray actor running the agent, for the dashboard")
 
 
 class AgentTurn(AgentEvent):

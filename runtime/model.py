@@ -14,9 +14,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import anthropic
 import structlog
 
 from omoi.runtime.clock import Clock, SystemClock
@@ -25,6 +24,9 @@ from omoi.runtime.errors import ModelError
 from omoi.runtime.events import Usage
 from omoi.runtime.ports import ModelRulesPort, SlotsPort
 from omoi.runtime.scripted_model import AGENT_HEADER, ROLE_HEADER, TASK_HEADER
+
+if TYPE_CHECKING:  # the SDK takes ~2 s to import: only processes that call a model pay for it
+    import anthropic
 
 log = structlog.get_logger("omoi.model")
 
@@ -68,6 +70,10 @@ class ModelReply:
 
 
 class ModelPort(Protocol):
+    def prepare(self) -> None:
+        """Get ready for the first call (load the SDK, build the client); may do nothing."""
+        ...
+
     async def complete(
         self,
         *,
@@ -102,7 +108,12 @@ class AnthropicModel:
     rng: random.Random = field(default_factory=random.Random)
     _client: anthropic.AsyncAnthropic | None = field(default=None, init=False, repr=False)
 
+    def prepare(self) -> None:
+        self.client()
+
     def client(self) -> anthropic.AsyncAnthropic:
+        import anthropic
+
         if self._client is None:
             key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
             self._client = anthropic.AsyncAnthropic(
@@ -123,6 +134,8 @@ class AnthropicModel:
         tag: CallTag,
         on_retry: Callable[[Retry], Awaitable[None]] | None = None,
     ) -> ModelReply:
+        import anthropic
+
         started = time.monotonic()
         tries = 0
         while True:
@@ -220,6 +233,8 @@ def _retry_after(exc: Exception) -> float | None:
 
 
 def _describe(exc: Exception) -> str:
+    import anthropic
+
     if isinstance(exc, anthropic.APIStatusError):
         body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
         error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}

@@ -83,3 +83,7 @@ class AgentsPort(Protocol):
     async def run(self, request: TaskRequest, sandbox: str) -> AgentResult:
         """Run the agent to its result; AgentLostError if its process died."""
         ...
+
+    async def warm(self) -> None:
+        """Have an agent ready before the first agent task arrives."""
+        ...

@@ -12,7 +12,7 @@ import ray
 
 from omoi import api
 from omoi.cluster.agents import AgentEnv
-from omoi.cluster.connect import NAMESPACE, actor_name
+from omoi.cluster.connect import NAMESPACE
 from omoi.runtime.config import AgentSettings, model_settings
 from omoi.runtime.events import Event
 from omoi.runtime.plan import Budget, parse_plan
@@ -151,10 +151,18 @@ def test_a_killed_agents_concurrency_slot_comes_back(
         max_parallel=2,
         agents=env(server, limits={quick: 1}),
     ) as handle:
-        wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("agent.started", "next"))
+        both_started = [has("agent.started", "next"), has("agent.started", "stuck")]
+        wait_for_events(
+            lambda: handle.events(timeout=1.0, prefixes=None), lambda evs: all(p(evs) for p in both_started)
+        )
         wait_until(lambda: server.in_flight.get(quick, 0) == 1, "the stuck agent holds the only slot")
         assert server.requests_for("next") == []
-        ray.kill(ray.get_actor(actor_name("killed", "agent", "stuck", "1"), namespace=NAMESPACE))
+        stuck_actor = next(
+            e.actor
+            for e in api.events("killed", handle.paths.repo.path, kind="agent.started")  # type: ignore[attr-defined]
+            if e.task_id == "stuck"
+        )  # type: ignore[attr-defined]
+        ray.kill(ray.get_actor(stuck_actor, namespace=NAMESPACE))
         finished = handle.wait(timeout=60)
     events = api.events("killed", handle.paths.repo.path)
     assert [e.task_id for e in of(events, "task.succeeded")] == ["next"]  # type: ignore[attr-defined]
