@@ -344,9 +344,18 @@ def bench_sandbox(samples: int) -> None:
 @address_option
 @_guard
 def demo(directory: str | None, max_parallel: int, address: str | None) -> None:
-    """Create the bundled example repository and run its plan on it."""
+    """Run agent tasks on a bundled example repository, offline, with a scripted model.
+
+    Three agents work in parallel sandboxes (one fails its acceptance once and repairs it, one
+    meets a 429 and recovers), command tasks use their work, and it all merges into one branch."""
+    import time
+
     from omoi import api
-    from omoi.examples import make_example_repo
+    from omoi.cluster.agents import AgentEnv
+    from omoi.examples import demo_script, make_example_repo
+    from omoi.progress import run_summary
+    from omoi.runtime.config import agent_settings, model_settings
+    from omoi.runtime.scripted_model import ScriptedModelServer, load_script
 
     sandbox = _sandbox_or_warn("auto")
     if sandbox == "docker":  # the demo builds the sandbox image itself the first time (about a minute)
@@ -356,15 +365,25 @@ def demo(directory: str | None, max_parallel: int, address: str | None) -> None:
         client = connect_engine()
         if not image_exists(client, default_tag()):
             build_image(client, say=out.print)
-    repo, plan = make_example_repo(Path(directory) if directory else None)
-    out.print(f"example repository: {repo}\nplan: {plan}\nsandbox: {sandbox}")
-    with api.start(plan, repo, max_parallel=max_parallel, address=address, sandbox=sandbox) as handle:
-        finished = _follow(handle.run_id, handle.wait)
+    repo, plan = make_example_repo(Path(directory) if directory else None, "agents")
+    with ScriptedModelServer(load_script(demo_script())) as model:
+        out.print(
+            f"example repository: {repo}\nplan: {plan}\nsandbox: {sandbox}\n"
+            f"model: scripted, at {model.url} (no network; script {demo_script()})"
+        )
+        env = AgentEnv(model_settings(base_url=model.url), agent_settings())
+        started = time.monotonic()
+        with api.start(
+            plan, repo, max_parallel=max_parallel, address=address, sandbox=sandbox, agents=env
+        ) as handle:
+            finished = _follow(handle.run_id, handle.wait)
+        wall = time.monotonic() - started
+    out.print(run_summary(api.status(handle.run_id, repo), api.events(handle.run_id, repo), wall))
     if finished.status == "succeeded":
         out.print(
             f"\nall work is on branch [bold]{finished.branch}[/] of {repo}; try:\n"
             f"  git -C {repo} log --oneline --graph {finished.branch}\n"
-            f"  omoi status {handle.run_id} --repo {repo}"
+            f"  omoi events {handle.run_id} --repo {repo} --kind agent."
         )
     _finish(finished)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import datetime
 
 from rich.console import Console, Group
@@ -168,3 +169,57 @@ def status_table(state: RunState) -> Table:
 
 def _ts(value: datetime | None) -> str:
     return value.astimezone().strftime("%H:%M:%S") if value else ""
+
+
+def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
+    """What a run cost and did, per task: attempts, model turns, retried calls, acceptance rounds,
+    tokens and dollars, with the totals, the wall time and the branch to look at."""
+    turns: Counter[str] = Counter()
+    retries: Counter[str] = Counter()
+    rounds: Counter[str] = Counter()
+    for ev in events:
+        task = getattr(ev, "task_id", "")
+        if ev.kind == "agent.turn":
+            turns[task] += 1
+        elif ev.kind == "model.retried":
+            retries[task] += 1
+        elif ev.kind == "agent.acceptance":
+            rounds[task] += 1
+    branch = state.finished.branch if state.finished else None
+    ended = state.finished.status if state.finished else "unfinished"
+    table = Table(
+        title=f"run {state.run_id}: {ended} in {wall_s:.1f}s",
+        title_justify="left",
+        caption=f"branch: {branch}" if branch else None,
+        caption_justify="left",
+    )
+    for col in ("task", "kind", "status", "attempts", "model turns", "retried calls", "acceptance rounds"):
+        table.add_column(col, justify="left" if col in ("task", "kind", "status") else "right")
+    table.add_column("tokens", justify="right")
+    table.add_column("cost", justify="right")
+    for t in state.in_order():
+        agent = t.spec.agent is not None
+        table.add_row(
+            t.id,
+            "agent" if agent else "command",
+            Text(t.status, style=STYLE[t.status]),
+            str(t.attempt),
+            str(turns[t.id]) if agent else "",
+            str(retries[t.id]) if agent else "",
+            str(rounds[t.id]) if agent else "",
+            f"{t.tokens:,}" if agent else "",
+            f"${t.cost_usd:.4f}" if agent else "",
+        )
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        "",
+        str(sum(t.attempt for t in state.tasks.values())),
+        str(sum(turns.values())),
+        str(sum(retries.values())),
+        str(sum(rounds.values())),
+        f"{state.usage.total:,}",
+        f"${state.cost_usd:.4f}",
+    )
+    return table

@@ -1,4 +1,5 @@
-"""The bundled example: a small repository and a plan over it, for `omoi demo` and the README."""
+"""The bundled examples, each a small repository and a plan over it: `agents` (agent tasks with a
+scripted model, what `omoi demo` runs) and `hello` (command tasks only)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,25 @@ from pathlib import Path
 
 from omoi.runtime.git import git
 
-HERE = Path(__file__).parent / "hello"
+EXAMPLES = Path(__file__).parent
 
 
-def make_example_repo(target: Path | None = None) -> tuple[Path, Path]:
-    """Copy the example into `target` (or a new temp dir) as a fresh git repo; return (repo, plan)."""
+def demo_script() -> Path:
+    """The scripted model's answers for the `agents` example."""
+    return EXAMPLES / "agents" / "script.yaml"
+
+
+def make_example_repo(target: Path | None = None, example: str = "hello") -> tuple[Path, Path]:
+    """Copy an example into `target` (or a new temp dir) as a fresh git repo; return (repo, plan)."""
+    source = EXAMPLES / example
     root = Path(tempfile.mkdtemp(prefix="omoi-demo-")) if target is None else target
     repo = root / "repo"
     if repo.exists():
         raise FileExistsError(f"{repo} already exists; choose another --dir")
-    shutil.copytree(HERE / "repo", repo)
+    shutil.copytree(source / "repo", repo)
     git(["init", "--quiet", "--initial-branch=main"], repo)
     git(["add", "-A"], repo)
     git(["commit", "--quiet", "-m", "example project"], repo)
     plan = root / "plan.yaml"
-    shutil.copyfile(HERE / "plan.yaml", plan)
+    shutil.copyfile(source / "plan.yaml", plan)
     return repo, plan

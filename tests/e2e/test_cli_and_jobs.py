@@ -154,3 +154,24 @@ def test_ray_job_submit_runs_a_plan_on_a_head_node(head_node: str, tmp_path: Pat
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "run succeeded" in done.stdout
     assert run_git(repo, "rev-parse", "--verify", "omoi/viajob/_merged").strip()
+
+
+@pytest.mark.ray
+def test_demo_runs_agents_offline_and_summarises(ray_address: str, tmp_path: Path) -> None:
+    done = omoi("demo", "--dir", str(tmp_path), "--address", ray_address, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "model: scripted" in out
+    assert "docs                 model     HTTP 429, retry 1" in out
+    assert "histogram            accept    round 1 failed" in out
+    assert "histogram            accept    round 2 passed" in out
+    for column in ("model turns", "retried calls", "acceptance rounds", "tokens", "cost"):
+        assert column in out
+    repo = tmp_path / "repo"
+    (branch,) = run_git(repo, "branch", "--list", "omoi/*/_merged", "--format=%(refname:short)").split()
+    assert f"branch: {branch}" in out
+    tool = run_git(repo, "show", f"{branch}:tools/wordstats.py")
+    assert "from collections import Counter" in tool
+    assert 'cmd == "histogram"' in tool
+    assert "wordstats.py histogram" in run_git(repo, "show", f"{branch}:README.md")
+    assert "longest: jumps" in run_git(repo, "show", f"{branch}:tests/test_longest.py")

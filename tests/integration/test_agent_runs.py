@@ -4,6 +4,8 @@ actor, real worktrees, and the real SDK over HTTP to the scripted model server."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -276,3 +278,39 @@ def test_a_spent_budget_pauses_the_run_until_it_is_raised(
         finished = handle.wait(timeout=60)
     assert finished.status == "succeeded", finished.error
     assert len(server.requests) == 2
+
+
+def test_omoi_answer_from_another_process_reaches_the_waiting_agent(
+    ray_address: str, make_repo: RepoFactory, model_server: Any
+) -> None:
+    server = model_server(
+        {"tasks": {"ask": {"worker": [{"text": "[NEED INPUT: which colour?]"}, {"text": "[TASK COMPLETE]"}]}}}
+    )
+    repo = make_repo()
+    cli = [sys.executable, "-m", "omoi.cli"]
+    with api.start(
+        _plan(agent_task("ask")), repo, run_id="cli-ask", sandbox="local", agents=env(server)
+    ) as handle:
+        wait_for_events(lambda: handle.events(timeout=1.0), has("agent.needs_input", "ask"))
+        wrong = subprocess.run(
+            [*cli, "answer", "cli-ask", "nobody", "blue", "--repo", str(repo)], capture_output=True, text=True
+        )
+        assert wrong.returncode == 2
+        assert "task 'nobody' of run 'cli-ask' has no open question; tasks that asked: ask" in wrong.stderr
+        empty = subprocess.run(
+            [*cli, "raise-budget", "cli-ask", "--repo", str(repo)], capture_output=True, text=True
+        )
+        assert empty.returncode == 2
+        assert "give a positive amount" in empty.stderr
+        done = subprocess.run(
+            [*cli, "answer", "cli-ask", "ask", "blue", "--repo", str(repo)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        finished = handle.wait(timeout=60)
+    assert finished.status == "succeeded", finished.error
+    assert "blue" in server.requests[1].last_user_text
+    again = subprocess.run(
+        [*cli, "answer", "cli-ask", "ask", "red", "--repo", str(repo)], capture_output=True, text=True
+    )
+    assert again.returncode == 2
+    assert "task 'ask' of run 'cli-ask' has no open question" in again.stderr
