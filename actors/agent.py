@@ -5,7 +5,9 @@ from __future__ import annotations
 import structlog
 
 from omoi.policies.completion import ConsultRules, RoleRules
+from omoi.policies.permissions import ROLES, tools_for
 from omoi.runtime.agent import AgentLoop
+from omoi.runtime.agent_tools import tool_definitions
 from omoi.runtime.config import AgentSettings, ModelSettings
 from omoi.runtime.execution import AgentResult, TaskRequest
 from omoi.runtime.model import ModelPort
@@ -40,7 +42,9 @@ class AgentActor:
         self._budget, self._models, self._settings = budget, models, settings
 
     async def prepare(self) -> None:
-        self._model.prepare()
+        await self._model.prepare()
+        for role in ROLES:  # the schemas every first turn would otherwise build
+            tool_definitions(tools_for(role))
 
     async def run(self, request: TaskRequest, sandbox: Sandbox) -> AgentResult:
         spec = request.agent

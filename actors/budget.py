@@ -26,10 +26,10 @@ FOLLOWS = ("run.started", "task.added", "agent.turn", "budget.raised")
 class BudgetActor:
     """Owns: the run's ledger (spend per task and for the run, and the limits), folded from the log.
 
-    Handles `admit(task_id)`, which returns when a model call for that task may start: at once, or
-    once a `budget.raised` event lifts the spent budget. Emits `budget.warning` at 80% and
-    `budget.exhausted` at 100% of a limit, with ids derived from the scope, level and the number of
-    raises so far, so a replay publishes nothing twice.
+    Handles `start` (follow the log from now on) and `admit(task_id)`, which returns when a model
+    call for that task may start: at once, or once a `budget.raised` event lifts the spent budget.
+    Emits `budget.warning` at 80% and `budget.exhausted` at 100% of a limit, with ids derived from
+    the scope, level and the number of raises so far, so a replay publishes nothing twice.
     If it dies: Ray restarts it and it folds the log again from the start; waiting `admit` calls
     fail and are re-sent by Ray (admit is idempotent)."""
 
@@ -40,6 +40,12 @@ class BudgetActor:
         self._changed = asyncio.Condition()
         self._after = 0
         self._follower: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Begin folding the log. The run calls this at launch, so the ledger is current before
+        the first model call asks, and the follower's first read (which looks the bus up) is
+        not paid by that call. `admit` and `spent` start it too, after a restart."""
+        self._start()
 
     async def admit(self, task_id: str, after: int = 0) -> None:
         self._start()

@@ -3,6 +3,7 @@ actor, and each run's budget actor, with the proxies that let them reach each ot
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,14 +105,20 @@ class HostedAgent(AgentActor):
 
     def __init__(self, name: str, run_id: str, env: AgentEnv) -> None:
         configure_logging()
-        super().__init__(
-            name,
+        bus, budget, slots = (
             BusProxy(actor_name(run_id, "bus")),
-            AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY)),
             BudgetProxy(actor_name(run_id, "budget")),
-            env.models,
-            env.agents,
+            SlotsProxy(CONCURRENCY),
         )
+        self._peers: tuple[Named, ...] = (bus, budget, slots)
+        model = AnthropicModel(env.models, env.rules(), slots=slots)
+        super().__init__(name, bus, model, budget, env.models, env.agents)
+
+    async def prepare(self) -> None:
+        """Also make one round trip to each peer: the first call on a new handle resolves the
+        actor and connects to its process, tens of milliseconds the first turn would pay."""
+        await super().prepare()
+        await asyncio.gather(*(call(peer.handle.__ray_ready__.remote()) for peer in self._peers))
 
     async def run(self, request: TaskRequest, sandbox: Any) -> AgentResult:  # type: ignore[override]
         """`sandbox` is the name of the slot actor that serves this attempt's tool calls."""

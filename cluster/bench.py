@@ -10,7 +10,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +54,19 @@ def _raw_ray(specs: list[TaskSpec]) -> float:
     return time.perf_counter() - start
 
 
-def _scratch_repo() -> Path:
+@contextlib.contextmanager
+def scratch_repo(files: dict[str, str] | None = None) -> Iterator[Path]:
+    """A throwaway git repository with one commit holding `files`, removed afterwards."""
     repo = Path(tempfile.mkdtemp(prefix="omoi-bench-"))
-    git(["init", "--quiet"], repo)
-    git(["commit", "--quiet", "--allow-empty", "-m", "bench"], repo)
-    return repo
+    try:
+        git(["init", "--quiet"], repo)
+        for name, text in (files or {}).items():
+            (repo / name).write_text(text)
+        git(["add", "-A"], repo)
+        git(["commit", "--quiet", "--allow-empty", "-m", "bench"], repo)
+        yield repo
+    finally:
+        shutil.rmtree(repo, ignore_errors=True)
 
 
 def _graph_run(
@@ -89,11 +97,11 @@ def scheduler(
     connect(address, include_dashboard=False)
     specs = layered_dag(tasks, width)
     n = len(specs)
-    repo = _scratch_repo()
     _raw_ray(specs)  # warm the worker pool
     raw = [_raw_ray(specs) for _ in range(repeat)]
-    _graph_run(layered_dag(min(n, 2 * width), width), repo, "bench-warmup", max_parallel)
-    runs = [_graph_run(specs, repo, f"bench-{i}", max_parallel) for i in range(repeat)]
+    with scratch_repo() as repo:
+        _graph_run(layered_dag(min(n, 2 * width), width), repo, "bench-warmup", max_parallel)
+        runs = [_graph_run(specs, repo, f"bench-{i}", max_parallel) for i in range(repeat)]
     ours = [seconds for seconds, _ in runs]
     stats = runs[-1][1]
     raw_ms, our_ms = statistics.median(raw) / n * 1e3, statistics.median(ours) / n * 1e3
@@ -237,20 +245,23 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 def sandbox(*, samples: int = 20) -> Table:
     """p50/p95 of a plain `docker run --rm`, `git worktree add` alone, and a sandbox acquire,
     cold (worktree + container start) and warm (worktree into a container started ahead)."""
-    import asyncio
-    import subprocess
-
-    from omoi.runtime.docker_sandbox import DockerBackend, connect_engine
-    from omoi.runtime.execution import TaskRequest
-    from omoi.runtime.git import add_worktree, inspect_repo, remove_worktree
+    from omoi.runtime.docker_sandbox import connect_engine
     from omoi.runtime.image import default_tag
 
     connect_engine()
     tag = default_tag()
-    repo = _scratch_repo()
-    (repo / "README.md").write_text("bench\n")
-    git(["add", "-A"], repo)
-    git(["commit", "-q", "-m", "files"], repo)
+    with scratch_repo({"README.md": "bench\n"}) as repo:
+        return _sandbox(samples, tag, repo)
+
+
+def _sandbox(samples: int, tag: str, repo: Path) -> Table:
+    import asyncio
+    import subprocess
+
+    from omoi.runtime.docker_sandbox import DockerBackend
+    from omoi.runtime.execution import TaskRequest
+    from omoi.runtime.git import add_worktree, inspect_repo, remove_worktree
+
     info = inspect_repo(repo)
     root = Path(tempfile.mkdtemp(prefix="omoi-bench-wt-"))
 

@@ -229,11 +229,13 @@ def launch(
         if first_events is not None:
             ray.get(bus.publish.remote(list(first_events)))
         budget = start_budget(paths.run_id)
+        budget_following = budget.start.remote()
         start_concurrency()
         sandboxes = deploy.RaySandboxes(
             paths.run_id, BusProxy(actor_name(paths.run_id, "bus")), backend, placement, env
         )
         sandboxes.warm(max_parallel, agents=min(max_parallel, len(agent_tasks)))
+        ray.get(budget_following)
         integrator = deploy.start_integrator(
             paths.run_id, paths.repo.path, paths.repo.git_dir, paths.worktrees, dry_run=sandbox == "noop"
         )

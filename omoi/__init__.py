@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["events", "exec_plan", "resume", "start", "status"]
+__all__ = ["answer", "events", "exec_plan", "inject", "raise_budget", "resume", "start", "status"]
 
 if TYPE_CHECKING:
-    from omoi.api import events, exec_plan, resume, start, status
+    from omoi.api import answer, events, exec_plan, inject, raise_budget, resume, start, status
 
 
 def __getattr__(name: str) -> Any:

@@ -291,6 +291,43 @@ def schema_events() -> None:
     click.echo(schema_json())
 
 
+@schema.command("script")
+def schema_script() -> None:
+    """The JSON Schema of a scripted-model script (`omoi model serve`)."""
+    from omoi.runtime.scripted_model import Script
+
+    click.echo(json.dumps(Script.model_json_schema(), indent=2))
+
+
+@main.group()
+def model() -> None:
+    """The scripted Anthropic-compatible model server: replay a run offline."""
+
+
+@model.command("serve")
+@click.argument("script", type=click.Path())
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: any free port.")
+@_guard
+def model_serve(script: str, port: int) -> None:
+    """Answer Messages API requests on 127.0.0.1 from SCRIPT until interrupted. Point omoi (or
+    any Anthropic client) at it with ANTHROPIC_BASE_URL; `omoi schema script` gives the format."""
+    import threading
+
+    from omoi.runtime.scripted_model import ScriptedModelServer, load_script
+
+    try:
+        server = ScriptedModelServer(load_script(script), port=port)
+    except OSError as exc:
+        raise InputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
+    with server:
+        click.echo(f"export ANTHROPIC_BASE_URL={server.url}", nl=True)
+        sys.stdout.flush()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            err.print(f"served {len(server.requests)} requests")
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: omoi against a baseline measured in the same run."""
@@ -320,6 +357,20 @@ def bench_bus(n_events: int, batch: int, address: str | None) -> None:
     from omoi.cluster import bench as b
 
     out.print(b.bus(n_events=n_events, batch=batch, address=address))
+
+
+@bench.command("agents")
+@click.option("--agents", "n", type=int, default=10, show_default=True, help="Concurrent agents.")
+@click.option("--turns", type=int, default=5, show_default=True, help="Model turns per agent.")
+@address_option
+@_guard
+def bench_agents(n: int, turns: int, address: str | None) -> None:
+    """N scripted agents at once: tool calls/s, ready-to-first-request latency, memory per agent."""
+    from omoi.cluster import bench_agents as b
+
+    if n < 1 or turns < 2:
+        raise InputError("--agents must be at least 1 and --turns at least 2")
+    out.print(b.agents(n=n, turns=turns, address=address))
 
 
 @bench.command("sandbox")

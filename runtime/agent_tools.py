@@ -6,6 +6,7 @@ model sees the head and tail of long output, with a note of what was cut."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -107,8 +108,10 @@ ARGS: dict[str, type[_Args]] = {
 }
 
 
+@functools.cache
 def tool_definitions(names: frozenset[str]) -> list[dict[str, Any]]:
-    """The Messages API `tools` for these names, in a fixed order (a stable prefix caches)."""
+    """The Messages API `tools` for these names, in a fixed order (a stable prefix caches).
+    Cached: building JSON schemas costs CPU that every turn would pay again. Callers don't mutate."""
     out = []
     for name, model in ARGS.items():
         if name in names:

@@ -131,7 +131,8 @@ def parse_script(data: Any, source: str = "<script>") -> Script:
 class Recorded:
     """One request as the server saw it, for tests to assert on."""
 
-    at: float
+    at: float  # monotonic
+    wall: float  # time.time(), to compare with event timestamps
     task: str
     role: str
     agent: str
@@ -211,6 +212,7 @@ class ScriptedModelServer:
 
     def answer(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
         """(status, extra headers, JSON body) for one request; the HTTP handler only moves bytes."""
+        arrived = time.time()
         task = headers.get(TASK_HEADER, "*")
         role = headers.get(ROLE_HEADER, "worker")
         agent = headers.get(AGENT_HEADER, f"{task}/{role}")
@@ -246,7 +248,9 @@ class ScriptedModelServer:
         else:
             status, extra, payload = 200, {}, self._message(model, turn, body, malformed=malformed)
         with self._lock:
-            self.requests.append(Recorded(time.monotonic(), task, role, agent, model, turn_no, status, body))
+            self.requests.append(
+                Recorded(time.monotonic(), arrived, task, role, agent, model, turn_no, status, body)
+            )
         return status, extra, payload
 
     def _scripted_fault(self, agent: str, turn_no: int, turn: Turn | None) -> Fault | None:
@@ -320,6 +324,9 @@ class ScriptedModelServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in two writes: with Nagle on, the body waits for the client's
+            # delayed ACK of the headers, 40 ms a request on Linux. A model server answers at once.
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)

@@ -175,3 +175,36 @@ def test_demo_runs_agents_offline_and_summarises(ray_address: str, tmp_path: Pat
     assert 'cmd == "histogram"' in tool
     assert "wordstats.py histogram" in run_git(repo, "show", f"{branch}:README.md")
     assert "longest: jumps" in run_git(repo, "show", f"{branch}:tests/test_longest.py")
+
+
+def test_model_serve_answers_the_sdk_from_a_script_until_interrupted(tmp_path: Path) -> None:
+    import anthropic
+
+    script = tmp_path / "script.yaml"
+    script.write_text("tasks:\n  '*':\n    '*':\n      - text: 'replayed [TASK COMPLETE]'\n")
+    proc = subprocess.Popen(
+        [*OMOI, "model", "serve", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until the server listens: no sleep
+        assert line.startswith("export ANTHROPIC_BASE_URL=http://127.0.0.1:"), line
+        client = anthropic.Anthropic(api_key="k", base_url=line.split("=", 1)[1].strip(), max_retries=0)
+        reply = client.messages.create(
+            model="claude-sonnet-4-6", max_tokens=64, messages=[{"role": "user", "content": "go"}]
+        )
+        assert reply.content[0].type == "text"
+        assert reply.content[0].text == "replayed [TASK COMPLETE]"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        assert "served 1 requests" in stderr
+    finally:
+        proc.kill()
+
+
+def test_model_serve_names_a_bad_script(tmp_path: Path) -> None:
+    script = tmp_path / "bad.yaml"
+    script.write_text("tasks:\n  t:\n    worker:\n      - tools: [{name: ''}]\n")
+    done = omoi("model", "serve", str(script), timeout=60)
+    assert done.returncode == 2
+    assert f"{script}: tasks.t.worker.0.tools.0.name:" in done.stderr

@@ -1,0 +1,181 @@
+"""`omoi bench agents`: N concurrent scripted agents through omoi, against the same conversations
+driven by plain Ray actors calling the SDK directly, measured in the same run.
+
+Both talk to one scripted model server with no added latency, so what is measured is the
+machinery: omoi's agent actors, tool calls served by sandbox slots on real worktrees, events for
+every turn and tool call, leases and budget checks, against an SDK loop with no tools executed."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from rich.table import Table
+
+from omoi.cluster.agents import AgentEnv
+from omoi.cluster.bench import scratch_repo
+from omoi.cluster.connect import connect
+from omoi.cluster.runner import launch
+from omoi.runtime.config import AgentSettings, model_settings
+from omoi.runtime.plan import Plan
+from omoi.runtime.runs import open_log, plan_new_run
+from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
+from omoi.runtime.tasks import AgentSpec, TaskSpec
+
+MODEL = "claude-sonnet-4-6"
+
+
+def _script(turns: int) -> dict[str, Any]:
+    work = {"tools": [{"read_file": {"path": "README.md"}}, {"search": {"pattern": "bench"}}]}
+    done = {"tools": [{"finish": {"status": "complete", "summary": "done"}}]}
+    return {"tasks": {"*": {"worker": [work] * (turns - 1) + [done]}}}
+
+
+@ray.remote(num_cpus=0)
+class _PlainAgent:
+    """The baseline: the same conversation with the SDK, tool results made up, nothing recorded."""
+
+    def __init__(self, url: str) -> None:
+        import anthropic  # loaded before the clock starts, as omoi's agents are
+
+        self.client = anthropic.AsyncAnthropic(api_key="bench", base_url=url, max_retries=0)
+
+    async def converse(self, task: str, started_at: float) -> tuple[float, int, float]:
+        client = self.client
+        messages: list[Any] = [{"role": "user", "content": "do the task"}]
+        first, calls = 0.0, 0
+        while True:
+            if not first:
+                first = time.time() - started_at
+            reply = await client.messages.create(
+                model=MODEL,
+                max_tokens=1024,
+                messages=messages,
+                extra_headers={"x-omoi-task": task, "x-omoi-role": "worker"},
+            )
+            uses = [b for b in reply.content if b.type == "tool_use"]
+            calls += len(uses)
+            if any(u.name == "finish" for u in uses) or not uses:
+                return first, calls, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            messages += [
+                {"role": "assistant", "content": [u.model_dump(exclude_none=True) for u in uses]},
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": u.id, "content": "ok"} for u in uses],
+                },
+            ]
+
+
+def _baseline(n: int, url: str) -> Measured:
+    actors = [_PlainAgent.remote(url) for _ in range(n)]  # type: ignore[attr-defined]
+    ray.get([a.__ray_ready__.remote() for a in actors])
+    start = time.time()
+    results = ray.get([a.converse.remote(f"plain{i}", start) for i, a in enumerate(actors)])
+    wall = time.time() - start
+    for a in actors:
+        ray.kill(a)
+    return wall, [r[0] for r in results], sum(r[1] for r in results), [r[2] for r in results]
+
+
+Measured = tuple[float, list[float], int, list[float]]  # wall s, latencies s, tool calls, RSS MB
+Stages = dict[str, float]  # stage -> median seconds
+
+
+def _stages(events: list[Any], first_call: dict[str, float]) -> Stages:
+    """Median time of each step between a task becoming ready and its first model request."""
+    at: dict[str, dict[str, float]] = {}
+    for e in events:
+        if e.kind in ("task.ready", "task.started", "agent.started"):
+            at.setdefault(e.task_id, {}).setdefault(e.kind, e.ts.timestamp())
+    steps = {
+        "graph: ready -> started": ("task.ready", "task.started"),
+        "slot: started -> agent running": ("task.started", "agent.started"),
+    }
+    out = {
+        name: statistics.median(t[b] - t[a] for t in at.values() if a in t and b in t)
+        for name, (a, b) in steps.items()
+    }
+    out["agent: running -> 1st request"] = statistics.median(
+        first_call[task] - t["agent.started"] for task, t in at.items() if task in first_call
+    )
+    return out
+
+
+def _omoi(n: int, server: ScriptedModelServer) -> tuple[Measured, Stages]:
+    with scratch_repo({"README.md": "bench\n"}) as repo:
+        return _omoi_run(n, server, repo)
+
+
+def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured, Stages]:
+    specs = [TaskSpec(id=f"a{i}", agent=AgentSpec(prompt="do the task")) for i in range(n)]
+    paths, first = plan_new_run(
+        Plan(name="bench-agents", tasks=tuple(specs)),
+        repo,
+        run_id="bench-agents",
+        max_parallel=n,
+        sandbox="local",
+    )
+    env = AgentEnv(model_settings(base_url=server.url, default_limit=0), AgentSettings())
+    handle = launch(paths, first, agents=env)
+    try:
+        finished = handle.wait()
+        if finished.status != "succeeded":
+            raise RuntimeError(f"benchmark run ended {finished.status}: {finished.error}")
+    finally:
+        handle.shutdown()
+    with contextlib.closing(open_log(paths)) as log:
+        events = log.read()
+    ready = {e.task_id: e.ts.timestamp() for e in events if e.kind == "task.ready"}  # type: ignore[union-attr]
+    first_call: dict[str, float] = {}
+    for r in server.requests:
+        if r.task in ready:
+            first_call.setdefault(r.task, r.wall)
+    calls = sum(1 for e in events if e.kind == "agent.tool_called")
+    start = min(ready.values())
+    end = max(e.ts.timestamp() for e in events if e.kind == "agent.finished")
+    rss = [e.rss_mb for e in events if e.kind == "agent.finished"]  # type: ignore[union-attr]
+    measured = end - start, [first_call[t] - ready[t] for t in ready], calls, rss
+    return measured, _stages(events, first_call)
+
+
+def agents(*, n: int = 10, turns: int = 5, address: str | None = None) -> Table:
+    if n < 1 or turns < 2:
+        raise ValueError("--agents must be at least 1 and --turns at least 2")
+    connect(address, include_dashboard=False)
+    with ScriptedModelServer(parse_script(_script(turns))) as server:
+        _baseline(min(n, 2), server.url)  # warm the worker pool
+        plain = _baseline(n, server.url)
+        ours, stages = _omoi(n, server)
+    table = Table(
+        title=f"omoi bench agents: {n} agents at once, {turns} model turns and {2 * (turns - 1) + 1} tool "
+        "calls each;\nscripted model, no added latency, no concurrency limit"
+    )
+    for col in ("path", "wall s", "tool calls/s", "ready -> 1st request p50 ms", "p99 ms", "RSS/agent MB"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for name, (wall, latency, calls, rss) in (
+        ("plain Ray actors + SDK, tools not executed", plain),
+        ("omoi agents (sandbox tools, events, leases, budget)", ours),
+    ):
+        ordered = sorted(latency)
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        table.add_row(
+            name,
+            f"{wall:.2f}",
+            f"{calls / wall:,.0f}",
+            f"{statistics.median(ordered) * 1e3:.0f}",
+            f"{p99 * 1e3:.0f}",
+            f"{statistics.mean(rss):.0f}",
+        )
+    table.caption = (
+        f"ratio omoi/plain: wall {ours[0] / plain[0]:.2f}x, "
+        f"tool calls/s {ours[2] / ours[0] / (plain[2] / plain[0]):.2f}x; "
+        "latency is from a task's task.ready to its first request at the model server (plain: from the "
+        "call that starts the conversation); RSS is each agent process's peak\n"
+        "omoi's latency by step (medians): " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in stages.items())
+    )
+    return table
