@@ -373,6 +373,20 @@ def bench_agents(n: int, turns: int, address: str | None) -> None:
     out.print(b.agents(n=n, turns=turns, address=address))
 
 
+@bench.command("explore")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--repeat", type=int, default=3, show_default=True)
+@_guard
+def bench_explore(path: str, repeat: int) -> None:
+    """The static Explore of PATH (a git checkout): files/s and wall time, against `git ls-files`
+    plus reading every file (the least any analysis must do)."""
+    from omoi.cluster import bench as b
+
+    if repeat < 1:
+        raise InputError("--repeat must be at least 1")
+    out.print(b.explore(Path(path), repeat=repeat))
+
+
 @bench.command("sandbox")
 @click.option("--samples", type=int, default=20, show_default=True)
 @_guard

@@ -1,0 +1,146 @@
+"""The static Explore on real git repositories: this project's own, and small ones made to order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from omoi.runtime import explore as ex
+from omoi.runtime.errors import RepoError
+from omoi.runtime.pyparse import scan_files, scan_lines, scan_source
+from omoi.runtime.repo_facts import program_of
+from tests.conftest import RepoFactory
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def own() -> ex.Exploration:
+    return ex.explore(PROJECT)
+
+
+def test_this_projects_modules_import_edges_and_test_command_are_found(own: ex.Exploration) -> None:
+    modules = {m.name: m.path for m in own.python.modules}
+    # The folders install under other names (package-dir): the names are the ones code imports.
+    assert modules["omoi.runtime.explore"] == "runtime/explore.py"
+    assert modules["omoi.cluster.runner"] == "cluster/runner.py"
+    edges = set(own.python.edges)
+    assert ("omoi.runtime.explore", "omoi.runtime.pyscan") in edges
+    assert ("omoi.cli", "omoi.api") in edges  # a lazy import inside a function counts
+    assert ("omoi.actors.graph", "omoi.policies.progression") in edges
+    assert not any(b.startswith("ray") for _, b in edges)  # third-party imports are not modules
+    assert own.python.external_imports["ray"] > 0
+    assert [c.command for c in own.commands.test] == ["python -m pytest -q"]
+    assert "ruff check ." in [c.command for c in own.commands.lint]
+    assert any(e.name == "omoi" and e.target == "omoi.cli:main" for e in own.entry_points)
+    assert "omoi.runtime.errors" in [d.module for d in own.python.most_depended_on[:5]]
+    assert "runtime/explore.py" in own.paths
+    assert own.languages["Python"].files > 50
+    assert any(s.name == "Exploration.summary" and s.path == "runtime/explore.py" for s in own.symbols)
+    assert own.python.cycles == ()
+
+
+def test_an_import_cycle_is_reported_closed(make_repo: RepoFactory) -> None:
+    repo = make_repo(
+        {
+            "app/__init__.py": "",
+            "app/models.py": "from app import views\n",
+            "app/views.py": "from . import urls\n",
+            "app/urls.py": "import app.models\n",
+            "app/util.py": "import os\n",
+        }
+    )
+    found = ex.explore(repo)
+    (cycle,) = found.python.cycles
+    assert cycle[0] == cycle[-1]
+    assert sorted(cycle[:-1]) == ["app.models", "app.urls", "app.views"]
+    assert found.python.external_imports == {"os": 1}
+
+
+def test_declared_commands_dependencies_and_programs(make_repo: RepoFactory) -> None:
+    package = {
+        "name": "web",
+        "scripts": {"test": "jest", "lint": "eslint ."},
+        "devDependencies": {"jest": "1"},
+    }
+    repo = make_repo(
+        {
+            "package.json": json.dumps(package),
+            "Makefile": "build:\n\tcc -o x x.c\ncheck:\n\t./run.sh\n",
+            "requirements-dev.txt": "pytest>=8\n# a comment\nhypothesis\n",
+            "docs/guide.md": "# guide\n",
+            "README.md": "hi\n",
+        }
+    )
+    found = ex.explore(repo)
+    assert [c.command for c in found.commands.test] == ["npm test", "make check"]
+    assert [c.command for c in found.commands.lint] == ["npm run lint"]
+    assert [c.command for c in found.commands.build] == ["npm run build", "make build"][1:]
+    dev = next(m for m in found.manifests if m.kind == "requirements")
+    assert dev.dev_dependencies == ("pytest", "hypothesis")
+    assert {"npm", "jest", "pytest", "make"} <= set(found.programs)
+    assert found.docs == ("README.md", "docs/guide.md")
+
+
+def test_the_line_scanner_reads_what_ast_reads() -> None:
+    source = b"""import os, a.b as ab
+from . import c
+from ..d import (e,  # why
+    f as g)
+class K:
+    x = 1
+    def m(self):
+        import lazy
+        def inner(): pass
+    async def n(self): pass
+def f():
+    class Inner: pass
+if __name__ == "__main__":
+    f()
+try:
+    import fast
+except ImportError:
+    import slow
+"""
+    by_ast, by_lines = scan_source("m.py", source), scan_lines("m.py", source)
+    assert by_ast.parser == "ast"
+    assert by_lines.symbols == by_ast.symbols
+    assert by_lines.imports == by_ast.imports
+    assert by_lines.main_guard
+    assert by_ast.main_guard
+
+
+def test_python_2_is_read_line_by_line_and_says_so(tmp_path: Path) -> None:
+    scan = scan_source("old.py", b"import urllib2\nprint 'hi'\ndef main():\n    pass\n")
+    assert scan.parser == "lines"
+    assert scan.error is not None
+    assert "not valid Python 3" in scan.error
+    assert [i.module for i in scan.imports] == ["urllib2"]
+    assert [s.name for s in scan.symbols] == ["main"]
+
+
+def test_worker_processes_scan_the_same_as_this_one(make_repo: RepoFactory) -> None:
+    files = {f"pkg/m{i}.py": f"import pkg.m{(i + 1) % 400}\ndef f{i}(): pass\n" for i in range(400)}
+    repo = make_repo({"pkg/__init__.py": "", **files})
+    paths = sorted(files)
+    assert scan_files(repo, paths, workers=2) == scan_files(repo, paths, workers=1)
+
+
+def test_explore_json_round_trips_and_a_non_repository_is_refused(
+    own: ex.Exploration, tmp_path: Path
+) -> None:
+    target = tmp_path / "explore.json"
+    ex.write(own, target)
+    assert ex.load(target) == own
+    assert len(own.summary(limit=800)) <= 800
+    with pytest.raises(RepoError, match="not a git checkout"):
+        ex.explore(tmp_path)
+
+
+def test_the_program_of_a_command() -> None:
+    assert program_of("python -m pytest -q tests/") == "pytest"
+    assert program_of("CI=1 env npm test") == "npm"
+    assert program_of("/usr/bin/make check") == "make"
+    assert program_of("./run.sh") == "./run.sh"
