@@ -16,7 +16,7 @@ from omoi.runtime.runstate import RunState, run_branch, task_branch
 from omoi.runtime.subscription import Subscription
 from omoi.runtime.tasks import TaskSpec
 
-_WATCHED = ("run.cancel_requested", "task.cancel_requested", "task.added")
+_WATCHED = ("run.cancel_requested", "task.cancel_requested", "task.added", "spec.finished")
 
 
 class GraphActor:
@@ -140,7 +140,13 @@ class GraphActor:
                 self._take(self._progress.step(self._clock.now(), completions))
                 self._count(steps=1, completions=len(completions), step_us=self._since(t0))
                 await self._flush()
-                if self._state.all_terminal() and not self._inflight and self._state.finished is None:
+                if (
+                    self._state.all_terminal()
+                    and not self._inflight
+                    and self._state.finished is None
+                    # a goal's tasks come with spec.finished; a cancel ends the wait
+                    and not (self._state.awaiting_spec and self._state.cancel_reason is None)
+                ):
                     await self._finish()
                     continue
                 t0 = self._clock.monotonic()
@@ -175,15 +181,14 @@ class GraphActor:
 
     async def _finish(self) -> None:
         branch = commit = error = None
-        if self._state.outcome() == "succeeded":
+        spec_failed = self._state.spec is not None and self._state.spec.status == "failed"
+        if self._state.outcome() == "succeeded" and not spec_failed:
             assert self._state.started is not None
             try:
                 # Every task branch already holds its ancestors' work, so merging the sinks (in
                 # dependency order) merges everything, without a merge commit per ancestor.
                 sinks = [task_branch(self._run_id, tid) for tid in self._state.graph.sinks()]
-                commit = await self._integrator.integrate(
-                    self._run_id, self._state.started.base_commit, sinks
-                )
+                commit = await self._integrator.integrate(self._run_id, self._state.base_commit, sinks)
                 branch = run_branch(self._run_id)
             except OmoiError as exc:
                 error = f"integration failed: {exc}"

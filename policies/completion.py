@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from omoi.policies.permissions import denial, tools_for
+from omoi.policies.permissions import READ_ONLY, denial, tools_for
 
 Claim = Literal["complete", "blocked", "need_input"]
 Action = Literal["remind", "check", "ask", "fail"]
@@ -84,3 +84,21 @@ class ConsultRules(RoleRules):
 
     def after_turn(self, claim: Claim | None, open_todos: int, continuations: int) -> Next:
         return Next("check") if claim is None else super().after_turn(claim, open_todos, continuations)
+
+
+@dataclass(frozen=True)
+class DocumentRules(RoleRules):
+    """An agent that hands in a document (a spec phase, a review) through its submission tool:
+    whatever its role, it only reads; nothing it does changes the workspace."""
+
+    def tools(self) -> frozenset[str]:
+        return READ_ONLY
+
+    def denial(self, tool: str, arguments: dict[str, Any]) -> str | None:
+        if tool not in READ_ONLY:
+            allowed = ", ".join(sorted(READ_ONLY))
+            return (
+                f"writing a spec document, the {self.role} only reads "
+                f"(it may use: {allowed}, and its submission tool)"
+            )
+        return None

@@ -102,6 +102,9 @@ class Progression:
         self, now: datetime, *, branch: str | None, commit: str | None, error: str | None
     ) -> Decisions:
         """The run's last event, once every task is terminal (and integration, if any, is done)."""
+        spec = self.state.spec
+        if error is None and spec is not None and spec.status == "failed":
+            error = f"the spec failed: {spec.error}"
         status: RunStatus = self.state.outcome() if error is None else "failed"
         failed = next((t for t in self.state.in_order() if t.status == "failed"), None)
         if failed is not None and error is None:
@@ -180,7 +183,7 @@ class Progression:
                 timeout=t.spec.timeout,
                 env=t.spec.env,
                 branch=task_branch(st.run_id, task_id),
-                base=st.started.base_commit,
+                base=st.base_commit,
                 merges=tuple(st.dep_branches(task_id)),
                 network=t.spec.network,
             )

@@ -10,7 +10,7 @@ import json
 import re
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -43,6 +43,31 @@ _MARKERS = re.compile(
     r"\[(?:(?P<complete>TASK COMPLETE)|BLOCKED:\s*(?P<blocked>.*?)|NEED INPUT:\s*(?P<need_input>.*?))\]\s*\Z",
     re.DOTALL,
 )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a submission check says: the tool result the model sees, whether the work stands,
+    and `final` when the work is refused for good (the loop then ends failed with `text`)."""
+
+    accepted: bool
+    text: str
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A tool through which the agent hands in its work as data (a spec phase's document) rather
+    than as files. `check` judges each call; an accepted call ends the loop complete. A refused
+    one comes back to the model as the tool's error result, so its next turn sees the feedback."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+    check: Callable[[dict[str, Any]], Awaitable[Verdict]]
+
+    def definition(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "input_schema": self.schema}
 
 
 class AgentRules(Protocol):
@@ -89,6 +114,7 @@ class AgentLoop:
     oracle: tuple[str, AgentRules] | None = None  # (model, rules) to consult after failed rounds
     prompt: str | None = None  # the first message; default: the task's own
     holder: str = ""  # the actor whose death gives back this loop's concurrency leases
+    submission: Submission | None = None  # the work is handed in through this tool, not by finish
     name: str = ""
     turns: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -101,6 +127,7 @@ class AgentLoop:
         self.tools = ToolBox(self.sandbox, self.request.timeout, self.settings.output_cap)
         self._consults = 0
         self._last_turn_seq = 0  # budgets are judged on a log that holds at least our own last turn
+        self._handed_in: Verdict | None = None  # the submission verdict that ended the work
 
     async def run(self) -> AgentResult:
         req = self.request
@@ -114,8 +141,12 @@ class AgentLoop:
                 return await self._end("failed", f"no result after {self.turns} model turns (the limit)")
             reply = await self._turn(messages)
             results, claim = await self._tools(reply)
+            if (handed := self._handed_in) is not None:
+                return await self._end("complete" if handed.accepted else "failed", handed.text)
             if claim is None:
                 claim = marker(reply.text)
+            if self.submission is not None and claim is not None and claim[0] == "complete":
+                claim = None  # only an accepted submission completes this work
             if reply.tool_uses and claim is None:
                 messages.append({"role": "user", "content": results})
                 continue
@@ -127,7 +158,8 @@ class AgentLoop:
                 follow = prompts.answer(await self._ask(summary))
             elif action == "remind":
                 continuations += 1
-                follow = prompts.reminder(self.tools.open_todos(), status == "complete")
+                submit = self.submission.name if self.submission is not None else None
+                follow = prompts.reminder(self.tools.open_todos(), status == "complete", submit)
             else:
                 failure = await self._accept(failed_rounds + 1)
                 if failure is None:
@@ -163,10 +195,14 @@ class AgentLoop:
                 )
             )
 
+        definitions = tool_definitions(self.rules.tools())
+        if self.submission is not None:
+            tools.append(self.submission.name)
+            definitions = [*definitions, self.submission.definition()]
         reply = await self.model.complete(
             model=self.model_name,
             system=prompts.system_prompt(self.rules.role, tools),
-            tools=tool_definitions(self.rules.tools()),
+            tools=definitions,
             messages=messages,
             tag=CallTag(self.request.task_id, self.rules.role, self.name, self.holder),
             on_retry=retried,
@@ -203,8 +239,13 @@ class AgentLoop:
         for use in reply.tool_uses:
             name, args = use["name"], use.get("input") or {}
             started = time.monotonic()
-            denied = self.rules.denial(name, args)
-            if denied is not None:
+            if self._submits(name):
+                assert self.submission is not None
+                verdict = await self.submission.check(args)
+                text, is_error = verdict.text, not verdict.accepted
+                if verdict.accepted or verdict.final:
+                    self._handed_in = verdict
+            elif (denied := self.rules.denial(name, args)) is not None:
                 events.append(AgentToolDenied(**self._common(), turn=self.turns, tool=name, reason=denied))
                 text, is_error = f"denied: {denied}", True
             else:
@@ -233,6 +274,9 @@ class AgentLoop:
         if events:
             await self.bus.publish(events)
         return results, claim
+
+    def _submits(self, tool: str) -> bool:
+        return self.submission is not None and tool == self.submission.name and self._handed_in is None
 
     # -- completion discipline ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@
     ├── SandboxError               a sandbox could not be prepared or used
     │   └── SandboxLostError       the sandbox that ran a task attempt is gone (actor died, node lost)
     ├── AgentLostError             the agent actor of a task attempt died mid-conversation
+    ├── SpecError                  a spec cannot go on (a phase failed, its branch lost a document)
     └── ModelError                 a model call failed for good (status, tries, the provider's words)
 
 GraphError subclasses are also InputErrors when they come from a plan file: the plan loader wraps them
@@ -148,6 +149,10 @@ class SandboxLostError(SandboxError):
 
 class ScriptError(InputError):
     """A scripted-model script is malformed; names the file and where in it."""
+
+
+class SpecError(OmoiError):
+    """A spec cannot go on: a phase failed its checks or gate, or its branch lost a document."""
 
 
 class ModelError(OmoiError):

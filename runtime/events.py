@@ -16,6 +16,9 @@ from omoi.runtime.errors import EventError
 from omoi.runtime.tasks import TaskSpec
 
 RunStatus = Literal["succeeded", "failed", "cancelled"]
+Phase = Literal["intent", "explore", "requirements", "design", "tasks"]
+Gate = Literal["auto", "review", "human"]
+Intent = Literal["trivial", "explicit", "open_ended"]
 
 
 def _now() -> datetime:
@@ -54,6 +57,11 @@ class RunStarted(EventBase):
     sandbox: str = "local"
     budget_tokens: int | None = Field(default=None, ge=1, description="token budget of the run")
     budget_usd: float | None = Field(default=None, gt=0, description="dollar budget of the run")
+    goal: str = Field(default="", description="a run from a goal: the spec writes its tasks")
+    gate: Gate = Field(default="auto", description="who approves each spec phase")
+    gate_timeout_s: float | None = Field(default=None, gt=0, description="human gate: wait at most this")
+    on_gate_timeout: Literal["approve", "reject", "fail"] = "fail"
+    plan_only: bool = Field(default=False, description="stop once the spec has written the tasks")
 
 
 class RunFinished(EventBase):
@@ -292,6 +300,73 @@ class BudgetRaised(EventBase):
     add_usd: float = Field(default=0.0, ge=0)
 
 
+class SpecIntent(EventBase):
+    """The intent gate's decision: how much spec the goal needs, and why."""
+
+    kind: Literal["spec.intent"] = "spec.intent"
+    intent: Intent
+    reason: str
+    by: Literal["model", "rules"]
+
+
+class SpecEvent(EventBase):
+    phase: Phase
+    attempt: int = Field(default=1, ge=1)
+
+
+class SpecPhaseStarted(SpecEvent):
+    kind: Literal["spec.phase_started"] = "spec.phase_started"
+    feedback: str = Field(default="", description="what the previous attempt was told to fix")
+
+
+class SpecPhaseEvaluated(SpecEvent):
+    """The structural checks of one submission: below the threshold it is sent back with `issues`."""
+
+    kind: Literal["spec.phase_evaluated"] = "spec.phase_evaluated"
+    score: float = Field(ge=0, le=1)
+    threshold: float
+    passed: bool
+    issues: tuple[str, ...] = ()
+
+
+class SpecGateWaiting(SpecEvent):
+    """A human must decide: `omoi approve` / `omoi reject`, or an injected `spec.gate_decided`."""
+
+    kind: Literal["spec.gate_waiting"] = "spec.gate_waiting"
+    artifacts: tuple[str, ...] = ()
+    timeout_s: float | None = None
+
+
+class SpecGateDecided(SpecEvent):
+    kind: Literal["spec.gate_decided"] = "spec.gate_decided"
+    decision: Literal["approve", "reject"]
+    reason: str = ""
+    by: Literal["auto", "reviewer", "human", "timeout"] = "human"
+
+
+class SpecPhaseCompleted(SpecEvent):
+    kind: Literal["spec.phase_completed"] = "spec.phase_completed"
+    artifacts: tuple[str, ...] = ()
+    commit: str
+
+
+class SpecPhaseFailed(SpecEvent):
+    kind: Literal["spec.phase_failed"] = "spec.phase_failed"
+    reasons: tuple[str, ...]
+
+
+class SpecFinished(EventBase):
+    """The spec is done: its tasks were published as `task.added`, based on `commit`."""
+
+    kind: Literal["spec.finished"] = "spec.finished"
+    status: Literal["succeeded", "failed"]
+    spec_dir: str = ""
+    branch: str = ""
+    commit: str | None = None
+    tasks: int = 0
+    error: str | None = None
+
+
 Event = Annotated[
     RunStarted
     | RunFinished
@@ -319,7 +394,15 @@ Event = Annotated[
     | ModelRetried
     | BudgetWarning
     | BudgetExhausted
-    | BudgetRaised,
+    | BudgetRaised
+    | SpecIntent
+    | SpecPhaseStarted
+    | SpecPhaseEvaluated
+    | SpecGateWaiting
+    | SpecGateDecided
+    | SpecPhaseCompleted
+    | SpecPhaseFailed
+    | SpecFinished,
     Field(discriminator="kind"),
 ]
 

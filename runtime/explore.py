@@ -71,7 +71,7 @@ class Finding(BaseModel):
     """Something the explorer agent saw that the static pass cannot (conventions, risks, ...)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    topic: str = Field(min_length=1)
+    topic: str = Field(min_length=1, description="e.g. conventions, testing, risk")
     detail: str = Field(min_length=1)
     files: tuple[str, ...] = ()
 

@@ -49,7 +49,9 @@ def task_message(prompt: str, acceptance: Sequence[str], context: Sequence[str])
     return "\n\n".join(parts)
 
 
-def reminder(open_todos: Sequence[str], claimed_complete: bool) -> str:
+def reminder(open_todos: Sequence[str], claimed_complete: bool, submit: str | None = None) -> str:
+    if submit is not None:
+        return f"You ended your turn without handing in your work. Call {submit} with it."
     if open_todos:
         head = "You said the task is complete, but" if claimed_complete else "You stopped, but"
         return (

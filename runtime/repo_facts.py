@@ -319,7 +319,7 @@ def programs(manifests: Sequence[Manifest], commands: Sequence[Command]) -> set[
     command, and what the manifests declare (a dev dependency on pytest makes `pytest` usable)."""
     out = set(BASE_PROGRAMS)
     for c in commands:
-        out.add(c.command.split()[0])
+        out.update({c.command.split()[0], program_of(c.command)})
     for m in manifests:
         out.update(m.dependencies)
         out.update(m.dev_dependencies)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from omoi.runtime.errors import GraphError
-from omoi.runtime.events import Event, RunFinished, RunStarted, Usage
+from omoi.runtime.events import Event, RunFinished, RunStarted, SpecFinished, Usage
 from omoi.runtime.taskgraph import TaskGraph
 from omoi.runtime.tasks import TaskSpec
 
@@ -38,6 +38,7 @@ FOLLOWED = (
     "agent.finished",
     "model.retried",
     "budget.",
+    "spec.",
 )
 
 
@@ -92,6 +93,7 @@ class RunState:
     cancel_requested: set[str] = field(default_factory=set)
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
+    spec: SpecFinished | None = None
     _by_status: dict[str, set[str]] = field(default_factory=lambda: {s: set() for s in STATUSES})
 
     def apply(self, ev: Event) -> None:
@@ -102,6 +104,8 @@ class RunState:
                 self.started = self.started or ev
             case "run.finished":
                 self.finished = self.finished or ev
+            case "spec.finished":
+                self.spec = self.spec or ev
             case "run.cancel_requested":
                 self.cancel_reason = self.cancel_reason or ev.reason
             case "task.added":
@@ -114,6 +118,20 @@ class RunState:
                     t.cost_usd += ev.cost_usd
             case _:
                 self._apply_task(ev)
+
+    @property
+    def awaiting_spec(self) -> bool:
+        """A run from a goal has no tasks until its spec has written them."""
+        return self.started is not None and bool(self.started.goal) and self.spec is None
+
+    @property
+    def base_commit(self) -> str:
+        """Where task branches start: the spec's commit (so its artifacts are on every branch and
+        on the merged one), else the repository's HEAD when the run started."""
+        if self.spec is not None and self.spec.commit:
+            return self.spec.commit
+        assert self.started is not None
+        return self.started.base_commit
 
     def _add(self, spec: TaskSpec, order: int, event_id: str) -> None:
         if spec.id in self.tasks:

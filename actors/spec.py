@@ -1,0 +1,336 @@
+"""The spec actor: turns a run's goal into its tasks, phase by phase, grounded in the code."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Literal
+
+import structlog
+from pydantic import BaseModel
+
+from omoi.policies import spec_checks, spec_flow
+from omoi.policies.spec_checks import Evaluation, Grounding
+from omoi.runtime import spec_docs as docs
+from omoi.runtime import spec_gates as gates
+from omoi.runtime import spec_prompts
+from omoi.runtime.clock import Clock, SystemClock
+from omoi.runtime.config import ModelSettings
+from omoi.runtime.errors import SpecError
+from omoi.runtime.events import (
+    Event,
+    Intent,
+    Phase,
+    RunStarted,
+    SpecFinished,
+    SpecGateDecided,
+    SpecGateWaiting,
+    SpecIntent,
+    SpecPhaseCompleted,
+    SpecPhaseEvaluated,
+    SpecPhaseFailed,
+    SpecPhaseStarted,
+    TaskAdded,
+)
+from omoi.runtime.explore import Exploration, explore
+from omoi.runtime.ports import BusPort
+from omoi.runtime.spec_phase import DocumentWriter
+from omoi.runtime.spec_state import SpecState, fold_spec
+from omoi.runtime.spec_workspace import SpecWorkspace
+
+log = structlog.get_logger("omoi.spec")
+CATEGORY = {"intent": "quick", "explore": "default", "review": "default"}  # other phases: deep
+ROLE = {"explore": "explorer", "review": "reviewer"}  # other phases: planner
+Decision = tuple[Literal["approve", "reject"], str, str]  # (decision, by, reason)
+
+
+class _Failed(Exception):
+    def __init__(self, phase: Phase, attempt: int, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.phase, self.attempt, self.reasons = phase, attempt, reasons
+
+
+class SpecActor:
+    """Owns: one run's spec (its progress is a fold over the log's `spec.*` events; its documents
+    are committed on the spec branch) and the conversations of the spec's agents.
+
+    Handles `run` (drive the spec to `spec.finished` and return it; a repeated call joins it).
+    Emits `spec.intent`, `spec.phase_started`, `spec.phase_evaluated`, `spec.gate_waiting`,
+    `spec.gate_decided` (auto, reviewer, timeout), `spec.phase_completed` or `spec.phase_failed`,
+    then a `task.added` per task and `spec.finished`. Reads `spec.gate_decided` from people.
+    Event ids derive from (run, phase, attempt, step), so a replayed step publishes nothing twice.
+    If it dies: Ray restarts it and re-sends `run`; it folds the log, reopens the spec branch
+    (completed phases are committed there) and resumes at the first unfinished phase, whose
+    conversation starts over. Nothing reaches the graph before `spec.finished`."""
+
+    def __init__(
+        self,
+        run_id: str,
+        bus: BusPort,
+        writer: DocumentWriter[Any],
+        models: ModelSettings,
+        workspace: SpecWorkspace,
+        clock: Clock | None = None,
+    ) -> None:
+        self._run_id, self._bus, self._writer, self._models = run_id, bus, writer, models
+        self._ws, self._clock = workspace, clock or SystemClock()
+        self._main: asyncio.Task[SpecFinished] | None = None
+
+    async def run(self) -> SpecFinished:
+        if self._main is None:
+            self._main = asyncio.create_task(self._drive())
+        return await asyncio.shield(self._main)
+
+    async def stop(self) -> None:
+        """Stop driving the spec (shutdown, or a test standing in for a crash); the log and the
+        spec branch have everything a successor needs."""
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+
+    # ---- the phases --------------------------------------------------------------------------------
+
+    async def _drive(self) -> SpecFinished:
+        state = fold_spec(await self._log())
+        if state.finished is not None:
+            return state.finished
+        started = state.started
+        if started is None or not started.goal:
+            raise SpecError(f"run {self._run_id}: a spec needs a run.started event with a goal")
+        await asyncio.to_thread(self._ws.open)
+        exploration = await asyncio.to_thread(explore, self._ws.path)
+        intent = state.intent_kind or await self._classify(started.goal, exploration)
+        documents: dict[str, BaseModel] = {}
+        try:
+            for phase in spec_flow.phases(intent):
+                if phase in state.completed:
+                    documents[phase] = self._load(phase)
+                else:
+                    documents[phase] = await self._phase(phase, started, state, exploration, documents)
+                if phase == "explore":
+                    exploration = exploration.model_copy(update={"findings": documents[phase].findings})  # type: ignore[attr-defined]
+        except _Failed as exc:
+            await self._publish(
+                SpecPhaseFailed(**self._ids(exc.phase, exc.attempt, "failed"), reasons=tuple(exc.reasons))
+            )
+            return await self._finish("failed", error=f"phase {exc.phase}: {exc}")
+        return await self._publish_tasks(documents["tasks"], started)  # type: ignore[arg-type]
+
+    async def _phase(
+        self,
+        phase: Phase,
+        started: RunStarted,
+        state: SpecState,
+        exploration: Exploration,
+        done: dict[str, BaseModel],
+    ) -> BaseModel:
+        reopened = state.gate_open(phase)
+        attempt = reopened or state.attempts.get(phase, 0) + 1
+        feedback, rejections = state.feedback.get(phase, ""), state.rejections.get(phase, 0)
+        while True:
+            if reopened:  # resumed at an open gate: its documents are committed
+                doc, reopened = self._load(phase), None
+                artifacts = tuple(f"{self._ws.spec_dir}/{phase}.{ext}" for ext in ("json", "md"))
+                commit = await asyncio.to_thread(self._ws.commit, "omoi spec: resumed")
+            else:
+                await self._publish(
+                    SpecPhaseStarted(**self._ids(phase, attempt, "started"), feedback=feedback)
+                )
+                produced = await self._produce(phase, attempt, started.goal, exploration, done, feedback)
+                if isinstance(produced, str):
+                    raise _Failed(phase, attempt, [produced])
+                doc = produced
+                artifacts = await asyncio.to_thread(
+                    self._ws.write, docs.render(phase, doc, started.goal, exploration)
+                )
+                commit = await asyncio.to_thread(self._ws.commit, f"omoi spec: {phase} (attempt {attempt})")
+            gate: Decision = ("approve", "auto", "")
+            if phase in spec_flow.GATED:
+                gate = await self._gate(phase, attempt, started, artifacts, {**done, phase: doc})
+            decision, by, reason = gate
+            if by != "human":  # a person's decision is in the log already
+                await self._publish(
+                    SpecGateDecided(
+                        **self._ids(phase, attempt, "gate"), decision=decision, reason=reason, by=by
+                    )  # type: ignore[arg-type]
+                )
+            rejections += decision == "reject"
+            after = spec_flow.after_gate(decision, rejections, by, reason)
+            if after.action == "proceed":
+                await self._publish(
+                    SpecPhaseCompleted(
+                        **self._ids(phase, attempt, "completed"), artifacts=artifacts, commit=commit
+                    )
+                )
+                return doc
+            if after.action == "fail":
+                raise _Failed(phase, attempt, [after.reason])
+            attempt, feedback = attempt + 1, after.reason
+
+    async def _produce(
+        self,
+        phase: Phase,
+        attempt: int,
+        goal: str,
+        exploration: Exploration,
+        done: dict[str, BaseModel],
+        feedback: str,
+    ) -> BaseModel | str:
+        if phase == "tasks" and "requirements" not in done:  # a trivial goal: one task, no model
+            return docs.Tasks(tasks=[docs.single_task(goal, exploration)])
+        ground = Grounding(
+            frozenset(exploration.paths),
+            frozenset(exploration.symbol_names()),
+            frozenset(exploration.programs),
+        )
+        reqs, design = done.get("requirements"), done.get("design")
+
+        def evaluate(doc: BaseModel) -> Evaluation:
+            return spec_checks.evaluate(
+                doc,
+                ground,
+                reqs if isinstance(reqs, docs.Requirements) else None,
+                design if isinstance(design, docs.Design) else None,
+            )
+
+        async def evaluated(submission: int, ev: Evaluation) -> None:
+            await self._publish(
+                SpecPhaseEvaluated(
+                    **self._ids(phase, attempt, f"evaluated-{submission}"),
+                    score=ev.score,
+                    threshold=ev.threshold,
+                    passed=ev.passed,
+                    issues=(*ev.blocking, *ev.issues),
+                )
+            )
+
+        texts = {name: docs.markdown(d, goal) for name, d in done.items() if name != "explore"}
+        prompt = spec_prompts.phase_message(phase, goal, exploration, texts, feedback)
+        doc = await self._writer.write(
+            task_id=f"spec-{phase}",
+            attempt=attempt,
+            role=ROLE.get(phase, "planner"),
+            model_name=self._models.model_for(CATEGORY.get(phase, "deep")),
+            tool=spec_prompts.SUBMIT_TOOLS[phase],
+            document=docs.DOCUMENTS[phase],
+            prompt=prompt,
+            evaluate=evaluate,
+            on_evaluated=evaluated,
+        )
+        if phase == "explore" and isinstance(doc, str):  # findings add to the static pass; it stands alone
+            log.warning("spec.explorer_failed", run_id=self._run_id, reason=doc)
+            return docs.Findings.model_construct(findings=())
+        return doc
+
+    # ---- gates and the intent gate -----------------------------------------------------------------
+
+    async def _gate(
+        self,
+        phase: Phase,
+        attempt: int,
+        started: RunStarted,
+        artifacts: tuple[str, ...],
+        done: dict[str, BaseModel],
+    ) -> Decision:
+        if started.gate == "auto":
+            return "approve", "auto", ""
+        if started.gate == "review":
+            texts = {name: docs.markdown(d, started.goal) for name, d in done.items() if name != "explore"}
+            model = self._models.model_for(CATEGORY["review"])
+            verdict = await gates.review(
+                self._writer, model, phase, attempt, started.goal, texts, self._ws.spec_dir
+            )
+            if isinstance(verdict, str):
+                raise _Failed(phase, attempt, [f"the reviewer gave no verdict: {verdict}"])
+            if verdict.verdict == "OKAY":
+                return "approve", "reviewer", ""
+            return "reject", "reviewer", "\n".join(f"- {i}" for i in verdict.issues) or "- (no reason given)"
+        timeout = started.gate_timeout_s
+        await self._publish(
+            SpecGateWaiting(**self._ids(phase, attempt, "waiting"), artifacts=artifacts, timeout_s=timeout)
+        )
+        decided = await gates.human_decision(self._bus, self._clock, phase, attempt, timeout)
+        if decided is not None:
+            return decided.decision, "human", decided.reason
+        policy, why = spec_flow.on_timeout(started.on_gate_timeout, timeout or 0)
+        if policy == "fail":
+            raise _Failed(phase, attempt, [why])
+        return policy, "timeout", why  # type: ignore[return-value]
+
+    async def _classify(self, goal: str, exploration: Exploration) -> Intent:
+        model = self._models.model_for(CATEGORY["intent"])
+        intent, reason, by = await gates.classify_intent(self._writer, model, goal, exploration)
+        ids = {"id": f"spec-{self._run_id}-intent", "run_id": self._run_id, "source": self._source}
+        await self._publish(SpecIntent(**ids, intent=intent, reason=reason, by=by))  # type: ignore[arg-type]
+        return intent
+
+    # ---- documents and events ----------------------------------------------------------------------
+
+    def _load(self, phase: Phase) -> BaseModel:
+        try:
+            return docs.parse(phase, self._ws.document(phase))
+        except SpecError as exc:
+            raise _Failed(phase, 1, [str(exc)]) from exc
+
+    async def _publish_tasks(self, tasks: docs.Tasks, started: RunStarted) -> SpecFinished:
+        present = [n for n in ("requirements.md", "design.md") if self._ws.read(n) is not None]
+        plan = docs.to_plan(tasks, f"spec {self._run_id}", [f"{self._ws.spec_dir}/{n}" for n in present])
+        added: list[Event] = [
+            TaskAdded(
+                id=f"spec-{self._run_id}-task-{t.id}",
+                run_id=self._run_id,
+                task_id=t.id,
+                spec=t,
+                order=i,
+                source=self._source,
+            )
+            for i, t in enumerate(plan.tasks)
+        ]
+        await self._bus.publish(added)
+        return await self._finish("succeeded", tasks=len(plan.tasks))
+
+    async def _finish(
+        self, status: Literal["succeeded", "failed"], *, tasks: int = 0, error: str | None = None
+    ) -> SpecFinished:
+        commit = (
+            await asyncio.to_thread(lambda: self._ws.commit("omoi spec: done"))
+            if status == "succeeded"
+            else None
+        )
+        finished = SpecFinished(
+            id=f"spec-{self._run_id}-finished",
+            run_id=self._run_id,
+            status=status,
+            spec_dir=self._ws.spec_dir,
+            branch=self._ws.branch,
+            commit=commit,
+            tasks=tasks,
+            error=error,
+            source=self._source,
+        )
+        await self._publish(finished)
+        log.info("spec.finished", run_id=self._run_id, status=status, tasks=tasks, error=error)
+        return finished
+
+    @property
+    def _source(self) -> str:
+        return f"omoi/{self._run_id}/spec"
+
+    def _ids(self, phase: str, attempt: int, step: str) -> dict[str, Any]:
+        return {
+            "id": f"spec-{self._run_id}-{phase}-{attempt}-{step}",
+            "run_id": self._run_id,
+            "phase": phase,
+            "attempt": attempt,
+            "source": self._source,
+        }
+
+    async def _publish(self, event: Event) -> None:
+        await self._bus.publish([event])
+
+    async def _log(self) -> list[Event]:
+        out: list[Event] = []
+        while batch := await self._bus.read(out[-1].seq or 0 if out else 0, None, limit=5000):
+            out += batch
+        return out
