@@ -135,20 +135,19 @@ class GraphActor:
             for t in self._state.with_status("running"):
                 self._track(t.id, t.attempt, self._executor.reattach(t.sandbox or "", t.id, t.attempt))
             while self._state.finished is None:
-                t0 = self._clock.monotonic()
-                completions, self._completions = self._completions, []
-                self._take(self._progress.step(self._clock.now(), completions))
-                self._count(steps=1, completions=len(completions), step_us=self._since(t0))
-                await self._flush()
-                if (
-                    self._state.all_terminal()
-                    and not self._inflight
-                    and self._state.finished is None
-                    # a goal's tasks come with spec.finished; a cancel ends the wait
-                    and not (self._state.awaiting_spec and self._state.cancel_reason is None)
-                ):
+                waiting = self._state.awaiting_spec  # a goal's tasks come with spec.finished
+                if self._state.plan_only_done or (waiting and self._state.cancel_reason is not None):
                     await self._finish()
                     continue
+                if not waiting:
+                    t0 = self._clock.monotonic()
+                    completions, self._completions = self._completions, []
+                    self._take(self._progress.step(self._clock.now(), completions))
+                    self._count(steps=1, completions=len(completions), step_us=self._since(t0))
+                    await self._flush()
+                    if self._state.all_terminal() and not self._inflight and self._state.finished is None:
+                        await self._finish()
+                        continue
                 t0 = self._clock.monotonic()
                 await self._sleep_until_something_happens()
                 self._count(idle_us=self._since(t0))
@@ -182,7 +181,7 @@ class GraphActor:
     async def _finish(self) -> None:
         branch = commit = error = None
         spec_failed = self._state.spec is not None and self._state.spec.status == "failed"
-        if self._state.outcome() == "succeeded" and not spec_failed:
+        if self._state.outcome() == "succeeded" and not spec_failed and not self._state.plan_only_done:
             assert self._state.started is not None
             try:
                 # Every task branch already holds its ancestors' work, so merging the sinks (in

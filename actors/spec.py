@@ -115,7 +115,7 @@ class SpecActor:
                 SpecPhaseFailed(**self._ids(exc.phase, exc.attempt, "failed"), reasons=tuple(exc.reasons))
             )
             return await self._finish("failed", error=f"phase {exc.phase}: {exc}")
-        return await self._publish_tasks(documents["tasks"], started)  # type: ignore[arg-type]
+        return await self._publish_tasks(documents["tasks"])  # type: ignore[arg-type]
 
     async def _phase(
         self,
@@ -149,7 +149,7 @@ class SpecActor:
             if phase in spec_flow.GATED:
                 gate = await self._gate(phase, attempt, started, artifacts, {**done, phase: doc})
             decision, by, reason = gate
-            if by != "human":  # a person's decision is in the log already
+            if phase in spec_flow.GATED and by != "human":  # a person's decision is in the log already
                 await self._publish(
                     SpecGateDecided(
                         **self._ids(phase, attempt, "gate"), decision=decision, reason=reason, by=by
@@ -273,7 +273,7 @@ class SpecActor:
         except SpecError as exc:
             raise _Failed(phase, 1, [str(exc)]) from exc
 
-    async def _publish_tasks(self, tasks: docs.Tasks, started: RunStarted) -> SpecFinished:
+    async def _publish_tasks(self, tasks: docs.Tasks) -> SpecFinished:
         present = [n for n in ("requirements.md", "design.md") if self._ws.read(n) is not None]
         plan = docs.to_plan(tasks, f"spec {self._run_id}", [f"{self._ws.spec_dir}/{n}" for n in present])
         added: list[Event] = [
@@ -287,16 +287,19 @@ class SpecActor:
             )
             for i, t in enumerate(plan.tasks)
         ]
-        await self._bus.publish(added)
-        return await self._finish("succeeded", tasks=len(plan.tasks))
+        return await self._finish("succeeded", tasks=added)
 
     async def _finish(
-        self, status: Literal["succeeded", "failed"], *, tasks: int = 0, error: str | None = None
+        self,
+        status: Literal["succeeded", "failed"],
+        *,
+        tasks: list[Event] | None = None,
+        error: str | None = None,
     ) -> SpecFinished:
+        """The tasks and `spec.finished` go out in one append: the graph sees both or neither, so
+        no task can start before the commit it must start from is known."""
         commit = (
-            await asyncio.to_thread(lambda: self._ws.commit("omoi spec: done"))
-            if status == "succeeded"
-            else None
+            await asyncio.to_thread(self._ws.commit, "omoi spec: done") if status == "succeeded" else None
         )
         finished = SpecFinished(
             id=f"spec-{self._run_id}-finished",
@@ -305,12 +308,13 @@ class SpecActor:
             spec_dir=self._ws.spec_dir,
             branch=self._ws.branch,
             commit=commit,
-            tasks=tasks,
+            tasks=len(tasks or ()),
             error=error,
             source=self._source,
         )
-        await self._publish(finished)
-        log.info("spec.finished", run_id=self._run_id, status=status, tasks=tasks, error=error)
+        await self._bus.publish([*(tasks or ()), finished])
+        await asyncio.to_thread(self._ws.close)  # the branch holds everything; gc would remove it too
+        log.info("spec.finished", run_id=self._run_id, status=status, tasks=finished.tasks, error=error)
         return finished
 
     @property

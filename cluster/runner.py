@@ -13,6 +13,7 @@ from omoi.cluster import deploy
 from omoi.cluster.agents import AgentEnv, start_budget, start_concurrency
 from omoi.cluster.connect import actor_name, here, kill_run_actors
 from omoi.cluster.handles import BusProxy
+from omoi.cluster.spec import start_spec
 from omoi.runtime import processes
 from omoi.runtime.config import agent_settings, model_settings, sandbox_settings
 from omoi.runtime.docker_sandbox import (
@@ -210,6 +211,8 @@ def launch(
     agent_tasks = [t.spec.agent for t in state.tasks.values() if t.spec.agent is not None]
     for agent in agent_tasks:
         env.models.model_for(agent.category)  # an unknown category is refused before anything starts
+    # A goal's tasks are all agents, written by the spec; `omoi plan` runs none.
+    agents_ahead = 0 if state.started.plan_only else max_parallel if state.started.goal else len(agent_tasks)
     sandbox = sandbox or state.started.sandbox
     # Nodes that advertise sandbox slots get the sandboxes; without any, they stay on this node.
     slots = int(ray.cluster_resources().get(SLOT_RESOURCE, 0))  # type: ignore[no-untyped-call]
@@ -234,7 +237,11 @@ def launch(
         sandboxes = deploy.RaySandboxes(
             paths.run_id, BusProxy(actor_name(paths.run_id, "bus")), backend, placement, env
         )
-        sandboxes.warm(max_parallel, agents=min(max_parallel, len(agent_tasks)))
+        keep = [budget]
+        if state.awaiting_spec:
+            spec = start_spec(paths, state.started.base_commit, env)
+            keep += [spec, spec.run.remote()]  # it drives itself; the graph follows the log
+        sandboxes.warm(0 if state.started.plan_only else max_parallel, agents=min(max_parallel, agents_ahead))
         ray.get(budget_following)
         integrator = deploy.start_integrator(
             paths.run_id, paths.repo.path, paths.repo.git_dir, paths.worktrees, dry_run=sandbox == "noop"
@@ -251,4 +258,4 @@ def launch(
         kill_run_actors(paths.run_id)
         lock.release()
         raise
-    return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator, budget], lock=lock)
+    return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator, *keep], lock=lock)

@@ -8,10 +8,32 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["answer", "events", "exec_plan", "inject", "raise_budget", "resume", "start", "status"]
+__all__ = [
+    "answer",
+    "decide_gate",
+    "events",
+    "exec_plan",
+    "inject",
+    "raise_budget",
+    "resume",
+    "start",
+    "start_goal",
+    "status",
+]
 
 if TYPE_CHECKING:
-    from omoi.api import answer, events, exec_plan, inject, raise_budget, resume, start, status
+    from omoi.api import (
+        answer,
+        decide_gate,
+        events,
+        exec_plan,
+        inject,
+        raise_budget,
+        resume,
+        start,
+        start_goal,
+        status,
+    )
 
 
 def __getattr__(name: str) -> Any:

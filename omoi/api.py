@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -12,9 +13,17 @@ from omoi.cluster.agents import AgentEnv
 from omoi.cluster.connect import connect
 from omoi.cluster.runner import EventSink, RunHandle, check_sandbox, choose_sandbox, launch
 from omoi.runtime.errors import InputError
-from omoi.runtime.events import AgentAnswered, AgentNeedsInput, BudgetRaised, Event, RunFinished
+from omoi.runtime.events import (
+    AgentAnswered,
+    AgentNeedsInput,
+    BudgetRaised,
+    Event,
+    RunFinished,
+    SpecGateDecided,
+    SpecGateWaiting,
+)
 from omoi.runtime.plan import Budget, Plan, load_plan
-from omoi.runtime.runs import locate, open_log, plan_new_run
+from omoi.runtime.runs import goal_new_run, locate, open_log, plan_new_run
 from omoi.runtime.runstate import RunState, fold
 
 log = structlog.get_logger("omoi")
@@ -55,6 +64,84 @@ def start(
     )
     connect(address)
     return launch(paths, first, agents=agents)
+
+
+def start_goal(
+    goal: str,
+    repo: str | Path,
+    *,
+    gate: str = "auto",
+    gate_timeout_s: float | None = None,
+    on_gate_timeout: str = "fail",
+    plan_only: bool = False,
+    run_id: str | None = None,
+    max_parallel: int = 4,
+    address: str | None = None,
+    state_dir: str | Path | None = None,
+    sandbox: str = "auto",
+    budget: Budget | None = None,
+    agents: AgentEnv | None = None,
+) -> RunHandle:
+    """Start a run from a goal and return at once: the spec (Explore, Requirements, Design, Tasks,
+    with `gate` between phases) writes the tasks, then they run like a plan's. `plan_only` stops
+    after the spec (`omoi plan`). Bad input raises an InputError before anything is written."""
+    sandbox, warning = choose_sandbox(sandbox)
+    if warning:
+        log.warning("sandbox.not_isolated", detail=warning)
+    if not plan_only:
+        check_sandbox(sandbox)
+    paths, first = goal_new_run(
+        goal,
+        repo,
+        gate=gate,
+        gate_timeout_s=gate_timeout_s,
+        on_gate_timeout=on_gate_timeout,
+        plan_only=plan_only,
+        run_id=run_id,
+        state_dir=state_dir,
+        max_parallel=max_parallel,
+        sandbox=sandbox,
+        budget=budget,
+    )
+    connect(address)
+    return launch(paths, first, agents=agents)
+
+
+def decide_gate(
+    run_id: str,
+    repo: str | Path,
+    phase: str,
+    decision: Literal["approve", "reject"],
+    reason: str = "",
+    *,
+    state_dir: str | Path | None = None,
+) -> int:
+    """Approve or reject the spec phase waiting at a human gate; returns the decision's seq.
+    A rejection needs a reason: it goes into the prompt that redoes the phase."""
+    if decision == "reject" and not reason.strip():
+        raise InputError("a rejection needs a reason (--reason): it tells the spec what to change")
+    log_ = events(run_id, repo, state_dir=state_dir, kind="spec.")
+    waiting = [e for e in log_ if isinstance(e, SpecGateWaiting) and e.phase == phase]
+    decided = {(e.phase, e.attempt) for e in log_ if isinstance(e, SpecGateDecided)}
+    open_ = [w for w in waiting if (w.phase, w.attempt) not in decided]
+    if not open_:
+        gates = sorted(
+            {w.phase for w in log_ if isinstance(w, SpecGateWaiting) and (w.phase, w.attempt) not in decided}
+        )
+        hint = f"; waiting now: {', '.join(gates)}" if gates else "; no phase is waiting"
+        raise InputError(f"run '{run_id}' has no {phase} phase waiting for a decision{hint}")
+    attempt = open_[-1].attempt
+    ev = SpecGateDecided(
+        run_id=run_id,
+        phase=open_[-1].phase,
+        attempt=attempt,
+        decision=decision,
+        reason=reason,
+        by="human",
+        source="user",
+    )
+    (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
+    return seq
 
 
 def exec_plan(

@@ -54,7 +54,8 @@ address_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="omoi")
 def main() -> None:
-    """omoi: run a plan of tasks as a dependency DAG of sandboxes on Ray."""
+    """omoi: coding agents on one repository, in parallel, on Ray: from a goal (`omoi run`) or a
+    plan of tasks (`omoi exec`) to one merged branch."""
     from omoi.runtime.logging import configure
 
     configure()
@@ -140,6 +141,158 @@ def exec_cmd(
     ) as handle:
         finished = _follow(handle.run_id, handle.wait)
     _finish(finished)
+
+
+def _goal_options(fn: F) -> F:
+    """What `omoi plan` and `omoi run` share: the goal, the repository, the gates."""
+    for option in reversed(
+        [
+            click.argument("goal"),
+            repo_option,
+            click.option(
+                "--gate",
+                type=click.Choice(["auto", "review", "human"]),
+                default="auto",
+                show_default=True,
+                help="Between spec phases: go on (auto), ask a reviewer agent, or wait for "
+                "`omoi approve`/`omoi reject` (human).",
+            ),
+            click.option("--gate-timeout", type=float, default=None, help="Human gate: seconds to wait."),
+            click.option(
+                "--on-gate-timeout",
+                type=click.Choice(["approve", "reject", "fail"]),
+                default="fail",
+                show_default=True,
+                help="What a human gate's timeout means.",
+            ),
+            click.option("--run-id", default=None, help="Name the run (default: time-based)."),
+            address_option,
+            state_option,
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@main.command("plan")
+@_goal_options
+@_guard
+def plan_cmd(
+    goal: str,
+    repo: str,
+    gate: str,
+    gate_timeout: float | None,
+    on_gate_timeout: str,
+    run_id: str | None,
+    address: str | None,
+    state_dir: str | None,
+) -> None:
+    """Turn GOAL into a spec and a task DAG, grounded in the repository, and stop there: prints
+    the waves, the critical path and where the documents are (on the run's spec branch)."""
+    from omoi import api
+    from omoi.progress import plan_summary
+
+    with api.start_goal(
+        goal,
+        repo,
+        gate=gate,
+        gate_timeout_s=gate_timeout,
+        on_gate_timeout=on_gate_timeout,
+        plan_only=True,
+        run_id=run_id,
+        address=address,
+        state_dir=state_dir,
+        sandbox="local",
+    ) as handle:
+        finished = _follow(handle.run_id, handle.wait)
+    if finished.status == "succeeded":
+        out.print(plan_summary(api.status(handle.run_id, repo, state_dir=state_dir)), highlight=False)
+    _finish(finished)
+
+
+@main.command("run")
+@_goal_options
+@click.option("--max-parallel", type=int, default=4, show_default=True, help="Tasks running at once.")
+@click.option(
+    "--sandbox",
+    type=click.Choice(["auto", "docker", "local"]),
+    default="auto",
+    show_default=True,
+    help="Where the tasks run (see `omoi exec`).",
+)
+@click.option("--budget-usd", type=float, default=None, help="Dollar budget of the run.")
+@click.option("--budget-tokens", type=int, default=None, help="Token budget of the run.")
+@_guard
+def run_cmd(
+    goal: str,
+    repo: str,
+    gate: str,
+    gate_timeout: float | None,
+    on_gate_timeout: str,
+    run_id: str | None,
+    address: str | None,
+    state_dir: str | None,
+    max_parallel: int,
+    sandbox: str,
+    budget_usd: float | None,
+    budget_tokens: int | None,
+) -> None:
+    """From GOAL to one merged branch: spec (Explore, Requirements, Design, Tasks, gated), then the
+    tasks' agents in sandboxes, then the merge. Exit codes as for `omoi exec`."""
+    from omoi import api
+    from omoi.runtime.plan import Budget
+
+    budget = None
+    if budget_usd is not None or budget_tokens is not None:
+        budget = _checked(
+            lambda: Budget(usd=budget_usd, tokens=budget_tokens), "--budget-usd/--budget-tokens"
+        )
+    with api.start_goal(
+        goal,
+        repo,
+        gate=gate,
+        gate_timeout_s=gate_timeout,
+        on_gate_timeout=on_gate_timeout,
+        run_id=run_id,
+        max_parallel=max_parallel,
+        address=address,
+        state_dir=state_dir,
+        sandbox=_sandbox_or_warn(sandbox),
+        budget=budget,
+    ) as handle:
+        finished = _follow(handle.run_id, handle.wait)
+    _finish(finished)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--phase", required=True, type=click.Choice(["requirements", "design", "tasks"]))
+@repo_option
+@state_option
+@_guard
+def approve(run_id: str, phase: str, repo: str, state_dir: str | None) -> None:
+    """Approve the spec PHASE waiting at RUN_ID's human gate; the spec goes on."""
+    from omoi import api
+
+    seq = api.decide_gate(run_id, repo, phase, "approve", state_dir=state_dir)
+    out.print(f"approved {phase} of run {run_id} (event {seq})")
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--phase", required=True, type=click.Choice(["requirements", "design", "tasks"]))
+@click.option(
+    "--reason", required=True, help="What to change: it goes into the prompt that redoes the phase."
+)
+@repo_option
+@state_option
+@_guard
+def reject(run_id: str, phase: str, reason: str, repo: str, state_dir: str | None) -> None:
+    """Send the spec PHASE waiting at RUN_ID's human gate back, with the reason."""
+    from omoi import api
+
+    seq = api.decide_gate(run_id, repo, phase, "reject", reason, state_dir=state_dir)
+    out.print(f"rejected {phase} of run {run_id} (event {seq}); it is being redone")
 
 
 @main.command()
@@ -305,18 +458,19 @@ def model() -> None:
 
 
 @model.command("serve")
-@click.argument("script", type=click.Path())
+@click.argument("scripts", type=click.Path(), nargs=-1, required=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: any free port.")
 @_guard
-def model_serve(script: str, port: int) -> None:
-    """Answer Messages API requests on 127.0.0.1 from SCRIPT until interrupted. Point omoi (or
-    any Anthropic client) at it with ANTHROPIC_BASE_URL; `omoi schema script` gives the format."""
+def model_serve(scripts: tuple[str, ...], port: int) -> None:
+    """Answer Messages API requests on 127.0.0.1 from SCRIPTS (merged) until interrupted. Point
+    omoi (or any Anthropic client) at it with ANTHROPIC_BASE_URL; `omoi schema script` gives the
+    format."""
     import threading
 
-    from omoi.runtime.scripted_model import ScriptedModelServer, load_script
+    from omoi.runtime.scripted_model import ScriptedModelServer, load_scripts
 
     try:
-        server = ScriptedModelServer(load_script(script), port=port)
+        server = ScriptedModelServer(load_scripts(scripts), port=port)
     except OSError as exc:
         raise InputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
     with server:
@@ -405,22 +559,29 @@ def bench_sandbox(samples: int) -> None:
     default=None,
     help="Where to create the example repository (default: a new temporary directory).",
 )
+@click.option(
+    "--plan",
+    "from_plan",
+    is_flag=True,
+    help="Run the example's plan (omoi exec) instead of its goal (omoi run).",
+)
 @click.option("--max-parallel", type=int, default=4, show_default=True)
 @address_option
 @_guard
-def demo(directory: str | None, max_parallel: int, address: str | None) -> None:
-    """Run agent tasks on a bundled example repository, offline, with a scripted model.
+def demo(directory: str | None, from_plan: bool, max_parallel: int, address: str | None) -> None:
+    """The whole pipeline on a bundled example repository, offline, with a scripted model.
 
-    Three agents work in parallel sandboxes (one fails its acceptance once and repairs it, one
-    meets a 429 and recovers), command tasks use their work, and it all merges into one branch."""
+    A goal becomes a spec (explore, requirements, design, tasks; the first task list is sent back
+    by the checks), then three agents work in parallel sandboxes (one fails its acceptance once
+    and repairs it, one meets a 429 and recovers), and it all merges into one branch."""
     import time
 
     from omoi import api
     from omoi.cluster.agents import AgentEnv
-    from omoi.examples import demo_script, make_example_repo
+    from omoi.examples import DEMO_GOAL, demo_script, demo_scripts, make_example_repo
     from omoi.progress import run_summary
     from omoi.runtime.config import agent_settings, model_settings
-    from omoi.runtime.scripted_model import ScriptedModelServer, load_script
+    from omoi.runtime.scripted_model import ScriptedModelServer, load_scripts
 
     sandbox = _sandbox_or_warn("auto")
     if sandbox == "docker":  # the demo builds the sandbox image itself the first time (about a minute)
@@ -431,24 +592,35 @@ def demo(directory: str | None, max_parallel: int, address: str | None) -> None:
         if not image_exists(client, default_tag()):
             build_image(client, say=out.print)
     repo, plan = make_example_repo(Path(directory) if directory else None, "agents")
-    with ScriptedModelServer(load_script(demo_script())) as model:
+    scripts = [demo_script()] if from_plan else demo_scripts()
+    with ScriptedModelServer(load_scripts(scripts)) as model:
+        what = f"plan: {plan}" if from_plan else f"goal: {DEMO_GOAL}"
         out.print(
-            f"example repository: {repo}\nplan: {plan}\nsandbox: {sandbox}\n"
-            f"model: scripted, at {model.url} (no network; script {demo_script()})"
+            f"example repository: {repo}\n{what}\nsandbox: {sandbox}\n"
+            f"model: scripted, at {model.url} (no network; {', '.join(str(s) for s in scripts)})"
         )
         env = AgentEnv(model_settings(base_url=model.url), agent_settings())
         started = time.monotonic()
-        with api.start(
-            plan, repo, max_parallel=max_parallel, address=address, sandbox=sandbox, agents=env
+        options: dict[str, Any] = {
+            "max_parallel": max_parallel,
+            "address": address,
+            "sandbox": sandbox,
+            "agents": env,
+        }
+        with (
+            api.start(plan, repo, **options) if from_plan else api.start_goal(DEMO_GOAL, repo, **options)
         ) as handle:
             finished = _follow(handle.run_id, handle.wait)
         wall = time.monotonic() - started
-    out.print(run_summary(api.status(handle.run_id, repo), api.events(handle.run_id, repo), wall))
+    state = api.status(handle.run_id, repo)
+    out.print(run_summary(state, api.events(handle.run_id, repo), wall))
+    if state.spec is not None and state.spec.status == "succeeded":
+        out.print(f"spec: {state.spec.spec_dir}/ (requirements, design, tasks) on every branch of the run")
     if finished.status == "succeeded":
         out.print(
             f"\nall work is on branch [bold]{finished.branch}[/] of {repo}; try:\n"
             f"  git -C {repo} log --oneline --graph {finished.branch}\n"
-            f"  omoi events {handle.run_id} --repo {repo} --kind agent."
+            f"  omoi events {handle.run_id} --repo {repo} --kind spec."
         )
     _finish(finished)
 

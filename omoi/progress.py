@@ -25,7 +25,16 @@ STYLE = {
 }
 
 # What a person must see even on the live table: something waits for them, or something broke.
-LOUD = frozenset({"agent.needs_input", "budget.warning", "budget.exhausted", "task.failed"})
+LOUD = frozenset(
+    {
+        "agent.needs_input",
+        "budget.warning",
+        "budget.exhausted",
+        "task.failed",
+        "spec.gate_waiting",
+        "spec.phase_failed",
+    }
+)
 
 
 class Progress:
@@ -126,6 +135,8 @@ class Progress:
                 )
             case "budget.raised":
                 return f"{stamp} budget {ev.scope}: raised by {ev.add_tokens} tokens, ${ev.add_usd:g}"
+            case kind if kind.startswith("spec."):
+                return spec_line(stamp, ev)
             case _:
                 return None
 
@@ -210,6 +221,25 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
             f"{t.tokens:,}" if agent else "",
             f"${t.cost_usd:.4f}" if agent else "",
         )
+    spec = [t for t in turns if t.startswith("spec-")]  # the spec's agents: intent, phases, reviews
+    if spec:
+        spec_usage = [
+            e for e in events if e.kind == "agent.turn" and getattr(e, "task_id", "").startswith("spec-")
+        ]
+        table.add_row(
+            "(spec)",
+            "agents",
+            Text(
+                state.spec.status if state.spec else "running",
+                style=STYLE.get(state.spec.status, "") if state.spec else "",
+            ),
+            "",
+            str(sum(turns[t] for t in spec)),
+            str(sum(retries[t] for t in spec)),
+            "",
+            f"{sum(e.usage.total for e in spec_usage):,}",  # type: ignore[attr-defined]
+            f"${sum(e.cost_usd for e in spec_usage):.4f}",  # type: ignore[attr-defined]
+        )
     table.add_section()
     table.add_row(
         "total",
@@ -223,3 +253,57 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
         f"${state.cost_usd:.4f}",
     )
     return table
+
+
+def spec_line(stamp: str, ev: Event) -> str | None:
+    """How the spec's progress reads: one line per step, the gate's commands spelled out."""
+    head = f"{stamp} spec {getattr(ev, 'phase', ''):<15}"
+    match ev.kind:
+        case "spec.intent":
+            return f"{stamp} spec intent          {ev.intent} (by {ev.by}): {ev.reason}"
+        case "spec.phase_started":
+            fix = f", fixing: {ev.feedback.splitlines()[0][:100]}" if ev.feedback else ""
+            return f"{head} started   attempt {ev.attempt}{fix}"
+        case "spec.phase_evaluated":
+            if ev.passed:
+                return f"{head} checks    passed (score {ev.score:.2f})"
+            more = f" (+{len(ev.issues) - 1} more)" if len(ev.issues) > 1 else ""
+            first = ev.issues[0][:140] if ev.issues else ""
+            return f"{head} checks    sent back, score {ev.score:.2f} < {ev.threshold:.2f}: {first}{more}"
+        case "spec.gate_waiting":
+            return (
+                f"{head} waiting   for your decision on {', '.join(ev.artifacts)}\n"
+                f"{'':>10} omoi approve {ev.run_id} --phase {ev.phase}   or   "
+                f'omoi reject {ev.run_id} --phase {ev.phase} --reason "..."'
+            )
+        case "spec.gate_decided":
+            why = f": {ev.reason.strip().splitlines()[0][:120]}" if ev.reason.strip() else ""
+            return f"{head} {ev.decision + 'd':<9} by {ev.by}{why}"
+        case "spec.phase_completed":
+            return f"{head} done      {', '.join(ev.artifacts)}"
+        case "spec.phase_failed":
+            return f"{head} FAILED    " + "; ".join(r.splitlines()[0][:160] for r in ev.reasons)
+        case "spec.finished":
+            if ev.status == "succeeded":
+                return f"{stamp} spec finished: {ev.tasks} tasks, documents in {ev.spec_dir} on {ev.branch}"
+            return f"{stamp} spec failed: {ev.error}"
+    return None
+
+
+def plan_summary(state: RunState) -> str:
+    """The DAG a spec wrote: its waves (tasks that can run at the same time), the critical path,
+    and where the documents are."""
+    graph = state.graph
+    lines = [f"{len(graph)} tasks in {len(graph.waves())} waves:"]
+    for i, wave in enumerate(graph.waves(), 1):
+        lines.append(f"  wave {i}: " + ", ".join(wave))
+    lines.append("critical path: " + " -> ".join(graph.critical_path()))
+    for tid in graph.topological():
+        spec = graph.spec(tid)
+        deps = f" (after {', '.join(spec.deps)})" if spec.deps else ""
+        lines.append(f"  {tid}{deps}: {spec.description}; acceptance: {'; '.join(spec.acceptance)}")
+    if (done := state.spec) is not None:
+        repo = state.started.repo if state.started else "."
+        lines.append(f"documents: {done.spec_dir}/ on branch {done.branch}")
+        lines.append(f"  git -C {repo} show {done.branch}:{done.spec_dir}/tasks.md")
+    return "\n".join(lines)

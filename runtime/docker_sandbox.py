@@ -24,6 +24,7 @@ from omoi.runtime.errors import SandboxError
 from omoi.runtime.execution import TaskRequest
 from omoi.runtime.image import SANDBOX_UID, default_tag
 from omoi.runtime.sandbox import (
+    COMMAND_ENV,
     DEFAULT_OUTPUT_CAP,
     ExecResult,
     Sandbox,
@@ -210,7 +211,7 @@ class DockerSandbox(WorktreeSandbox):
             self.container.id,
             argv,
             workdir="/workspace",
-            environment=env,
+            environment={**COMMAND_ENV, **env},
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
         )["Id"]
         tail = TailBuffer(self.backend.output_cap)

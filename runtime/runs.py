@@ -15,7 +15,7 @@ from omoi.runtime.git import RepoInfo, inspect_repo
 from omoi.runtime.plan import Budget, Plan
 from omoi.runtime.sandbox import SANDBOX_KINDS
 from omoi.runtime.store import SqliteEventStore
-from omoi.runtime.tasks import check_id
+from omoi.runtime.tasks import TaskSpec, check_id
 
 EVENTS_FILE = "events.db"
 
@@ -114,6 +114,57 @@ def plan_new_run(
         TaskAdded(run_id=rid, task_id=t.id, spec=t, order=i, source="omoi") for i, t in enumerate(plan.tasks)
     ]
     return paths, events
+
+
+GATES = ("auto", "review", "human")
+
+
+def goal_new_run(
+    goal: str,
+    repo_path: str | Path,
+    *,
+    gate: str = "auto",
+    gate_timeout_s: float | None = None,
+    on_gate_timeout: str = "fail",
+    plan_only: bool = False,
+    run_id: str | None = None,
+    state_dir: str | Path | None = None,
+    max_parallel: int = 4,
+    sandbox: str = "local",
+    budget: Budget | None = None,
+) -> tuple[RunPaths, list[Event]]:
+    """A run from a goal: its first event carries the goal and the gate, and no task: the spec
+    writes them. Checks everything and writes nothing, like plan_new_run."""
+    goal = goal.strip()
+    if not goal:
+        raise InputError('the goal is empty: say what the change should do, e.g. "add JWT authentication"')
+    if gate not in GATES:
+        raise InputError(f"--gate: unknown gate '{gate}' (choose from {', '.join(GATES)})")
+    if on_gate_timeout not in ("approve", "reject", "fail"):
+        raise InputError(f"--on-gate-timeout: '{on_gate_timeout}' is not approve, reject or fail")
+    if gate_timeout_s is not None and gate_timeout_s <= 0:
+        raise InputError(f"--gate-timeout must be positive, got {gate_timeout_s:g}")
+    placeholder = Plan(name="goal", tasks=(TaskSpec(id="placeholder", run="true"),))
+    paths, events = plan_new_run(
+        placeholder,
+        repo_path,
+        run_id=run_id,
+        state_dir=state_dir,
+        max_parallel=max_parallel,
+        sandbox=sandbox,
+        budget=budget,
+    )
+    started = events[0].model_copy(
+        update={
+            "plan_name": "goal",
+            "goal": goal,
+            "gate": gate,
+            "gate_timeout_s": gate_timeout_s,
+            "on_gate_timeout": on_gate_timeout,
+            "plan_only": plan_only,
+        }
+    )
+    return paths, [RunStarted.model_validate(started.model_dump())]
 
 
 def open_log(paths: RunPaths, *, create: bool = False) -> SqliteEventStore:

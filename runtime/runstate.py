@@ -125,6 +125,11 @@ class RunState:
         return self.started is not None and bool(self.started.goal) and self.spec is None
 
     @property
+    def plan_only_done(self) -> bool:
+        """`omoi plan`: the run ends with its spec; the tasks stay pending, for a later run."""
+        return self.started is not None and self.started.plan_only and self.spec is not None
+
+    @property
     def base_commit(self) -> str:
         """Where task branches start: the spec's commit (so its artifacts are on every branch and
         on the merged one), else the repository's HEAD when the run started."""
@@ -235,6 +240,8 @@ class RunState:
         return [task_branch(self.run_id, d) for d in deps]
 
     def outcome(self) -> Literal["succeeded", "failed", "cancelled"]:
+        if self.started is not None and self.started.plan_only:  # the spec was the whole run
+            return "succeeded" if self.spec is not None and self.spec.status == "succeeded" else "failed"
         statuses = {s for s in STATUSES if self._by_status[s]}
         if statuses <= {"succeeded"}:
             return "succeeded"

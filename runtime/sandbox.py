@@ -26,6 +26,11 @@ DEFAULT_OUTPUT_CAP = 16 * 1024
 SANDBOX_KINDS = ("auto", "docker", "local", "noop")
 
 
+# Every sandboxed command gets these: running a project's tests must not leave bytecode in the
+# worktree, where the task's commit would pick it up (not every repository ignores __pycache__).
+COMMAND_ENV = {"PYTHONDONTWRITEBYTECODE": "1"}
+
+
 @dataclass(frozen=True)
 class ExecResult:
     exit_code: int | None
@@ -218,7 +223,7 @@ class LocalSandbox(WorktreeSandbox):
         self.output_cap = output_cap
 
     async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
-        full_env = {**os.environ, **(env or {})}
+        full_env = {**os.environ, **COMMAND_ENV, **(env or {})}
         marker = process_marker(self.workspace)
         try:
             return await run_process_group(

@@ -19,6 +19,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -116,6 +117,18 @@ def load_script(path: str | Path) -> Script:
     except (OSError, yaml.YAMLError) as exc:
         raise ScriptError(f"{p}: cannot read script: {exc}") from exc
     return parse_script(data, source=str(p))
+
+
+def load_scripts(paths: Sequence[str | Path]) -> Script:
+    """Several scripts as one: their tasks side by side (a later script's task replaces an earlier
+    one's), the random faults of the first."""
+    scripts = [load_script(p) for p in paths]
+    if not scripts:
+        raise ScriptError("no script given")
+    tasks: dict[str, dict[str, tuple[Turn, ...]]] = {}
+    for sc in scripts:
+        tasks.update(sc.tasks)
+    return Script(tasks=tasks, faults=scripts[0].faults)
 
 
 def parse_script(data: Any, source: str = "<script>") -> Script:

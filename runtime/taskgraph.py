@@ -117,3 +117,14 @@ class TaskGraph:
     def waves(self) -> list[list[str]]:
         """Tasks grouped by the earliest step they can start in, for display."""
         return [sorted(w, key=self._order.__getitem__) for w in nx.topological_generations(self._g)]
+
+    def critical_path(self) -> list[str]:
+        """The longest chain of dependent tasks, first to last: it bounds the run's length."""
+        depth = self.remaining_depth()
+        path: list[str] = []
+        candidates = [t for t in self.topological() if self._g.in_degree(t) == 0]
+        while candidates:
+            best = max(candidates, key=lambda t: (depth[t], -self._order[t]))
+            path.append(best)
+            candidates = list(self._g.successors(best))
+        return path

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -102,3 +105,19 @@ def task_request(
         base=base,
         **fields,
     )  # type: ignore[arg-type]
+
+
+OMOI = [sys.executable, "-m", "omoi.cli"]
+
+
+def omoi(
+    *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The `omoi` command as a user runs it, in its own process."""
+    return subprocess.run(
+        [*OMOI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "RAY_AUTH_MODE": "token", **(env or {})},
+    )

@@ -12,9 +12,20 @@ from omoi.runtime.git import git
 EXAMPLES = Path(__file__).parent
 
 
+DEMO_GOAL = (
+    "Add a histogram command to tools/wordstats.py, document every command in README.md, "
+    "and add a unit test for the longest command"
+)
+
+
 def demo_script() -> Path:
-    """The scripted model's answers for the `agents` example."""
+    """The scripted model's answers for the `agents` example's tasks."""
     return EXAMPLES / "agents" / "script.yaml"
+
+
+def demo_scripts() -> list[Path]:
+    """The scripts of the whole pipeline: the spec's phases, then the tasks it writes."""
+    return [EXAMPLES / "agents" / "spec_script.yaml", demo_script()]
 
 
 def make_example_repo(target: Path | None = None, example: str = "hello") -> tuple[Path, Path]:

@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,18 +19,7 @@ import pytest
 from omoi.examples import make_example_repo
 from omoi.runtime.events import parse_event
 from tests.conftest import checkout_fingerprint, run_git
-
-OMOI = [sys.executable, "-m", "omoi.cli"]
-
-
-def omoi(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*OMOI, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "RAY_AUTH_MODE": "token"},
-    )
+from tests.helpers import OMOI, omoi
 
 
 @pytest.mark.ray

@@ -1,0 +1,116 @@
+"""From a goal to a merged branch, as a user drives it: `omoi run` and `omoi plan` as processes,
+a human gate decided by `omoi reject` / `omoi approve` from other processes, the real SDK over HTTP
+to the scripted model, on the shared local Ray cluster (and Docker sandboxes where CI has them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from omoi import api
+from omoi.cluster.agents import AgentEnv
+from omoi.examples import DEMO_GOAL, demo_scripts, make_example_repo
+from omoi.runtime.config import AgentSettings, model_settings
+from omoi.runtime.events import Event, SpecGateWaiting
+from omoi.runtime.scripted_model import ScriptedModelServer, load_scripts
+from tests.conftest import checkout_fingerprint, run_git
+from tests.helpers import has, of, omoi, wait_for_events
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture
+def model() -> Iterator[ScriptedModelServer]:
+    with ScriptedModelServer(load_scripts(demo_scripts())) as server:
+        yield server
+
+
+def test_omoi_run_puts_the_spec_and_every_tasks_work_on_the_run_branch(
+    ray_address: str, model: ScriptedModelServer, tmp_path: Path
+) -> None:
+    repo, _ = make_example_repo(tmp_path, "agents")
+    before = checkout_fingerprint(repo)
+    done = omoi(
+        "run", DEMO_GOAL, "--repo", str(repo), "--run-id", "goal1", "--address", ray_address,
+        env={"ANTHROPIC_BASE_URL": model.url, "OMOI_MODEL_BACKOFF": "0.01"},
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "spec tasks           checks    sent back" in done.stdout  # the first task list had a bad dep
+    merged = "omoi/goal1/_merged"
+    files = run_git(repo, "ls-tree", "-r", "--name-only", merged).split()
+    for doc in ("explore.json", "requirements.md", "design.md", "tasks.json", "tasks.md"):
+        assert f".omoi/specs/goal1/{doc}" in files
+    assert 'cmd == "histogram"' in run_git(repo, "show", f"{merged}:tools/wordstats.py")
+    assert "wordstats.py longest" in run_git(repo, "show", f"{merged}:README.md")
+    assert "tests/test_longest.py" in files
+    assert not [f for f in files if f.endswith(".pyc")]  # running the tests left no bytecode behind
+    assert checkout_fingerprint(repo) == before
+    assert not (repo / ".omoi").exists()
+
+
+def test_omoi_plan_prints_the_dag_and_runs_no_task(
+    ray_address: str, model: ScriptedModelServer, tmp_path: Path
+) -> None:
+    repo, _ = make_example_repo(tmp_path, "agents")
+    done = omoi(
+        "plan", DEMO_GOAL, "--repo", str(repo), "--run-id", "plan1", "--address", ray_address,
+        env={"ANTHROPIC_BASE_URL": model.url},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 tasks in 1 waves:" in done.stdout
+    assert "wave 1: histogram, docs, longest-test" in done.stdout
+    assert "critical path: histogram" in done.stdout
+    assert "documents: .omoi/specs/plan1/ on branch omoi/plan1/_spec" in done.stdout
+    assert not [e for e in api.events("plan1", repo) if e.kind == "task.started"]
+    assert api.status("plan1", repo).finished.status == "succeeded"  # type: ignore[union-attr]
+    empty = omoi("plan", "  ", "--repo", str(repo))
+    assert empty.returncode == 2
+    assert "the goal is empty" in empty.stderr
+
+
+def test_with_a_human_gate_no_task_starts_before_approval_and_a_reject_reaches_the_next_prompt(
+    ray_address: str, model: ScriptedModelServer, tmp_path: Path
+) -> None:
+    repo, _ = make_example_repo(tmp_path, "agents")
+    agents = AgentEnv(model_settings(base_url=model.url, backoff=0.01, backoff_cap=0.05), AgentSettings())
+    with api.start_goal(
+        DEMO_GOAL, repo, gate="human", sandbox="local", address=ray_address, agents=agents, run_id="human1"
+    ) as handle:
+        seen: list[Event] = []
+
+        def next_gate() -> SpecGateWaiting:
+            gates = len(of(seen, "spec.gate_waiting"))
+            seen.extend(
+                wait_for_events(
+                    lambda: handle.events(timeout=1.0, prefixes=None),
+                    lambda evs: len(of(seen + evs, "spec.gate_waiting")) > gates,
+                )
+            )
+            gate = of(seen, "spec.gate_waiting")[-1]
+            assert isinstance(gate, SpecGateWaiting)
+            assert not of(seen, "task.started")  # nothing runs while a phase waits for a person
+            return gate
+
+        assert next_gate().phase == "requirements"
+        wrong = omoi("approve", "human1", "--phase", "design", "--repo", str(repo))
+        assert wrong.returncode == 2
+        assert "no design phase waiting for a decision; waiting now: requirements" in wrong.stderr
+        rejected = omoi(
+            "reject", "human1", "--phase", "requirements", "--reason", "say which file", "--repo", str(repo)
+        )
+        assert rejected.returncode == 0, rejected.stderr
+        for phase, attempt in (("requirements", 2), ("design", 1), ("tasks", 1)):
+            gate = next_gate()
+            assert (gate.phase, gate.attempt) == (phase, attempt)
+            approved = omoi("approve", "human1", "--phase", phase, "--repo", str(repo))
+            assert approved.returncode == 0, approved.stderr
+        finished = handle.wait()
+    assert finished.status == "succeeded", finished.error
+    log = api.events("human1", repo)
+    last_approval = max(e.seq or 0 for e in of(log, "spec.gate_decided") if getattr(e, "by", "") == "human")
+    assert min(e.seq or 0 for e in of(log, "task.started")) > last_approval
+    assert "say which file" in model.requests_for("spec-requirements")[1].last_user_text
+    assert has("task.succeeded", "histogram")(log)
