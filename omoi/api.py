@@ -29,6 +29,16 @@ from omoi.runtime.runstate import RunState, fold
 log = structlog.get_logger("omoi")
 
 
+def _sandbox(requested: str, *, check: bool = True) -> str:
+    """The backend a run uses (`auto` resolved), checked before anything is written."""
+    sandbox, warning = choose_sandbox(requested)
+    if warning:
+        log.warning("sandbox.not_isolated", detail=warning)
+    if check:
+        check_sandbox(sandbox)
+    return sandbox
+
+
 def start(
     plan: Plan | str | Path,
     repo: str | Path,
@@ -46,10 +56,7 @@ def start(
     `sandbox`: `docker`, `local` (on the host, not isolated) or `auto` (docker when an engine
     answers). `budget` overrides the plan's; `agents` the model and agent settings read from the
     environment. Bad input raises an InputError before anything is written."""
-    sandbox, warning = choose_sandbox(sandbox)
-    if warning:
-        log.warning("sandbox.not_isolated", detail=warning)
-    check_sandbox(sandbox)
+    sandbox = _sandbox(sandbox)
     plan_file = "" if isinstance(plan, Plan) else str(plan)
     plan_obj = plan if isinstance(plan, Plan) else load_plan(plan)
     paths, first = plan_new_run(
@@ -85,11 +92,7 @@ def start_goal(
     """Start a run from a goal and return at once: the spec (Explore, Requirements, Design, Tasks,
     with `gate` between phases) writes the tasks, then they run like a plan's. `plan_only` stops
     after the spec (`omoi plan`). Bad input raises an InputError before anything is written."""
-    sandbox, warning = choose_sandbox(sandbox)
-    if warning:
-        log.warning("sandbox.not_isolated", detail=warning)
-    if not plan_only:
-        check_sandbox(sandbox)
+    sandbox = _sandbox(sandbox, check=not plan_only)  # `omoi plan` runs no task: no engine needed
     paths, first = goal_new_run(
         goal,
         repo,

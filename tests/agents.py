@@ -3,7 +3,6 @@ worktree sandbox, publishing to a real (in-memory) bus."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from omoi.runtime.sandbox import LocalBackend, Sandbox
 from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
 from omoi.runtime.store import MemoryEventStore
 from omoi.runtime.tasks import AgentSpec
-from tests.helpers import task_request
+from tests.helpers import first_event, task_request
 
 WORKER_MODEL, ORACLE_MODEL = "claude-sonnet-4-6", "claude-opus-4-6"
 
@@ -82,11 +81,4 @@ class AgentRig:
         return [e for e in self.bus._store.read(0) if kind is None or e.kind == kind]
 
     async def wait_for(self, kind: str, timeout: float = 30.0) -> Event:
-        """The first event of `kind`, waiting on the bus (long-poll), never on time."""
-        after = 0
-        async with asyncio.timeout(timeout):
-            while True:
-                for e in await self.bus.read(after, None, timeout=5.0):
-                    after = e.seq or after
-                    if e.kind == kind:
-                        return e
+        return await first_event(self.bus, kind, timeout)

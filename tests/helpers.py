@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from omoi.runtime.events import Event
 from omoi.runtime.execution import TaskRequest
+from omoi.runtime.ports import BusPort
 
 Predicate = Callable[[list[Event]], bool]
 
@@ -121,3 +123,14 @@ def omoi(
         timeout=timeout,
         env={**os.environ, "RAY_AUTH_MODE": "token", **(env or {})},
     )
+
+
+async def first_event(bus: BusPort, kind: str, timeout: float = 30.0) -> Event:
+    """The first event of `kind` in the bus's log, waiting on it (long-poll), never on time."""
+    after = 0
+    async with asyncio.timeout(timeout):
+        while True:
+            for e in await bus.read(after, None, timeout=5.0):
+                after = e.seq or after
+                if e.kind == kind:
+                    return e

@@ -21,6 +21,7 @@ from omoi.runtime.spec_phase import DocumentWriter
 from omoi.runtime.spec_workspace import SpecWorkspace
 from omoi.runtime.store import MemoryEventStore
 from omoi.runtime.testing import FakeClock
+from tests.helpers import first_event
 
 RUN = "r1"
 
@@ -67,13 +68,7 @@ class SpecRig:
         return [e for e in self.bus._store.read(0) if kind is None or e.kind == kind]
 
     async def wait_for(self, kind: str, timeout: float = 30.0) -> Event:
-        after = 0
-        async with asyncio.timeout(timeout):
-            while True:
-                for e in await self.bus.read(after, None, timeout=5.0):
-                    after = e.seq or after
-                    if e.kind == kind:
-                        return e
+        return await first_event(self.bus, kind, timeout)
 
     def stop(self) -> None:
         self.server.stop()
