@@ -4,6 +4,7 @@ to the scripted model, on the shared local Ray cluster (and Docker sandboxes whe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from omoi.runtime.config import AgentSettings, model_settings
 from omoi.runtime.events import Event, SpecGateWaiting
 from omoi.runtime.scripted_model import ScriptedModelServer, load_scripts
 from tests.conftest import checkout_fingerprint, run_git
-from tests.helpers import has, of, omoi, wait_for_events
+from tests.helpers import has, of, omoi, wait_for_events, wait_until
 
 pytestmark = pytest.mark.ray
 
@@ -114,3 +115,36 @@ def test_with_a_human_gate_no_task_starts_before_approval_and_a_reject_reaches_t
     assert min(e.seq or 0 for e in of(log, "task.started")) > last_approval
     assert "say which file" in model.requests_for("spec-requirements")[1].last_user_text
     assert has("task.succeeded", "histogram")(log)
+
+
+def test_a_goal_run_whose_driver_died_mid_spec_resumes_without_redoing_finished_phases(
+    ray_address: str, model: ScriptedModelServer, tmp_path: Path
+) -> None:
+    repo, _ = make_example_repo(tmp_path, "agents")
+    agents = AgentEnv(model_settings(base_url=model.url, backoff=0.01, backoff_cap=0.05), AgentSettings())
+    handle = api.start_goal(
+        DEMO_GOAL, repo, gate="human", sandbox="local", address=ray_address, agents=agents, run_id="resume1"
+    )
+    wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("spec.gate_waiting"))
+    handle.shutdown()  # the driver dies while the requirements wait for a person
+    explored = len(model.requests_for("spec-explore"))
+    api.decide_gate("resume1", repo, "requirements", "approve")  # decided while nothing runs
+    finished: list[Event] = []
+
+    def resume() -> None:
+        finished.append(api.resume("resume1", repo, address=ray_address, agents=agents))  # type: ignore[arg-type]
+
+    runner = threading.Thread(target=resume, daemon=True)
+    runner.start()
+    for phase in ("design", "tasks"):
+        wait_until(
+            lambda p=phase: any(e.phase == p for e in api.events("resume1", repo, kind="spec.gate_waiting")),  # type: ignore[attr-defined, misc]
+            f"the {phase} gate opens after the resume",
+        )
+        api.decide_gate("resume1", repo, phase, "approve")
+    runner.join(timeout=300)
+    assert finished, "the resumed run did not finish"
+    assert finished[0].status == "succeeded", finished[0]
+    assert len(model.requests_for("spec-explore")) == explored  # explore was not done again
+    assert len(model.requests_for("spec-requirements")) == 1  # nor the approved requirements
+    assert has("task.succeeded", "docs")(api.events("resume1", repo))
