@@ -93,15 +93,18 @@ class FaultRates(BaseModel):
 
 
 class Script(BaseModel):
-    """`tasks: {<task id or '*'>: {<role or '*'>: [turns]}}` plus optional random `faults`."""
+    """`tasks: {<task id, or '*', or one conversation 'task/attempt/role'>: {<role or '*'>: [turns]}}`
+    plus optional random `faults`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tasks: dict[str, dict[str, tuple[Turn, ...]]] = Field(default_factory=dict)
     faults: FaultRates = FaultRates()
 
-    def turns(self, task: str, role: str) -> tuple[Turn, ...] | None:
-        for t in (task, "*"):
+    def turns(self, task: str, role: str, agent: str = "") -> tuple[Turn, ...] | None:
+        """The turns of one conversation: keyed by the conversation itself (the agent header,
+        `task/attempt/role`) if the script names it, else by task id, else `*`."""
+        for t in (agent, task, "*") if agent else (task, "*"):
             roles = self.tasks.get(t)
             if roles is not None:
                 for r in (role, "*"):
@@ -236,7 +239,7 @@ class ScriptedModelServer:
             self._tasks_seen.add(task)
             self._arrived.notify_all()
             turn_no = assistants - self._replays.get(agent, 0)
-            turns = self.script.turns(task, role)
+            turns = self.script.turns(task, role, agent)
             turn = turns[turn_no] if turns is not None and turn_no < len(turns) else None
             fault = self._scripted_fault(agent, turn_no, turn) or self._random_fault()
             malformed = (

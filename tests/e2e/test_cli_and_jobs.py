@@ -163,6 +163,23 @@ def test_demo_runs_agents_offline_and_summarises(ray_address: str, tmp_path: Pat
     assert 'cmd == "histogram"' in tool
     assert "wordstats.py histogram" in run_git(repo, "show", f"{branch}:README.md")
     assert "longest: jumps" in run_git(repo, "show", f"{branch}:tests/test_longest.py")
+    # The goal went through the spec: its first task list was sent back, its documents are merged.
+    assert "spec intent          open_ended (by model)" in out
+    assert (
+        "spec tasks           checks    sent back, score 0.00 < 0.80: tasks: task 'longest-test' depends on "
+        in out
+    )
+    run_id = branch.split("/")[1]
+    assert f".omoi/specs/{run_id}/design.md" in run_git(repo, "ls-tree", "-r", "--name-only", branch)
+
+
+@pytest.mark.ray
+def test_demo_plan_runs_the_examples_plan_with_command_tasks(ray_address: str, tmp_path: Path) -> None:
+    done = omoi("demo", "--plan", "--dir", str(tmp_path), "--address", ray_address, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "report               succeeded" in done.stdout
+    assert "check                succeeded" in done.stdout
+    assert "spec " not in done.stdout
 
 
 def test_model_serve_answers_the_sdk_from_a_script_until_interrupted(tmp_path: Path) -> None:

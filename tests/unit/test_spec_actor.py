@@ -259,3 +259,47 @@ async def test_a_restarted_spec_resumes_after_its_last_completed_phase(rig: Any)
     assert (await second).status == "succeeded"
     assert len(r.server.requests_for("spec-explore")) == explored  # explore was not redone
     assert len(r.server.requests_for("spec-requirements")) == 1  # nor the approved requirements
+
+
+def review(verdict: str, *issues: str) -> tuple[str, dict[str, Any]]:
+    return "review", {"verdict": verdict, "issues": list(issues)}
+
+
+async def test_a_reviewer_reject_redoes_the_phase_with_its_issues(rig: Any) -> None:
+    okay = turns(review("OKAY"))
+    r = rig(
+        script(
+            **{
+                "spec-review-requirements": turns(review("REJECT", "REQ-2 must name the README section")),
+                "spec-review-requirements/2/reviewer": okay,  # the second review, of the redone phase
+                "spec-review-design": okay,
+                "spec-review-tasks": okay,
+            }
+        ),
+        gate="review",
+    )
+    finished = await r.run()
+    assert finished.status == "succeeded", finished.error
+    decided = [(e.phase, e.attempt, e.decision, e.by) for e in r.events("spec.gate_decided")]  # type: ignore[attr-defined]
+    assert decided == [
+        ("requirements", 1, "reject", "reviewer"),
+        ("requirements", 2, "approve", "reviewer"),
+        ("design", 1, "approve", "reviewer"),
+        ("tasks", 1, "approve", "reviewer"),
+    ]
+    redo = r.server.requests_for("spec-requirements")[1]
+    assert "REQ-2 must name the README section" in redo.last_user_text
+    review_request = r.server.requests_for("spec-review-requirements")[0]
+    assert "## REQ-1: greet by name" in review_request.last_user_text  # it reviewed the document itself
+    assert {"write_file", "run"}.isdisjoint(t["name"] for t in review_request.body["tools"])  # read-only
+
+
+async def test_a_reviewer_that_keeps_rejecting_fails_the_phase_after_the_bound(rig: Any) -> None:
+    r = rig(
+        script(**{"spec-review-requirements": turns(review("REJECT", "never good enough"))}), gate="review"
+    )
+    finished = await r.run()
+    assert finished.status == "failed"
+    assert "rejected 3 times by the reviewer" in (finished.error or "")
+    assert len(r.server.requests_for("spec-requirements")) == 3
+    assert not r.events("task.added")
