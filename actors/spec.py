@@ -179,20 +179,6 @@ class SpecActor:
     ) -> BaseModel | str:
         if phase == "tasks" and "requirements" not in done:  # a trivial goal: one task, no model
             return docs.Tasks(tasks=[docs.single_task(goal, exploration)])
-        ground = Grounding(
-            frozenset(exploration.paths),
-            frozenset(exploration.symbol_names()),
-            frozenset(exploration.programs),
-        )
-        reqs, design = done.get("requirements"), done.get("design")
-
-        def evaluate(doc: BaseModel) -> Evaluation:
-            return spec_checks.evaluate(
-                doc,
-                ground,
-                reqs if isinstance(reqs, docs.Requirements) else None,
-                design if isinstance(design, docs.Design) else None,
-            )
 
         async def evaluated(submission: int, ev: Evaluation) -> None:
             await self._publish(
@@ -205,8 +191,7 @@ class SpecActor:
                 )
             )
 
-        texts = {name: docs.markdown(d, goal) for name, d in done.items() if name != "explore"}
-        prompt = spec_prompts.phase_message(phase, goal, exploration, texts, feedback)
+        prompt = spec_prompts.phase_message(phase, goal, exploration, docs.texts(done, goal), feedback)
         doc = await self._writer.write(
             task_id=f"spec-{phase}",
             attempt=attempt,
@@ -215,7 +200,7 @@ class SpecActor:
             tool=spec_prompts.SUBMIT_TOOLS[phase],
             document=docs.DOCUMENTS[phase],
             prompt=prompt,
-            evaluate=evaluate,
+            evaluate=spec_checks.evaluator(Grounding.of(exploration), done),
             on_evaluated=evaluated,
         )
         if phase == "explore" and isinstance(doc, str):  # findings add to the static pass; it stands alone

@@ -9,12 +9,13 @@ back with every issue listed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
 from omoi.runtime.errors import GraphError
+from omoi.runtime.explore import Exploration
 from omoi.runtime.repo_facts import program_of
 from omoi.runtime.spec_docs import Design, Requirements, Tasks
 from omoi.runtime.taskgraph import TaskGraph
@@ -30,6 +31,14 @@ class Grounding:
     paths: frozenset[str]
     symbols: frozenset[str] = frozenset()
     programs: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, exploration: Exploration) -> Grounding:
+        return cls(
+            frozenset(exploration.paths),
+            frozenset(exploration.symbol_names()),
+            frozenset(exploration.programs),
+        )
 
 
 @dataclass(frozen=True)
@@ -178,3 +187,14 @@ def evaluate(
     if isinstance(doc, Tasks):
         return tasks(doc, ground, [r.id for r in reqs.requirements] if reqs else (), design_doc)
     return Evaluation(1.0)
+
+
+def evaluator(ground: Grounding, done: Mapping[str, BaseModel]) -> Callable[[BaseModel], Evaluation]:
+    """The checks of the next phase's submissions, against the phases `done` before it."""
+    reqs, design_doc = done.get("requirements"), done.get("design")
+    return lambda doc: evaluate(
+        doc,
+        ground,
+        reqs if isinstance(reqs, Requirements) else None,
+        design_doc if isinstance(design_doc, Design) else None,
+    )

@@ -200,6 +200,11 @@ def markdown(doc: BaseModel, goal: str) -> str:
     return doc.model_dump_json(indent=1)
 
 
+def texts(done: dict[str, BaseModel], goal: str) -> dict[str, str]:
+    """The documents of the phases done, as the next prompt shows them (explore has its summary)."""
+    return {name: markdown(d, goal) for name, d in done.items() if name != "explore"}
+
+
 def render(phase: str, doc: BaseModel, goal: str, exploration: Exploration) -> dict[str, str]:
     """The files a phase leaves in the spec folder: `explore.json` (the static analysis with the
     explorer's findings), else `<phase>.json` and `<phase>.md`."""
