@@ -17,6 +17,7 @@ __all__ = [
     "raise_budget",
     "resume",
     "start",
+    "start_from_spec",
     "start_goal",
     "status",
 ]
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         raise_budget,
         resume,
         start,
+        start_from_spec,
         start_goal,
         status,
     )

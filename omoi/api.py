@@ -110,6 +110,40 @@ def start_goal(
     return launch(paths, first, agents=agents)
 
 
+def start_from_spec(
+    spec_run: str,
+    repo: str | Path,
+    *,
+    run_id: str | None = None,
+    max_parallel: int = 4,
+    address: str | None = None,
+    state_dir: str | Path | None = None,
+    sandbox: str = "auto",
+    budget: Budget | None = None,
+    agents: AgentEnv | None = None,
+) -> RunHandle:
+    """Run the tasks a finished `omoi plan` wrote, from its spec's commit (so the documents are on
+    every branch of the new run too)."""
+    state = status(spec_run, repo, state_dir=state_dir)
+    spec = state.spec
+    if state.started is None or not state.started.plan_only or spec is None or spec.status != "succeeded":
+        raise InputError(f"run '{spec_run}' is not a finished `omoi plan` whose spec succeeded")
+    plan = Plan(name=f"spec {spec_run}", tasks=tuple(t.spec for t in state.in_order()))
+    sandbox = _sandbox(sandbox)
+    paths, first = plan_new_run(
+        plan,
+        repo,
+        run_id=run_id,
+        state_dir=state_dir,
+        max_parallel=max_parallel,
+        sandbox=sandbox,
+        budget=budget,
+        base=spec.commit,
+    )
+    connect(address)
+    return launch(paths, first, agents=agents)
+
+
 def decide_gate(
     run_id: str,
     repo: str | Path,

@@ -207,11 +207,13 @@ def plan_cmd(
         finished = _follow(handle.run_id, handle.wait)
     if finished.status == "succeeded":
         out.print(plan_summary(api.status(handle.run_id, repo, state_dir=state_dir)), highlight=False)
+        out.print(f"run these tasks: omoi run - --from {handle.run_id} --repo {repo}", highlight=False)
     _finish(finished)
 
 
 @main.command("run")
 @_goal_options
+@click.option("--from", "from_spec", default=None, help="Run the tasks an `omoi plan` run wrote (its id).")
 @click.option("--max-parallel", type=int, default=4, show_default=True, help="Tasks running at once.")
 @click.option(
     "--sandbox",
@@ -236,9 +238,11 @@ def run_cmd(
     sandbox: str,
     budget_usd: float | None,
     budget_tokens: int | None,
+    from_spec: str | None,
 ) -> None:
     """From GOAL to one merged branch: spec (Explore, Requirements, Design, Tasks, gated), then the
-    tasks' agents in sandboxes, then the merge. Exit codes as for `omoi exec`."""
+    tasks' agents in sandboxes, then the merge. With `--from PLAN_RUN` and `-` as GOAL: the tasks
+    an `omoi plan` run wrote. Exit codes as for `omoi exec`."""
     from omoi import api
     from omoi.runtime.plan import Budget
 
@@ -247,6 +251,22 @@ def run_cmd(
         budget = _checked(
             lambda: Budget(usd=budget_usd, tokens=budget_tokens), "--budget-usd/--budget-tokens"
         )
+    if (from_spec is None) == (goal == "-"):
+        raise InputError("give a GOAL, or `-` as the goal with --from PLAN_RUN (an `omoi plan` run's id)")
+    if from_spec is not None:
+        with api.start_from_spec(
+            from_spec,
+            repo,
+            run_id=run_id,
+            max_parallel=max_parallel,
+            address=address,
+            state_dir=state_dir,
+            sandbox=_sandbox_or_warn(sandbox),
+            budget=budget,
+        ) as handle:
+            finished = _follow(handle.run_id, handle.wait)
+        _finish(finished)
+        return
     with api.start_goal(
         goal,
         repo,

@@ -79,8 +79,10 @@ def plan_new_run(
     sandbox: str = "local",
     plan_file: str = "",
     budget: Budget | None = None,
+    base: str | None = None,
 ) -> tuple[RunPaths, list[Event]]:
-    """Check everything and return where the run will live and its first events. Writes nothing."""
+    """Check everything and return where the run will live and its first events. Writes nothing.
+    `base`: the commit tasks start from (default: the repository's HEAD)."""
     if sandbox not in SANDBOX_KINDS:
         raise InputError(f"--sandbox: unknown backend '{sandbox}' (choose from {', '.join(SANDBOX_KINDS)})")
     if max_parallel < 1:
@@ -99,8 +101,8 @@ def plan_new_run(
         RunStarted(
             run_id=rid,
             repo=str(repo.path),
-            base_commit=repo.head_commit,
-            base_ref=repo.head_ref,
+            base_commit=base or repo.head_commit,
+            base_ref="" if base else repo.head_ref,
             plan_name=plan.name,
             plan_file=plan_file,
             max_parallel=max_parallel,

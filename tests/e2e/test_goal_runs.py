@@ -67,9 +67,24 @@ def test_omoi_plan_prints_the_dag_and_runs_no_task(
     assert "documents: .omoi/specs/plan1/ on branch omoi/plan1/_spec" in done.stdout
     assert not [e for e in api.events("plan1", repo) if e.kind == "task.started"]
     assert api.status("plan1", repo).finished.status == "succeeded"  # type: ignore[union-attr]
+    assert "run these tasks: omoi run - --from plan1" in done.stdout
     empty = omoi("plan", "  ", "--repo", str(repo))
     assert empty.returncode == 2
     assert "the goal is empty" in empty.stderr
+    # ... and run what was planned, later, from the spec's commit
+    later = omoi(
+        "run", "-", "--from", "plan1", "--repo", str(repo), "--run-id", "later1", "--address", ray_address,
+        env={"ANTHROPIC_BASE_URL": model.url, "OMOI_MODEL_BACKOFF": "0.01"},
+        timeout=600,
+    )  # fmt: skip
+    assert later.returncode == 0, later.stdout + later.stderr
+    files = run_git(repo, "ls-tree", "-r", "--name-only", "omoi/later1/_merged").split()
+    assert ".omoi/specs/plan1/tasks.json" in files
+    assert "tests/test_longest.py" in files
+    assert not [e for e in api.events("later1", repo) if e.kind.startswith("spec.")]  # no second spec
+    not_planned = omoi("run", "-", "--from", "later1", "--repo", str(repo))
+    assert not_planned.returncode == 2
+    assert "is not a finished `omoi plan`" in not_planned.stderr
 
 
 def test_with_a_human_gate_no_task_starts_before_approval_and_a_reject_reaches_the_next_prompt(
