@@ -155,7 +155,7 @@ def tasks_md(doc: Tasks) -> str:
             out.append(
                 "Files: " + ", ".join([*(f"`{f}`" for f in t.files), *(f"`{f}` (new)" for f in t.creates)])
             )
-        out.append("Acceptance: " + "; ".join(f"`{a}`" for a in t.acceptance))
+        out.append("\nAcceptance: " + "; ".join(f"`{a}`" for a in t.acceptance))
     return "\n".join(out) + "\n"
 
 
