@@ -37,6 +37,7 @@ from omoi.runtime.ports import BusPort
 from omoi.runtime.spec_phase import DocumentWriter
 from omoi.runtime.spec_state import SpecState, fold_spec
 from omoi.runtime.spec_workspace import SpecWorkspace
+from omoi.runtime.subscription import Subscription
 
 log = structlog.get_logger("omoi.spec")
 CATEGORY = {"intent": "quick", "explore": "default", "review": "default"}  # other phases: deep
@@ -67,7 +68,7 @@ class SpecActor:
         self,
         run_id: str,
         bus: BusPort,
-        writer: DocumentWriter[Any],
+        writer: DocumentWriter,
         models: ModelSettings,
         workspace: SpecWorkspace,
         clock: Clock | None = None,
@@ -132,7 +133,7 @@ class SpecActor:
             if reopened:  # resumed at an open gate: its documents are committed
                 doc, reopened = self._load(phase), None
                 artifacts = tuple(f"{self._ws.spec_dir}/{phase}.{ext}" for ext in ("json", "md"))
-                commit = await asyncio.to_thread(self._ws.commit, "omoi spec: resumed")
+                commit = await asyncio.to_thread(self._ws.head)
             else:
                 await self._publish(
                     SpecPhaseStarted(**self._ids(phase, attempt, "started"), feedback=feedback)
@@ -319,7 +320,7 @@ class SpecActor:
         await self._bus.publish([event])
 
     async def _log(self) -> list[Event]:
-        out: list[Event] = []
-        while batch := await self._bus.read(out[-1].seq or 0 if out else 0, None, limit=5000):
+        sub, out = Subscription(self._bus, None, batch=5000), []
+        while batch := await sub.next_batch(timeout=0):
             out += batch
         return out

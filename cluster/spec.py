@@ -30,7 +30,7 @@ class HostedSpec(SpecActor):
         bus = BusProxy(actor_name(run_id, "bus"))
         model = AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY))
         workspace = SpecWorkspace(Path(repo), Path(git_dir), Path(worktrees), run_id, base)
-        writer: DocumentWriter[Any] = DocumentWriter(
+        writer = DocumentWriter(
             run_id,
             model,
             bus,

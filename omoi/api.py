@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -50,12 +50,14 @@ def start(
     sandbox: str = "auto",
     budget: Budget | None = None,
     agents: AgentEnv | None = None,
+    base: str | None = None,
 ) -> RunHandle:
     """Validate the plan and the repository, then start the run and return at once.
 
     `sandbox`: `docker`, `local` (on the host, not isolated) or `auto` (docker when an engine
     answers). `budget` overrides the plan's; `agents` the model and agent settings read from the
-    environment. Bad input raises an InputError before anything is written."""
+    environment; `base` the commit tasks start from (default: the repository's HEAD). Bad input
+    raises an InputError before anything is written."""
     sandbox = _sandbox(sandbox)
     plan_file = "" if isinstance(plan, Plan) else str(plan)
     plan_obj = plan if isinstance(plan, Plan) else load_plan(plan)
@@ -68,6 +70,7 @@ def start(
         sandbox=sandbox,
         plan_file=plan_file,
         budget=budget,
+        base=base,
     )
     connect(address)
     return launch(paths, first, agents=agents)
@@ -110,38 +113,15 @@ def start_goal(
     return launch(paths, first, agents=agents)
 
 
-def start_from_spec(
-    spec_run: str,
-    repo: str | Path,
-    *,
-    run_id: str | None = None,
-    max_parallel: int = 4,
-    address: str | None = None,
-    state_dir: str | Path | None = None,
-    sandbox: str = "auto",
-    budget: Budget | None = None,
-    agents: AgentEnv | None = None,
-) -> RunHandle:
+def start_from_spec(spec_run: str, repo: str | Path, **options: Any) -> RunHandle:
     """Run the tasks a finished `omoi plan` wrote, from its spec's commit (so the documents are on
-    every branch of the new run too)."""
-    state = status(spec_run, repo, state_dir=state_dir)
+    every branch of the new run too). `options` are `start`'s."""
+    state = status(spec_run, repo, state_dir=options.get("state_dir"))
     spec = state.spec
     if state.started is None or not state.started.plan_only or spec is None or spec.status != "succeeded":
         raise InputError(f"run '{spec_run}' is not a finished `omoi plan` whose spec succeeded")
     plan = Plan(name=f"spec {spec_run}", tasks=tuple(t.spec for t in state.in_order()))
-    sandbox = _sandbox(sandbox)
-    paths, first = plan_new_run(
-        plan,
-        repo,
-        run_id=run_id,
-        state_dir=state_dir,
-        max_parallel=max_parallel,
-        sandbox=sandbox,
-        budget=budget,
-        base=spec.commit,
-    )
-    connect(address)
-    return launch(paths, first, agents=agents)
+    return start(plan, repo, base=spec.commit, **options)
 
 
 def decide_gate(

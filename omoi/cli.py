@@ -253,32 +253,19 @@ def run_cmd(
         )
     if (from_spec is None) == (goal == "-"):
         raise InputError("give a GOAL, or `-` as the goal with --from PLAN_RUN (an `omoi plan` run's id)")
-    if from_spec is not None:
-        with api.start_from_spec(
-            from_spec,
-            repo,
-            run_id=run_id,
-            max_parallel=max_parallel,
-            address=address,
-            state_dir=state_dir,
-            sandbox=_sandbox_or_warn(sandbox),
-            budget=budget,
-        ) as handle:
-            finished = _follow(handle.run_id, handle.wait)
-        _finish(finished)
-        return
-    with api.start_goal(
-        goal,
-        repo,
-        gate=gate,
-        gate_timeout_s=gate_timeout,
-        on_gate_timeout=on_gate_timeout,
-        run_id=run_id,
-        max_parallel=max_parallel,
-        address=address,
-        state_dir=state_dir,
-        sandbox=_sandbox_or_warn(sandbox),
-        budget=budget,
+    options: dict[str, Any] = {
+        "run_id": run_id,
+        "max_parallel": max_parallel,
+        "address": address,
+        "state_dir": state_dir,
+        "sandbox": _sandbox_or_warn(sandbox),
+        "budget": budget,
+    }
+    gates: dict[str, Any] = {"gate": gate, "gate_timeout_s": gate_timeout, "on_gate_timeout": on_gate_timeout}
+    with (
+        api.start_from_spec(from_spec, repo, **options)
+        if from_spec is not None
+        else api.start_goal(goal, repo, **gates, **options)
     ) as handle:
         finished = _follow(handle.run_id, handle.wait)
     _finish(finished)

@@ -4,7 +4,6 @@ when it gives no decision), a reviewer's verdict, and waiting for a person's dec
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from omoi.policies import spec_flow
 from omoi.runtime import spec_docs as docs
@@ -14,10 +13,11 @@ from omoi.runtime.events import Intent, SpecGateDecided
 from omoi.runtime.explore import Exploration
 from omoi.runtime.ports import BusPort
 from omoi.runtime.spec_phase import DocumentWriter
+from omoi.runtime.subscription import Subscription
 
 
 async def classify_intent(
-    writer: DocumentWriter[Any], model: str, goal: str, exploration: Exploration
+    writer: DocumentWriter, model: str, goal: str, exploration: Exploration
 ) -> tuple[Intent, str, str]:
     """(intent, reason, by): `model` when it handed in a decision, else `rules`."""
     decision = await writer.write(
@@ -37,7 +37,7 @@ async def classify_intent(
 
 
 async def review(
-    writer: DocumentWriter[Any],
+    writer: DocumentWriter,
     model: str,
     phase: str,
     attempt: int,
@@ -55,7 +55,7 @@ async def review(
         document=docs.Review,
         prompt=spec_prompts.review_message(phase, goal, texts, spec_dir),
     )
-    return verdict if isinstance(verdict, docs.Review | str) else str(verdict)
+    return verdict
 
 
 async def human_decision(
@@ -65,12 +65,10 @@ async def human_decision(
     passed first. Read from the start of the log: a resumed spec may find it there already."""
 
     async def read() -> SpecGateDecided:
-        cursor = 0
-        while True:
-            for ev in await bus.read(cursor, ("spec.gate_decided",), timeout=30.0):
-                cursor = ev.seq or cursor
-                if isinstance(ev, SpecGateDecided) and ev.phase == phase and ev.attempt == attempt:
-                    return ev
+        async for ev in Subscription(bus, ("spec.gate_decided",)):
+            if isinstance(ev, SpecGateDecided) and ev.phase == phase and ev.attempt == attempt:
+                return ev
+        raise AssertionError("a subscription never ends")
 
     reader = asyncio.create_task(read())
     if timeout is None:

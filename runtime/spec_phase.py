@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,7 +30,7 @@ def schema_problems(exc: ValidationError) -> tuple[str, ...]:
 
 
 @dataclass
-class DocumentWriter(Generic[D]):
+class DocumentWriter:
     """Everything one conversation needs; `write` runs it. The agent's events carry `task_id`
     (e.g. `spec-design`), which is also how a scripted model tells the conversations apart."""
 

@@ -52,6 +52,9 @@ class SpecWorkspace:
             raise SpecError(f"{self.spec_dir}/{name} is missing from branch {self.branch}")
         return text
 
+    def head(self) -> str:
+        return git.head(self.path)
+
     def commit(self, message: str) -> str:
         return git.commit_all(self.path, message)
 

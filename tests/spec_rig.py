@@ -55,9 +55,7 @@ class SpecRig:
     def actor(self) -> SpecActor:
         models = model_settings(base_url=self.server.url)
         model = AnthropicModel(models, ModelRules(backoff=0.01, backoff_cap=0.05))
-        writer: DocumentWriter[Any] = DocumentWriter(
-            RUN, model, self.bus, self.workspace.sandbox(), AgentSettings()
-        )
+        writer = DocumentWriter(RUN, model, self.bus, self.workspace.sandbox(), AgentSettings())
         return SpecActor(RUN, self.bus, writer, models, self.workspace, self.clock)
 
     async def run(self) -> SpecFinished:
