@@ -180,8 +180,7 @@ class GraphActor:
 
     async def _finish(self) -> None:
         branch = commit = error = None
-        spec_failed = self._state.spec is not None and self._state.spec.status == "failed"
-        if self._state.outcome() == "succeeded" and not spec_failed and not self._state.plan_only_done:
+        if self._state.outcome() == "succeeded" and not self._state.plan_only_done:
             assert self._state.started is not None
             try:
                 # Every task branch already holds its ancestors' work, so merging the sinks (in

@@ -100,7 +100,10 @@ class SpecActor:
         if started is None or not started.goal:
             raise SpecError(f"run {self._run_id}: a spec needs a run.started event with a goal")
         await asyncio.to_thread(self._ws.open)
-        exploration = await asyncio.to_thread(explore, self._ws.path)
+        if "explore" in state.completed:  # the exploration the earlier phases were grounded on
+            exploration = Exploration.model_validate_json(self._ws.document("explore"))
+        else:
+            exploration = await asyncio.to_thread(explore, self._ws.path)
         intent = state.intent_kind or await self._classify(started.goal, exploration)
         documents: dict[str, BaseModel] = {}
         try:
@@ -132,7 +135,7 @@ class SpecActor:
         while True:
             if reopened:  # resumed at an open gate: its documents are committed
                 doc, reopened = self._load(phase), None
-                artifacts = tuple(f"{self._ws.spec_dir}/{phase}.{ext}" for ext in ("json", "md"))
+                artifacts = tuple(f"{self._ws.spec_dir}/{name}" for name in docs.file_names(phase))
                 commit = await asyncio.to_thread(self._ws.head)
             else:
                 await self._publish(

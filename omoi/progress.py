@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from omoi.runtime.events import Event
+from omoi.runtime.events import AgentTurn, Event
 from omoi.runtime.runstate import STATUSES, RunState
 
 STYLE = {
@@ -188,10 +188,13 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
     turns: Counter[str] = Counter()
     retries: Counter[str] = Counter()
     rounds: Counter[str] = Counter()
+    spec_tokens, spec_usd = 0, 0.0  # the spec's agents (task ids spec-*): intent, phases, reviews
     for ev in events:
         task = getattr(ev, "task_id", "")
-        if ev.kind == "agent.turn":
+        if isinstance(ev, AgentTurn):
             turns[task] += 1
+            if task.startswith("spec-"):
+                spec_tokens, spec_usd = spec_tokens + ev.usage.total, spec_usd + ev.cost_usd
         elif ev.kind == "model.retried":
             retries[task] += 1
         elif ev.kind == "agent.acceptance":
@@ -221,11 +224,8 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
             f"{t.tokens:,}" if agent else "",
             f"${t.cost_usd:.4f}" if agent else "",
         )
-    spec = [t for t in turns if t.startswith("spec-")]  # the spec's agents: intent, phases, reviews
+    spec = [t for t in turns if t.startswith("spec-")]
     if spec:
-        spec_usage = [
-            e for e in events if e.kind == "agent.turn" and getattr(e, "task_id", "").startswith("spec-")
-        ]
         table.add_row(
             "(spec)",
             "agents",
@@ -237,8 +237,8 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
             str(sum(turns[t] for t in spec)),
             str(sum(retries[t] for t in spec)),
             "",
-            f"{sum(e.usage.total for e in spec_usage):,}",  # type: ignore[attr-defined]
-            f"${sum(e.cost_usd for e in spec_usage):.4f}",  # type: ignore[attr-defined]
+            f"{spec_tokens:,}",
+            f"${spec_usd:.4f}",
         )
     table.add_section()
     table.add_row(

@@ -240,8 +240,10 @@ class RunState:
         return [task_branch(self.run_id, d) for d in deps]
 
     def outcome(self) -> Literal["succeeded", "failed", "cancelled"]:
+        if self.spec is not None and self.spec.status == "failed":
+            return "failed"
         if self.started is not None and self.started.plan_only:  # the spec was the whole run
-            return "succeeded" if self.spec is not None and self.spec.status == "succeeded" else "failed"
+            return "succeeded" if self.spec is not None else "failed"
         statuses = {s for s in STATUSES if self._by_status[s]}
         if statuses <= {"succeeded"}:
             return "succeeded"

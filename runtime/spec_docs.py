@@ -205,16 +205,18 @@ def texts(done: dict[str, BaseModel], goal: str) -> dict[str, str]:
     return {name: markdown(d, goal) for name, d in done.items() if name != "explore"}
 
 
+def file_names(phase: str) -> tuple[str, ...]:
+    """The files a phase leaves in the spec folder, its JSON first: `explore.json` (the static
+    analysis with the explorer's findings), else `<phase>.json` and `<phase>.md`."""
+    return ("explore.json",) if phase == "explore" else (f"{phase}.json", f"{phase}.md")
+
+
 def render(phase: str, doc: BaseModel, goal: str, exploration: Exploration) -> dict[str, str]:
-    """The files a phase leaves in the spec folder: `explore.json` (the static analysis with the
-    explorer's findings), else `<phase>.json` and `<phase>.md`."""
+    names = file_names(phase)
     if isinstance(doc, Findings):
-        return {
-            "explore.json": exploration.model_copy(update={"findings": doc.findings}).model_dump_json(
-                indent=1
-            )
-        }
-    return {f"{phase}.json": doc.model_dump_json(indent=1), f"{phase}.md": markdown(doc, goal)}
+        explored = exploration.model_copy(update={"findings": doc.findings})
+        return {names[0]: explored.model_dump_json(indent=1)}
+    return {names[0]: doc.model_dump_json(indent=1), names[1]: markdown(doc, goal)}
 
 
 def parse(phase: str, text: str) -> BaseModel:

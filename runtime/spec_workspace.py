@@ -12,6 +12,7 @@ from pathlib import Path
 from omoi.runtime import git
 from omoi.runtime.errors import SpecError
 from omoi.runtime.sandbox import LocalSandbox
+from omoi.runtime.spec_docs import file_names
 from omoi.runtime.workspace import Workspace
 
 SPEC_TASK = "_spec"  # task ids cannot start with '_', so neither branch nor worktree collide
@@ -46,7 +47,7 @@ class SpecWorkspace:
 
     def document(self, phase: str) -> str:
         """The JSON a phase left in the spec folder; SpecError if the branch does not have it."""
-        name = "explore.json" if phase == "explore" else f"{phase}.json"
+        name = file_names(phase)[0]
         text = self.read(name)
         if text is None:
             raise SpecError(f"{self.spec_dir}/{name} is missing from branch {self.branch}")
