@@ -103,7 +103,7 @@ class SpecActor:
         if "explore" in state.completed:  # the exploration the earlier phases were grounded on
             exploration = Exploration.model_validate_json(self._ws.document("explore"))
         else:
-            exploration = await asyncio.to_thread(explore, self._ws.path)
+            exploration = await asyncio.to_thread(explore, self._ws.path, tree=self._ws.tree)
         intent = state.intent_kind or await self._classify(started.goal, exploration)
         documents: dict[str, BaseModel] = {}
         try:

@@ -243,8 +243,9 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def sandbox(*, samples: int = 20) -> Table:
-    """p50/p95 of a plain `docker run --rm`, `git worktree add` alone, and a sandbox acquire,
-    cold (worktree + container start) and warm (worktree into a container started ahead)."""
+    """p50/p95 of a plain `docker run --rm`, a plain `git worktree add`, a task tree's checkout
+    alone, and a sandbox acquire, cold (tree + container start) and warm (tree into a container
+    started ahead)."""
     from omoi.runtime.docker_sandbox import connect_engine
     from omoi.runtime.image import default_tag
 
@@ -260,7 +261,7 @@ def _sandbox(samples: int, tag: str, repo: Path) -> Table:
 
     from omoi.runtime.docker_sandbox import DockerBackend
     from omoi.runtime.execution import TaskRequest
-    from omoi.runtime.git import add_worktree, inspect_repo, remove_worktree
+    from omoi.runtime.git import TaskTree, inspect_repo
 
     info = inspect_repo(repo)
     root = Path(tempfile.mkdtemp(prefix="omoi-bench-wt-"))
@@ -289,11 +290,18 @@ def _sandbox(samples: int, tag: str, repo: Path) -> Table:
             ["docker", "run", "--rm", "--network", "none", tag, "true"], check=True, capture_output=True
         )
     )
-    wt = timed(
-        lambda i: add_worktree(info.path, info.git_dir, root / f"w{i}", f"omoi/bench/w{i}", info.head_commit)
+    worktree = timed(
+        lambda i: subprocess.run(
+            ["git", "-C", str(repo), "worktree", "add", "-q", "-B", f"omoi/bench/w{i}", str(root / f"w{i}")],
+            check=True,
+            capture_output=True,
+        )
     )
-    for i in range(samples):
-        remove_worktree(info.path, info.git_dir, root / f"w{i}")
+    subprocess.run(["git", "-C", str(repo), "worktree", "prune"], check=True)
+    trees = [TaskTree(info.git_dir, root / f"tree{i}", f"omoi/bench/tree{i}") for i in range(samples)]
+    checkout = timed(lambda i: trees[i].checkout(info.head_commit))
+    for tree in trees:
+        tree.remove()
 
     async def acquire(pool: int) -> list[float]:
         backend = DockerBackend(info.path, info.git_dir, root, run_id=f"bench-{pool}", image=tag, pool=pool)
@@ -315,7 +323,8 @@ def _sandbox(samples: int, tag: str, repo: Path) -> Table:
         table.add_column(col, justify="left" if col == "operation" else "right")
     for name, data in (
         ("plain docker run --rm (baseline)", docker_run),
-        ("git worktree add alone", wt),
+        ("plain git worktree add", worktree),
+        ("task tree checkout alone", checkout),
         ("sandbox acquire, cold", cold),
         ("sandbox acquire, warm pool", warm),
     ):

@@ -205,12 +205,8 @@ def start_bus(run_id: str, log_path: Path, durability: Durability = "FULL") -> A
     return _start_pinned(DurableBus, run_id, "bus", str(log_path), durability)
 
 
-def start_integrator(
-    run_id: str, repo: Path, git_dir: Path, worktrees: Path, *, dry_run: bool = False
-) -> Any:
-    return _start_pinned(
-        IntegratorActor, run_id, "integrator", str(repo), str(git_dir), str(worktrees), dry_run=dry_run
-    )
+def start_integrator(run_id: str, git_dir: Path, *, dry_run: bool = False) -> Any:
+    return _start_pinned(IntegratorActor, run_id, "integrator", str(git_dir), dry_run=dry_run)
 
 
 def start_graph(

@@ -49,13 +49,17 @@ SLOT_RESOURCE = "omoi_sandbox"
 def make_backend(kind: str, paths: RunPaths, *, spread: bool = False) -> SandboxBackend:
     """`spread`: sandboxes may land on other nodes, so they work from clones of the repository."""
     origin = str(paths.repo.path) if spread else None
+    cfg = sandbox_settings()
     if kind == "local":
         return LocalBackend(
-            paths.repo.path, paths.repo.git_dir, paths.worktrees, run_id=paths.run_id, origin=origin
+            paths.repo.path,
+            paths.repo.git_dir,
+            paths.worktrees,
+            run_id=paths.run_id,
+            origin=origin,
+            tree_limits=cfg.tree_limits(),
         )
     if kind == "docker":
-        cfg = sandbox_settings()
-        limits = DockerLimits(memory=cfg.memory, cpus=cfg.cpus, pids=cfg.pids, tmpfs=cfg.tmpfs)
         return DockerBackend(
             paths.repo.path,
             paths.repo.git_dir,
@@ -63,7 +67,8 @@ def make_backend(kind: str, paths: RunPaths, *, spread: bool = False) -> Sandbox
             run_id=paths.run_id,
             origin=origin,
             image=cfg.image or default_tag(),
-            limits=limits,
+            limits=DockerLimits.from_settings(cfg),
+            tree_limits=cfg.tree_limits(),
             pool=cfg.pool,
         )
     if kind == "noop":
@@ -243,9 +248,7 @@ def launch(
             keep += [spec, spec.run.remote()]  # it drives itself; the graph follows the log
         sandboxes.warm(0 if state.started.plan_only else max_parallel, agents=min(max_parallel, agents_ahead))
         ray.get(budget_following)
-        integrator = deploy.start_integrator(
-            paths.run_id, paths.repo.path, paths.repo.git_dir, paths.worktrees, dry_run=sandbox == "noop"
-        )
+        integrator = deploy.start_integrator(paths.run_id, paths.repo.git_dir, dry_run=sandbox == "noop")
         graph = deploy.start_graph(
             paths.run_id,
             sandboxes,

@@ -10,29 +10,70 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, Vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omoi.runtime.errors import InputError
+from omoi.runtime.tree_quota import TreeLimits
 
 _S = TypeVar("_S", bound=BaseSettings)
-_SIZE = re.compile(r"^\d+(\.\d+)?[kmg]?$", re.IGNORECASE)
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmg]?)$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+UNLIMITED = "unlimited"
+
+
+def size_bytes(value: str) -> int | None:
+    """Bytes a size setting names (`512m`, `2g`, `1.5g`), or None for `unlimited`."""
+    if value.strip().lower() == UNLIMITED:
+        return None
+    match = _SIZE.match(value.strip())
+    if not match:
+        raise ValueError(f"'{value}' is not a size (a number with k, m or g, e.g. 2g, or '{UNLIMITED}')")
+    return int(float(match[1]) * _UNITS[match[2].lower()])
+
+
+def _bounded_size(value: str, floor: int, floor_text: str, *, unlimited: bool) -> str:
+    n = size_bytes(value)
+    if n is None:
+        if not unlimited:
+            raise ValueError(f"'{value}': this limit cannot be unlimited")
+        return UNLIMITED
+    if n < floor:
+        spelled = f" (spell '{UNLIMITED}' for no limit)" if unlimited else ""
+        raise ValueError(f"'{value}' is below the smallest usable size, {floor_text}{spelled}")
+    return value
 
 
 class SandboxSettings(BaseSettings):
-    """The Docker sandbox: image, limits, and how many containers each slot keeps started."""
+    """The Docker sandbox: image, limits, and how many containers each slot keeps started.
+
+    Every limit is a real bound: 0 or a size too small to start a container is refused, and
+    where no limit is allowed at all it must be spelled `unlimited`."""
 
     model_config = SettingsConfigDict(env_prefix="OMOI_SANDBOX_", extra="ignore")
 
     image: str | None = Field(default=None, description="image tag (default omoi-sandbox:<version>)")
-    memory: str = Field(default="2g", description="memory limit, e.g. 512m, 2g (swap is not allowed)")
-    cpus: float = Field(default=1.0, gt=0, le=256, description="CPU limit")
+    memory: str = Field(default="2g", description="memory limit, e.g. 512m, 2g, or unlimited (no swap)")
+    cpus: float = Field(default=1.0, ge=0.01, le=256, description="CPU limit")
     pids: int = Field(default=512, ge=16, le=1_000_000, description="process limit")
     tmpfs: str = Field(default="512m", description="size of /tmp and of the home directory")
+    disk: str = Field(default="2g", description="bytes the workspace may hold (apparent sizes), or unlimited")
+    max_file: str = Field(default="100m", description="bytes one committed file may have, or unlimited")
     pool: int = Field(default=1, ge=0, le=32, description="containers each slot keeps started ahead")
 
-    @field_validator("memory", "tmpfs")
+    @field_validator("memory")
     @classmethod
-    def _size(cls, value: str) -> str:
-        if not _SIZE.match(value):
-            raise ValueError(f"'{value}' is not a size (a number with k, m or g, e.g. 2g)")
-        return value
+    def _memory(cls, value: str) -> str:
+        return _bounded_size(value, 16 << 20, "16m", unlimited=True)
+
+    @field_validator("tmpfs")
+    @classmethod
+    def _tmpfs(cls, value: str) -> str:
+        return _bounded_size(value, 1 << 20, "1m", unlimited=False)
+
+    @field_validator("disk", "max_file")
+    @classmethod
+    def _tree(cls, value: str) -> str:
+        return _bounded_size(value, 1 << 10, "1k", unlimited=True)
+
+    def tree_limits(self) -> TreeLimits:
+        return TreeLimits(disk=size_bytes(self.disk), max_file=size_bytes(self.max_file))
 
 
 def sandbox_settings() -> SandboxSettings:

@@ -13,13 +13,15 @@ import asyncio
 import contextlib
 import os
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omoi.runtime import git
+from omoi.runtime import git, tree_quota
+from omoi.runtime.config import UNLIMITED, SandboxSettings
 from omoi.runtime.errors import SandboxError
 from omoi.runtime.execution import TaskRequest
 from omoi.runtime.image import SANDBOX_UID, default_tag
@@ -30,10 +32,12 @@ from omoi.runtime.sandbox import (
     Sandbox,
     TailBuffer,
     WorktreeSandbox,
-    prepare_worktree,
+    prepare_tree,
 )
 from omoi.runtime.transport import NodeRepo
+from omoi.runtime.tree_quota import TreeLimits
 
+QUOTA_POLL_S = 0.1  # how often, at the most, a running command's workspace is measured against its quota
 LABEL = "omoi.run"
 RUNDIR_LABEL = "omoi.rundir"  # where the run's lock is: `omoi gc` leaves containers of live runs alone
 SLOT_LABEL = "omoi.slot"  # the slot (actor) that owns it: a slot's successor removes its leftovers
@@ -41,10 +45,20 @@ SLOT_LABEL = "omoi.slot"  # the slot (actor) that owns it: a slot's successor re
 
 @dataclass(frozen=True)
 class DockerLimits:
-    memory: str = "2g"
+    memory: str | None = "2g"  # None: no memory limit (spelled `unlimited` in the settings)
     cpus: float = 1.0
     pids: int = 512
     tmpfs: str = "512m"
+
+    @classmethod
+    def from_settings(cls, cfg: SandboxSettings) -> DockerLimits:
+        memory = None if cfg.memory == UNLIMITED else cfg.memory
+        return cls(memory=memory, cpus=cfg.cpus, pids=cfg.pids, tmpfs=cfg.tmpfs)
+
+    def engine_options(self) -> dict[str, Any]:
+        """The container options that hold these limits (swap is never allowed)."""
+        memory = {"mem_limit": self.memory, "memswap_limit": self.memory} if self.memory else {}
+        return {**memory, "nano_cpus": int(self.cpus * 1e9), "pids_limit": self.pids}
 
 
 @dataclass
@@ -61,6 +75,7 @@ class DockerBackend:
     image: str = field(default_factory=default_tag)
     limits: DockerLimits = field(default_factory=DockerLimits)
     output_cap: int = DEFAULT_OUTPUT_CAP
+    tree_limits: TreeLimits = field(default_factory=TreeLimits)
     pool: int = 1
     slot: str = ""
     origin: str | None = None  # set when sandboxes may run on nodes other than the origin's
@@ -148,10 +163,7 @@ class DockerBackend:
                 },
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
-                mem_limit=self.limits.memory,
-                memswap_limit=self.limits.memory,
-                nano_cpus=int(self.limits.cpus * 1e9),
-                pids_limit=self.limits.pids,
+                **self.limits.engine_options(),
                 volumes={str(workspace): {"bind": "/workspace", "mode": "rw"}},
                 working_dir="/workspace",
                 user=f"{SANDBOX_UID}:{SANDBOX_UID}",
@@ -171,11 +183,12 @@ class DockerBackend:
                 shutil.rmtree(spare[1], ignore_errors=True)
             container = None
             workspace = Path(self.worktree_root) / request.task_id
+        tree = git.TaskTree(Path(self.git_dir), workspace, request.branch)
         try:
             if self.node_repo is not None:
                 self.node_repo.sync(request.base)
                 request = self.node_repo.localize(request)
-            prepare_worktree(Path(self.repo), Path(self.git_dir), workspace, request)
+            tree = prepare_tree(Path(self.git_dir), workspace, request)
             _chown_tree(workspace, SANDBOX_UID)
             if container is None:  # cold: no spare, or the task needs its own network
                 container = self._start_container(
@@ -184,21 +197,40 @@ class DockerBackend:
         except BaseException:
             if container is not None:
                 container.remove(force=True)
-            git.remove_worktree(Path(self.repo), Path(self.git_dir), workspace)
+            tree.remove()
             raise
-        return DockerSandbox(self, container, workspace)
+        return DockerSandbox(self, container, tree)
 
 
 class DockerSandbox(WorktreeSandbox):
-    def __init__(self, backend: DockerBackend, container: Any, workspace: Path) -> None:
-        super().__init__(
-            Path(backend.repo),
-            Path(backend.git_dir),
-            workspace,
-            owner_uid=SANDBOX_UID,
-            publish=backend.node_repo,
-        )
+    """A container over a task tree. Host-side git reads the tree only while no process of the
+    task can change it: a diff freezes the container (cgroup freezer) for its duration, and a
+    commit kills it first; the commit is the attempt's last use of the container."""
+
+    def __init__(self, backend: DockerBackend, container: Any, tree: git.TaskTree) -> None:
+        super().__init__(tree, owner_uid=SANDBOX_UID, publish=backend.node_repo, limits=backend.tree_limits)
         self.backend, self.container = backend, container
+
+    def _diff(self) -> str:
+        import docker.errors
+
+        try:
+            self.container.pause()
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"cannot hold the sandbox still to read its diff: {exc}") from exc
+        try:
+            return super()._diff()
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                self.container.unpause()
+
+    def _commit(self, message: str) -> str:
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.APIError):  # 409: it has stopped already
+            self.container.kill()
+        self.container.wait(timeout=30)
+        return super()._commit(message)
 
     async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
         return await asyncio.to_thread(self._exec, command, timeout, env or {})
@@ -215,20 +247,45 @@ class DockerSandbox(WorktreeSandbox):
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
         )["Id"]
         tail = TailBuffer(self.backend.output_cap)
-        for chunk in api.exec_start(exec_id, stream=True, demux=False):
-            tail.feed(chunk)
+        stop, over = threading.Event(), list[str]()
+        watchdog = threading.Thread(target=self._watch_disk, args=(stop, over), daemon=True)
+        watchdog.start()
+        try:
+            for chunk in api.exec_start(exec_id, stream=True, demux=False):
+                tail.feed(chunk)
+        finally:
+            stop.set()
+            watchdog.join()
         code = api.exec_inspect(exec_id)["ExitCode"]
         elapsed = time.monotonic() - start
         oom = _oom_kills(self.container.id) > ooms
-        timed_out = code == 137 and not oom and elapsed >= timeout * 0.95
+        timed_out = code == 137 and not oom and not over and elapsed >= timeout * 0.95
+        note = f"\n[omoi] the command was killed: {over[0]}\n" if over else ""
         return ExecResult(
             exit_code=None if timed_out else code,
-            output=tail.text(),
+            output=tail.text() + note,
             truncated=tail.truncated,
             timed_out=timed_out,
             duration_s=elapsed,
             oom_killed=oom,
         )
+
+    def _watch_disk(self, stop: threading.Event, over: list[str]) -> None:
+        """While a command runs, measure the workspace against its quota; past it, kill every
+        process of the task (not the container's init), so a command cannot fill the host's disk.
+        The interval is QUOTA_POLL_S, or five times what the last scan cost on a large tree (the
+        watchdog stays under a fifth of a core); a command overshoots by what it writes in one."""
+        interval = QUOTA_POLL_S
+        while not stop.wait(interval):
+            began = time.monotonic()
+            try:
+                tree_quota.enforce(tree_quota.scan(self.workspace, self.limits), self.limits, per_file=False)
+            except SandboxError as exc:
+                over.append(str(exc))
+                api, kill = self.backend.client.api, ["sh", "-c", "kill -KILL -1"]
+                api.exec_start(api.exec_create(self.container.id, kill, user=str(SANDBOX_UID))["Id"])
+                return
+            interval = max(QUOTA_POLL_S, 5 * (time.monotonic() - began))
 
     async def destroy(self) -> None:
         await asyncio.to_thread(self._destroy)
@@ -237,7 +294,7 @@ class DockerSandbox(WorktreeSandbox):
         try:
             self.container.remove(force=True)
         finally:
-            git.remove_worktree(Path(self.backend.repo), Path(self.backend.git_dir), self.workspace)
+            self.tree.remove()
 
 
 def connect_engine() -> Any:

@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from omoi.runtime.config import sandbox_settings
+from omoi.runtime.config import UNLIMITED, sandbox_settings
 from omoi.runtime.docker_sandbox import DockerLimits, connect_engine
 from omoi.runtime.errors import SandboxError
 from omoi.runtime.image import default_tag, image_exists
@@ -39,7 +39,7 @@ def run_checks() -> Iterator[Check]:
         return
     yield Check("image", True, tag)
     cfg = sandbox_settings()
-    limits = DockerLimits(memory=cfg.memory, cpus=cfg.cpus, pids=cfg.pids, tmpfs=cfg.tmpfs)
+    limits = DockerLimits.from_settings(cfg)
     try:
         client.containers.run(
             tag,
@@ -49,15 +49,12 @@ def run_checks() -> Iterator[Check]:
             read_only=True,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            mem_limit=limits.memory,
-            memswap_limit=limits.memory,
-            nano_cpus=int(limits.cpus * 1e9),
-            pids_limit=limits.pids,
+            **limits.engine_options(),
         )
         yield Check(
             "limits",
             True,
-            f"memory {limits.memory}, {limits.cpus:g} CPU, {limits.pids} pids, "
+            f"memory {limits.memory or UNLIMITED}, {limits.cpus:g} CPU, {limits.pids} pids, "
             "no network, read-only root, no capabilities",
         )
     except Exception as exc:

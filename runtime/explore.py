@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from omoi.runtime import history, pyparse, pyscan, repo_facts
 from omoi.runtime.errors import RepoError
-from omoi.runtime.git import git
+from omoi.runtime.git import TaskTree, branch_head, git
 from omoi.runtime.repo_facts import Commands, EntryPoint, LanguageStat, Manifest
 
 MAX_SYMBOLS = 50_000
@@ -124,11 +124,18 @@ class Exploration(BaseModel):
         return {s.name for s in self.symbols} | {s.name.rsplit(".", 1)[-1] for s in self.symbols}
 
 
-def tracked_files(root: Path) -> list[str]:
-    proc = git(["ls-files", "-z", "--cached"], root, check=False)
+_REGULAR = ("100644", "100755")
+
+
+def tracked_files(root: Path, tree: TaskTree | None = None) -> list[str]:
+    """The regular files git tracks (links and submodules left out: host-side code never follows
+    a committed link), asking the task tree's index when given, else the checkout at `root`."""
+    args = ["ls-files", "-z", "--cached", "--stage"]
+    proc = tree.run(args, check=False) if tree is not None else git(args, root, check=False)
     if proc.returncode != 0:
         raise RepoError(str(root), f"not a git checkout (git ls-files: {proc.stderr.strip()})")
-    return sorted(p for p in proc.stdout.split("\0") if p)
+    entries = (e.split("\t", 1) for e in proc.stdout.split("\0") if "\t" in e)
+    return sorted(path for meta, path in entries if meta.split(" ", 1)[0] in _REGULAR)
 
 
 def _count_lines(path: Path) -> tuple[int, int]:
@@ -145,11 +152,18 @@ def _count_lines(path: Path) -> tuple[int, int]:
     return size, data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
-def explore(root: str | Path, *, workers: int | None = None, history_commits: int = 1000) -> Exploration:
+def explore(
+    root: str | Path, *, tree: TaskTree | None = None, workers: int | None = None, history_commits: int = 1000
+) -> Exploration:
+    """Explore the checkout at `root`, or the task tree `tree` (whose git directory is named, never
+    discovered from the tree)."""
     started = time.monotonic()
     root = Path(root).resolve()
-    paths = tracked_files(root)
-    head = git(["rev-parse", "HEAD"], root, check=False).stdout.strip()
+    paths = tracked_files(root, tree)
+    if tree is not None:
+        head = branch_head(tree.git_dir, tree.branch) or ""
+    else:
+        head = git(["rev-parse", "HEAD"], root, check=False).stdout.strip()
     if not head:
         raise RepoError(str(root), "the repository has no commits; commit something to explore it")
     py_files = [p for p in paths if p.endswith(".py")]
@@ -188,7 +202,12 @@ def explore(root: str | Path, *, workers: int | None = None, history_commits: in
         symbols_truncated=len(symbols) > MAX_SYMBOLS,
         hotspots=tuple(
             Hotspot(path=h.path, commits=h.commits, lines_changed=h.lines_changed)
-            for h in history.hotspots(root, commits=history_commits, tracked=set(paths))
+            for h in history.hotspots(
+                tree.git_dir if tree else root,
+                rev=tree.branch if tree else "HEAD",
+                commits=history_commits,
+                tracked=set(paths),
+            )
         ),
         elapsed_s=round(time.monotonic() - started, 3),
     )

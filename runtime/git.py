@@ -1,17 +1,28 @@
-"""Git mechanics for runs: worktrees on task branches, merges, commits, integration.
+"""Git mechanics for runs: task trees on task branches, merges, commits, integration.
 
-Everything happens in worktrees under omoi's state directory, on `omoi/...` branches, so the user's
-working tree, index and current branch are never touched. Hooks are switched off and the identity is
-fixed, so a repository's configuration cannot change what a run does."""
+A task's files are a plain directory with no `.git` entry of ours in it (a `TaskTree`): every git
+command on it names the repository's git directory, the directory as work tree and a private
+index explicitly, so nothing a task writes there (a `.git` file pointing at the user's
+repository, a `.git/config` with `core.fsmonitor`, a hook) is ever read by host-side git.
+Branches are moved with `update-ref`, merges are computed with `git merge-tree` and no work tree
+at all, so the user's working tree, index, HEAD and current branch are never touched, and no
+branch is ever "checked out" anywhere that could stop a retry from resetting it.
+
+Everything git could execute on a task's content is off: hooks, fsmonitor, and every filter and
+merge driver the configuration defines (a task's `.gitattributes` can name them, never define
+them); diffs run with `--no-ext-diff --no-textconv`. `GIT_*` variables of the caller are dropped,
+so none of them (GIT_EXTERNAL_DIFF, GIT_CONFIG_PARAMETERS, ...) reaches a command. Every command
+has a time bound."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,25 +30,80 @@ import git as gitpython
 
 from omoi.runtime.errors import GitError, MergeConflictError, RepoError
 
+GIT_TIMEOUT = 300.0  # seconds any one git command may take before it is killed
 _CONFIG = (
     "-c", "user.name=omoi", "-c", "user.email=omoi@localhost", "-c", "core.hooksPath=/dev/null",
+    "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false", "-c", "core.pager=cat",
     "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "commit.gpgsign=false",
-    "-c", "merge.conflictStyle=merge",
-    # Docker sandboxes hand worktrees to an unprivileged uid; git must still work on them here.
-    "-c", "safe.directory=*",
+    "-c", "merge.conflictStyle=merge", "-c", "submodule.recurse=false", "-c", "protocol.ext.allow=never",
 )  # fmt: skip
-_SCRUB = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR")
+# A configured merge driver a task's attributes name is replaced by git's own text merge.
+_SAFE_MERGE = "git merge-file --marker-size=%L %A %O %B"
 
 
-def git(args: Sequence[str], cwd: str | Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-    env["LC_ALL"] = "C"
-    proc = subprocess.run(
-        ["git", *_CONFIG, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
+def git(
+    args: Sequence[str],
+    cwd: str | Path,
+    *,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = GIT_TIMEOUT,
+) -> subprocess.CompletedProcess[str]:
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    full_env = {**base_env, "LC_ALL": "C", **(env or {})}
+    try:
+        proc = subprocess.run(
+            ["git", *_CONFIG, *args],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",  # file names and contents are a task's: never crash on their bytes
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(args, -9, f"timed out after {timeout:g}s and was killed", str(cwd)) from exc
     if check and proc.returncode != 0:
         raise GitError(args, proc.returncode, proc.stderr or proc.stdout, str(cwd))
     return proc
+
+
+def _config_stamp(git_dir: Path) -> tuple[int, ...]:
+    stamps = []
+    for path in (git_dir / "config", Path.home() / ".gitconfig", Path("/etc/gitconfig")):
+        try:
+            stamps.append(path.stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return tuple(stamps)
+
+
+def drivers_off(git_dir: Path) -> tuple[str, ...]:
+    """`-c` arguments that switch off every filter and merge driver the configuration defines."""
+    return _drivers_off(str(git_dir), _config_stamp(git_dir))
+
+
+@functools.lru_cache(maxsize=64)
+def _drivers_off(git_dir: str, _stamp: tuple[int, ...]) -> tuple[str, ...]:
+    proc = git(
+        ["--git-dir", git_dir, "config", "--null", "--get-regexp", r"^(filter|merge)\."], git_dir, check=False
+    )
+    names: dict[str, set[str]] = {"filter": set(), "merge": set()}
+    for entry in proc.stdout.split("\0"):
+        key = entry.split("\n", 1)[0]
+        section, _, rest = key.partition(".")
+        name, _, _var = rest.rpartition(".")
+        if section in names and name:
+            names[section].add(name)
+    out: list[str] = []
+    for name in sorted(names["filter"]):
+        for var, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false")):
+            out += ["-c", f"filter.{name}.{var}={value}"]
+    for name in sorted(names["merge"]):
+        out += ["-c", f"merge.{name}.driver={_SAFE_MERGE}"]
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -74,9 +140,9 @@ def inspect_repo(path: str | Path) -> RepoInfo:
 
 
 @contextlib.contextmanager
-def repo_lock(git_dir: Path) -> Iterator[None]:
-    """Serialize worktree bookkeeping: concurrent `git worktree add/remove` race on shared files."""
-    lock_path = git_dir / "omoi" / "git.lock"
+def lock(directory: Path) -> Iterator[None]:
+    """Serialize work on one directory across processes (a node's clone is shared by its slots)."""
+    lock_path = directory / "omoi" / "git.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -86,69 +152,145 @@ def repo_lock(git_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def add_worktree(repo: Path, git_dir: Path, worktree: Path, branch: str, base: str) -> None:
-    """Check `branch` out at `base` in a fresh worktree, resetting the branch if it exists.
-
-    An existing empty directory is kept, not replaced: it may be the mount source of a container
-    started ahead of time (a warm sandbox), which would lose sight of a new directory."""
-    with repo_lock(git_dir):
-        if worktree.is_dir() and not any(worktree.iterdir()):
-            git(["worktree", "prune"], repo, check=False)
-        else:
-            _drop_worktree(repo, worktree)
-        worktree.parent.mkdir(parents=True, exist_ok=True)
-        git(["worktree", "add", "--force", "--quiet", "-B", branch, str(worktree), base], repo)
+def in_repo(git_dir: Path, args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A git command on the repository itself (no work tree), its git directory named explicitly."""
+    return git(["--git-dir", str(git_dir), *drivers_off(git_dir), *args], git_dir, check=check)
 
 
-def merge_branches(worktree: Path, branches: Sequence[str]) -> None:
-    """Merge each branch into the worktree's branch; on conflict abort and name the files."""
-    for branch in branches:
-        proc = git(["merge", "--no-edit", "-m", f"omoi: merge {branch}", branch], worktree, check=False)
-        if proc.returncode != 0:
-            conflicted = git(["diff", "--name-only", "--diff-filter=U"], worktree, check=False).stdout.split()
-            git(["merge", "--abort"], worktree, check=False)
-            if conflicted:
-                raise MergeConflictError(branch, conflicted, str(worktree))
-            raise GitError(["merge", branch], proc.returncode, proc.stderr or proc.stdout, str(worktree))
-
-
-def commit_all(worktree: Path, message: str) -> str:
-    """Commit every change in the worktree (if any) and return the branch head."""
-    git(["add", "-A"], worktree)
-    if git(["diff", "--cached", "--quiet"], worktree, check=False).returncode == 1:
-        git(["commit", "--quiet", "--no-verify", "-m", message], worktree)
-    return head(worktree)
-
-
-def head(worktree: Path) -> str:
-    return git(["rev-parse", "HEAD"], worktree).stdout.strip()
-
-
-def remove_worktree(repo: Path, git_dir: Path, worktree: Path) -> None:
-    """Remove the worktree directory and its bookkeeping; the branch stays."""
-    with repo_lock(git_dir):
-        _drop_worktree(repo, worktree)
-
-
-def _drop_worktree(repo: Path, worktree: Path) -> None:
-    if worktree.exists():
-        git(["worktree", "remove", "--force", "--force", str(worktree)], repo, check=False)
-        shutil.rmtree(worktree, ignore_errors=True)
-    git(["worktree", "prune"], repo, check=False)
-
-
-def branch_head(repo: Path, branch: str) -> str | None:
-    proc = git(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"], repo, check=False)
+def branch_head(git_dir: Path, branch: str) -> str | None:
+    proc = in_repo(
+        git_dir, ["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"], check=False
+    )
     return proc.stdout.strip() or None
 
 
-def integrate(
-    repo: Path, git_dir: Path, worktree: Path, branch: str, base: str, branches: Sequence[str]
-) -> str:
+def set_branch(git_dir: Path, branch: str, commit: str, old: str | None = None) -> None:
+    """Point `branch` at `commit`; with `old`, only if it still points there (compare and swap)."""
+    in_repo(git_dir, ["update-ref", f"refs/heads/{branch}", commit, *([old] if old else [])])
+
+
+def _is_ancestor(git_dir: Path, a: str, b: str) -> bool:
+    return in_repo(git_dir, ["merge-base", "--is-ancestor", a, b], check=False).returncode == 0
+
+
+def merge_chain(git_dir: Path, base: str, branches: Sequence[str]) -> str:
+    """The commit that merges each branch, in order, into `base`: a fast-forward where one side
+    contains the other, else a merge commit. No work tree is used. On a conflict, the branch and
+    the conflicted files are named."""
+    head = in_repo(git_dir, ["rev-parse", "--verify", f"{base}^{{commit}}"]).stdout.strip()
+    for branch in branches:
+        tip = in_repo(git_dir, ["rev-parse", "--verify", f"{branch}^{{commit}}"]).stdout.strip()
+        if _is_ancestor(git_dir, tip, head):
+            continue
+        if _is_ancestor(git_dir, head, tip):
+            head = tip
+            continue
+        proc = in_repo(
+            git_dir, ["merge-tree", "--write-tree", "--name-only", "--no-messages", head, tip], check=False
+        )
+        lines = proc.stdout.splitlines()
+        if proc.returncode == 1:
+            raise MergeConflictError(branch, sorted(set(lines[1:])), str(git_dir))
+        if proc.returncode != 0 or not lines:
+            raise GitError(
+                ["merge-tree", head, tip], proc.returncode, proc.stderr or proc.stdout, str(git_dir)
+            )
+        head = in_repo(
+            git_dir, ["commit-tree", lines[0], "-p", head, "-p", tip, "-m", f"omoi: merge {branch}"]
+        ).stdout.strip()
+    return head
+
+
+def integrate(git_dir: Path, branch: str, base: str, branches: Sequence[str]) -> str:
     """Make `branch` the merge of `branches` (in the given dependency order) on top of `base`."""
-    add_worktree(repo, git_dir, worktree, branch, base)
-    try:
-        merge_branches(worktree, branches)
-        return head(worktree)
-    finally:
-        remove_worktree(repo, git_dir, worktree)
+    head = merge_chain(git_dir, base, branches)
+    set_branch(git_dir, branch, head)
+    return head
+
+
+@dataclass(frozen=True)
+class TaskTree:
+    """A task's files: `workspace` is a plain directory, its index a file beside it. Host-side
+    git reaches it only through `run`, which names the git directory, the work tree and the
+    index, so whatever the task writes into the workspace is data, never git's configuration."""
+
+    git_dir: Path
+    workspace: Path
+    branch: str
+
+    @property
+    def index(self) -> Path:
+        return self.workspace.parent / f".{self.workspace.name}.index"
+
+    def run(self, args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return git(
+            [
+                "--git-dir",
+                str(self.git_dir),
+                "--work-tree",
+                str(self.workspace),
+                *drivers_off(self.git_dir),
+                *args,
+            ],
+            self.git_dir,  # never the workspace: the task owns it
+            check=check,
+            env={"GIT_INDEX_FILE": str(self.index)},
+        )
+
+    def checkout(self, commit: str) -> None:
+        """Reset the branch to `commit` and lay its files out in the workspace. An existing empty
+        workspace is kept, not replaced: it may be the mount source of a container started ahead
+        of time (a warm sandbox), which would lose sight of a new directory."""
+        if self.workspace.is_dir() and any(self.workspace.iterdir()):
+            shutil.rmtree(self.workspace)
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.index.unlink(missing_ok=True)
+        set_branch(self.git_dir, self.branch, commit)
+        self.run(["read-tree", "--reset", "-u", commit])
+
+    def head(self) -> str:
+        head = branch_head(self.git_dir, self.branch)
+        if head is None:
+            raise GitError(
+                ["rev-parse", self.branch], 1, "the task's branch does not exist", str(self.git_dir)
+            )
+        return head
+
+    def _stage(self, leave_out: Iterable[str], *extra: str) -> None:
+        """`git add -A`, leaving out the given paths (as the file system spells them)."""
+        spec = Path(f"{self.index}.pathspec")
+        spec.write_bytes(
+            b"".join([b".\0", *(b":(exclude,literal)" + os.fsencode(p) + b"\0" for p in leave_out)])
+        )
+        try:
+            self.run(["add", "-A", *extra, f"--pathspec-from-file={spec}", "--pathspec-file-nul"])
+        finally:
+            spec.unlink(missing_ok=True)
+
+    def commit(self, message: str, leave_out: Iterable[str] = ()) -> str:
+        """Commit every change in the workspace (if any) on the branch and return the branch head,
+        read back from the repository: a commit that did not happen is never reported."""
+        self._stage(leave_out)
+        tree = self.run(["write-tree"]).stdout.strip()
+        parent = self.head()
+        if tree == in_repo(self.git_dir, ["rev-parse", f"{parent}^{{tree}}"]).stdout.strip():
+            return parent
+        new = in_repo(self.git_dir, ["commit-tree", tree, "-p", parent, "-m", message]).stdout.strip()
+        set_branch(self.git_dir, self.branch, new, parent)
+        if self.head() != new:
+            raise GitError(
+                ["update-ref", self.branch], 1, "the branch did not move to the new commit", str(self.git_dir)
+            )
+        return new
+
+    def diff(self, leave_out: Iterable[str] = ()) -> str:
+        """Everything changed since the branch head, new files included."""
+        self._stage(list(leave_out), "--intent-to-add")
+        return self.run(
+            ["diff", "--no-ext-diff", "--no-textconv", "--no-color", f"refs/heads/{self.branch}"]
+        ).stdout
+
+    def remove(self) -> None:
+        """Remove the workspace and its index; the branch stays."""
+        shutil.rmtree(self.workspace, ignore_errors=True)  # never follows a link it meets
+        self.index.unlink(missing_ok=True)

@@ -16,13 +16,14 @@ class Hotspot:
 
 
 def hotspots(
-    repo: Path, *, commits: int = 1000, top: int = 20, tracked: set[str] | None = None
+    repo: Path, *, rev: str = "HEAD", commits: int = 1000, top: int = 20, tracked: set[str] | None = None
 ) -> list[Hotspot]:
-    """The files touched by the most of the last `commits` commits (merges left out, renames not
-    followed), with the lines added plus removed. Files no longer tracked are dropped."""
+    """The files touched by the most of the last `commits` commits before `rev` (merges left out,
+    renames not followed), with the lines added plus removed. Files no longer tracked are dropped.
+    `repo` is a checkout or a git directory."""
     try:
         log = gitpython.Repo(repo).git.log(
-            f"-n{commits}", "--no-merges", "--no-renames", "--numstat", "--format=%x00"
+            f"-n{commits}", "--no-merges", "--no-renames", "--numstat", "--format=%x00", rev, "--"
         )
     except (gitpython.GitCommandError, gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
         return []

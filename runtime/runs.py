@@ -232,7 +232,10 @@ def collect_worktrees(repo: RepoInfo, run_dir: Path) -> int:
     processes.reap_all(root)
     removed = 0
     for entry in sorted(root.iterdir()):
-        if entry.is_dir():
-            git.remove_worktree(repo.path, repo.git_dir, entry)
+        if entry.is_dir() and not entry.is_symlink():
+            git.TaskTree(repo.git_dir, entry, "").remove()
             removed += 1
+        elif entry.name.endswith(".index"):
+            entry.unlink(missing_ok=True)
+    git.in_repo(repo.git_dir, ["worktree", "prune"], check=False)  # worktrees of runs before task trees
     return removed

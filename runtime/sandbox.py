@@ -13,13 +13,15 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from omoi.runtime import git, processes
+from omoi.runtime import git, processes, tree_quota
+from omoi.runtime.beneath import shown
 from omoi.runtime.execution import TaskRequest
 from omoi.runtime.transport import NodeRepo, default_node_root
+from omoi.runtime.tree_quota import TreeLimits
 from omoi.runtime.workspace import SearchHit, Workspace
 
 DEFAULT_OUTPUT_CAP = 16 * 1024
@@ -68,19 +70,23 @@ class Sandbox(Protocol):
 
 
 class WorktreeSandbox:
-    """What every backend whose workspace is a worktree on this host shares: files and commits."""
+    """What every backend whose workspace is a task tree on this host shares: files and commits.
+
+    A commit first scans the tree (sizes, and entries git must not see, which are removed), so
+    host-side git only ever reads a bounded tree of regular files and links. Backends whose task
+    processes may still run at that moment stop them first (see DockerSandbox)."""
 
     def __init__(
         self,
-        repo: Path,
-        git_dir: Path,
-        workspace: Path,
+        tree: git.TaskTree,
         owner_uid: int | None = None,
         publish: NodeRepo | None = None,
+        limits: TreeLimits | None = None,
     ) -> None:
-        self.repo, self.git_dir, self.workspace = repo, git_dir, workspace
-        self.files = Workspace(workspace, owner_uid)
+        self.tree, self.workspace = tree, tree.workspace
+        self.files = Workspace(tree.workspace, owner_uid)
         self.publish = publish  # where the branch goes when committed, if this node is not the origin
+        self.limits = limits or TreeLimits()
 
     async def read_file(self, path: str, start: int | None = None, end: int | None = None) -> str:
         return await asyncio.to_thread(self.files.read_file, path, start, end)
@@ -95,16 +101,27 @@ class WorktreeSandbox:
         return await asyncio.to_thread(self.files.search, pattern, path)
 
     async def diff(self) -> str:
-        return await asyncio.to_thread(self.files.diff)
+        return await asyncio.to_thread(self._diff)
+
+    def _diff(self) -> str:
+        found = tree_quota.scan(self.workspace, self.limits)
+        tree_quota.enforce(
+            found, self.limits, per_file=False
+        )  # a file too large is only left out of the view
+        big = [p for p, _ in found.too_large]
+        text = self.tree.diff([*found.hides, *big])
+        skipped = [shown(p) for p in big] + [p for p, _ in found.left_out]
+        return text + (f"\n(not shown: {', '.join(skipped)})\n" if skipped else "")
 
     async def commit(self, message: str) -> str:
         return await asyncio.to_thread(self._commit, message)
 
     def _commit(self, message: str) -> str:
-        head = git.commit_all(self.workspace, message)
+        found = tree_quota.scan(self.workspace, self.limits, remove=True)
+        tree_quota.enforce(found, self.limits)
+        head = self.tree.commit(message + tree_quota.left_out_note(found))
         if self.publish is not None:
-            branch = git.git(["rev-parse", "--abbrev-ref", "HEAD"], self.workspace).stdout.strip()
-            self.publish.push(self.workspace, branch)
+            self.publish.push(self.tree.branch)
         return head
 
 
@@ -214,12 +231,16 @@ def process_marker(workspace: Path) -> Path:
 
 
 class LocalSandbox(WorktreeSandbox):
-    """A git worktree on the host. Commands see the host: this backend isolates nothing."""
+    """A task tree on the host. Commands see the host: this backend isolates nothing."""
 
     def __init__(
-        self, repo: Path, git_dir: Path, workspace: Path, output_cap: int, publish: NodeRepo | None = None
+        self,
+        tree: git.TaskTree,
+        output_cap: int,
+        publish: NodeRepo | None = None,
+        limits: TreeLimits | None = None,
     ) -> None:
-        super().__init__(repo, git_dir, workspace, publish=publish)
+        super().__init__(tree, publish=publish, limits=limits)
         self.output_cap = output_cap
 
     async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
@@ -238,12 +259,12 @@ class LocalSandbox(WorktreeSandbox):
             marker.unlink(missing_ok=True)
 
     async def destroy(self) -> None:
-        await asyncio.to_thread(git.remove_worktree, self.repo, self.git_dir, self.workspace)
+        await asyncio.to_thread(self.tree.remove)
 
 
 @dataclass
 class LocalBackend:
-    """Sandboxes as worktrees under `worktree_root/<task-id>`, starting from base + dependency merges."""
+    """Sandboxes as task trees under `worktree_root/<task-id>`, starting from base + dependency merges."""
 
     repo: Path
     git_dir: Path
@@ -252,6 +273,7 @@ class LocalBackend:
     run_id: str = ""
     origin: str | None = None  # set when sandboxes may run on nodes other than the origin's
     node_repo: NodeRepo | None = None
+    tree_limits: TreeLimits = field(default_factory=TreeLimits)
     name: str = "local"
 
     async def warm(self) -> None:
@@ -259,33 +281,34 @@ class LocalBackend:
 
     async def create(self, request: TaskRequest) -> Sandbox:
         workspace = Path(self.worktree_root) / request.task_id
-        await asyncio.to_thread(self._prepare, request, workspace)
-        return LocalSandbox(Path(self.repo), Path(self.git_dir), workspace, self.output_cap, self.node_repo)
+        tree = await asyncio.to_thread(self._prepare, request, workspace)
+        return LocalSandbox(tree, self.output_cap, self.node_repo, self.tree_limits)
 
-    def _prepare(self, request: TaskRequest, workspace: Path) -> None:
+    def _prepare(self, request: TaskRequest, workspace: Path) -> git.TaskTree:
         if self.node_repo is not None:
             self.node_repo.sync(request.base)
             request = self.node_repo.localize(request)
-        prepare_worktree(Path(self.repo), Path(self.git_dir), workspace, request)
+        return prepare_tree(Path(self.git_dir), workspace, request)
 
 
-def prepare_worktree(repo: Path, git_dir: Path, workspace: Path, request: TaskRequest) -> None:
-    """The task's worktree on its branch: base merged with its dependencies' branches. Any command
+def prepare_tree(git_dir: Path, workspace: Path, request: TaskRequest) -> git.TaskTree:
+    """The task's tree on its branch: base merged with its dependencies' branches. Any command
     an earlier attempt's dead sandbox left running there is killed first."""
     processes.reap(process_marker(workspace))
-    git.add_worktree(repo, git_dir, workspace, request.branch, request.base)
+    tree = git.TaskTree(git_dir, workspace, request.branch)
     try:
-        git.merge_branches(workspace, request.merges)
+        tree.checkout(git.merge_chain(git_dir, request.base, request.merges))
     except BaseException:
-        git.remove_worktree(repo, git_dir, workspace)
+        tree.remove()
         raise
+    return tree
 
 
 class NoopSandbox(WorktreeSandbox):
     """Nothing to run and no files: what is left to measure is the scheduling machinery."""
 
     def __init__(self) -> None:
-        super().__init__(Path("/nonexistent"), Path("/nonexistent"), Path("/nonexistent"))
+        super().__init__(git.TaskTree(Path("/nonexistent"), Path("/nonexistent"), ""))
 
     async def exec(self, command: str, timeout: float, env: dict[str, str] | None = None) -> ExecResult:
         return ExecResult(exit_code=0, output="", truncated=False, timed_out=False, duration_s=0.0)

@@ -1,4 +1,4 @@
-"""Where a spec lives: its own worktree on branch `omoi/<run-id>/_spec`, made from the run's base.
+"""Where a spec lives: its own task tree on branch `omoi/<run-id>/_spec`, made from the run's base.
 
 Spec agents read the repository there, and each phase's documents are written under
 `.omoi/specs/<spec-id>/` and committed there, so they travel on the branch. The tasks start
@@ -24,11 +24,12 @@ class SpecWorkspace:
         self.path = worktrees / SPEC_TASK
         self.branch = f"omoi/{run_id}/{SPEC_TASK}"
         self.spec_dir = f".omoi/specs/{run_id}"
+        self.tree = git.TaskTree(git_dir, self.path, self.branch)
 
     def open(self) -> str:
-        """The worktree at the branch's head (created from the base the first time); returns it."""
-        start = git.branch_head(self.repo, self.branch) or self.base
-        git.add_worktree(self.repo, self.git_dir, self.path, self.branch, start)
+        """The tree at the branch's head (created from the base the first time); returns it."""
+        start = git.branch_head(self.git_dir, self.branch) or self.base
+        self.tree.checkout(start)
         return start
 
     def write(self, files: dict[str, str]) -> tuple[str, ...]:
@@ -54,15 +55,15 @@ class SpecWorkspace:
         return text
 
     def head(self) -> str:
-        return git.head(self.path)
+        return self.tree.head()
 
     def commit(self, message: str) -> str:
-        return git.commit_all(self.path, message)
+        return self.tree.commit(message)
 
     def sandbox(self) -> LocalSandbox:
         """Read access for the spec's agents. Their roles cannot write or run commands, so the
-        worktree on the host is enough: files are still confined to it (no `..`, no links out)."""
-        return LocalSandbox(self.repo, self.git_dir, self.path, output_cap=8000)
+        tree on the host is enough: files are still confined to it (no `..`, no links out)."""
+        return LocalSandbox(self.tree, output_cap=8000)
 
     def close(self) -> None:
-        git.remove_worktree(self.repo, self.git_dir, self.path)
+        self.tree.remove()

@@ -39,7 +39,7 @@ class NodeRepo:
     def sync(self, base: str) -> None:
         """Clone on first use, then fetch the run's branches (other nodes pushed them) and `base`."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with git.repo_lock(self.root):
+        with git.lock(self.root):
             if not (self.path / "HEAD").exists():
                 git.git(["clone", "--bare", "--quiet", self.origin, str(self.path)], self.root)
             # Into remote-tracking refs: another slot on this node may have a run branch checked out
@@ -55,6 +55,8 @@ class NodeRepo:
             update={"merges": tuple(f"refs/remotes/origin/{b}" for b in request.merges)}
         )
 
-    def push(self, worktree: Path, branch: str) -> None:
+    def push(self, branch: str) -> None:
         """Publish the task's branch to the origin (forced: a retry resets the branch)."""
-        git.git(["push", "--quiet", "--force", "origin", f"{branch}:refs/heads/{branch}"], worktree)
+        git.in_repo(
+            self.path, ["push", "--quiet", "--force", "origin", f"refs/heads/{branch}:refs/heads/{branch}"]
+        )

@@ -234,7 +234,7 @@ def test_gc_removes_what_dead_runs_left_and_spares_live_ones(
     live_lock = RunLock(runs / "live-run")
     live_lock.acquire()
     (runs / "dead-run" / "worktrees").mkdir(parents=True)
-    git.add_worktree(repo, repo / ".git", runs / "dead-run" / "worktrees" / "t", "omoi/dead-run/t", "HEAD")
+    git.TaskTree(repo / ".git", runs / "dead-run" / "worktrees" / "t", "omoi/dead-run/t").checkout("HEAD")
     for run in ("live-run", "dead-run"):
         client.containers.run(
             tag,

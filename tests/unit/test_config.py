@@ -53,3 +53,27 @@ def test_a_bad_setting_stops_exec_before_anything_is_written(
     assert result.exit_code == 2, result.output
     assert "OMOI_SANDBOX_MEMORY" in result.output
     assert not (repo / ".git" / "omoi").exists()
+
+
+def test_settings_that_would_remove_a_limit_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from omoi.runtime.config import sandbox_settings
+    from omoi.runtime.errors import InputError
+
+    for var, value in (
+        ("OMOI_SANDBOX_MEMORY", "0"),
+        ("OMOI_SANDBOX_MEMORY", "1"),
+        ("OMOI_SANDBOX_TMPFS", "0"),
+        ("OMOI_SANDBOX_TMPFS", "unlimited"),
+        ("OMOI_SANDBOX_CPUS", "0.001"),
+        ("OMOI_SANDBOX_DISK", "0"),
+        ("OMOI_SANDBOX_MAX_FILE", "0"),
+    ):
+        monkeypatch.setenv(var, value)
+        with pytest.raises(InputError, match=var):
+            sandbox_settings()
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("OMOI_SANDBOX_MEMORY", "unlimited")
+    monkeypatch.setenv("OMOI_SANDBOX_DISK", "unlimited")
+    cfg = sandbox_settings()
+    assert cfg.tree_limits().disk is None
+    assert cfg.memory == "unlimited"

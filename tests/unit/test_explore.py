@@ -144,3 +144,27 @@ def test_the_program_of_a_command() -> None:
     assert program_of("CI=1 env npm test") == "npm"
     assert program_of("/usr/bin/make check") == "make"
     assert program_of("./run.sh") == "./run.sh"
+
+
+def test_a_committed_link_to_a_host_file_is_never_read(make_repo: RepoFactory, tmp_path: Path) -> None:
+    """Links in the tree are data: host-side Explore reads regular tracked files only, and explores
+    a task tree through its named git directory (the tree has no `.git` to discover)."""
+    from omoi.runtime.git import TaskTree, inspect_repo
+    from tests.conftest import run_git
+
+    secret = tmp_path / "host-secret.py"
+    secret.write_text("HOST_SECRET = 'never read'\n")
+    repo = make_repo({"app.py": "import os\n"})
+    (repo / "pyproject.toml").symlink_to(secret)
+    (repo / "leak.py").symlink_to(secret)
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "-q", "-m", "links")
+    info = inspect_repo(repo)
+    tree = TaskTree(info.git_dir, tmp_path / "trees" / "spec", "omoi/x/_spec")
+    tree.checkout(info.head_commit)
+    for found in (ex.explore(repo), ex.explore(tree.workspace, tree=tree)):
+        dumped = found.model_dump_json()
+        assert "HOST_SECRET" not in dumped
+        assert "never read" not in dumped
+        assert found.paths == ("app.py",)
+        assert found.head == info.head_commit

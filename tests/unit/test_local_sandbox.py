@@ -71,7 +71,7 @@ async def test_sandbox_starts_from_base_plus_dependency_branches(
     head = await sb.commit("task c")
     await sb.destroy()
     assert not (tmp_path / "wt" / "c").exists()
-    assert git.branch_head(info.path, "omoi/r/c") == head
+    assert git.branch_head(info.git_dir, "omoi/r/c") == head
     assert run_git(repo, "show", "omoi/r/c:c.txt").split() == ["base", "a", "b"]
     assert checkout_fingerprint(repo) == before
     assert "omoi/r" not in run_git(repo, "worktree", "list")
@@ -100,14 +100,14 @@ async def test_sandbox_actor_commits_on_success_and_reports_failures(
     actor = SandboxActor("sb/0", bus, LocalBackend(info.path, info.git_dir, tmp_path / "wt"))
     ok = await actor.execute(task_request(repo, "a", command="echo hi > hi.txt; echo done"))
     assert ok.status == "succeeded"
-    assert ok.commit == git.branch_head(info.path, "omoi/r/a")
+    assert ok.commit == git.branch_head(info.git_dir, "omoi/r/a")
     assert await actor.execute(task_request(repo, "a", command="exit 99")) == ok, "same attempt: same result"
     bad = await actor.execute(task_request(repo, "b", command="echo broken >&2; exit 3"))
     assert bad.status == "failed"
     assert bad.exit_code == 3
     assert "broken" in bad.output_tail
     assert bad.error == "command failed: exit code 3"
-    assert git.branch_head(info.path, "omoi/r/b") == run_git(repo, "rev-parse", "HEAD").strip()
+    assert git.branch_head(info.git_dir, "omoi/r/b") == run_git(repo, "rev-parse", "HEAD").strip()
     outputs = [e for e in await bus.read(0) if e.kind == "task.output"]
     assert [(e.task_id, e.tail.strip()) for e in outputs] == [("a", "done"), ("b", "broken")]  # type: ignore[union-attr]
 
@@ -159,8 +159,6 @@ def test_integrate_merges_in_order_without_touching_the_checkout(
     for name in ("p", "q"):
         run_git(repo, "branch", f"omoi/r/{name}", base)
     before = checkout_fingerprint(repo)
-    head = git.integrate(
-        info.path, info.git_dir, tmp_path / "int", "omoi/r/_merged", base, ["omoi/r/p", "omoi/r/q"]
-    )
-    assert git.branch_head(info.path, "omoi/r/_merged") == head
+    head = git.integrate(info.git_dir, "omoi/r/_merged", base, ["omoi/r/p", "omoi/r/q"])
+    assert git.branch_head(info.git_dir, "omoi/r/_merged") == head
     assert checkout_fingerprint(repo) == before

@@ -19,7 +19,7 @@ def test_sync_works_while_a_run_branch_is_checked_out_on_this_node(
     node = NodeRepo(str(origin), tmp_path / "node", "r")
     node.sync(base)
     # one slot on this node has the run's branch checked out...
-    git.add_worktree(node.path, node.path, node.worktrees / "a", "omoi/r/a", base)
+    git.TaskTree(node.path, node.worktrees / "a", "omoi/r/a").checkout(base)
     # ...while another node pushes a new commit of that branch to the origin
     run_git(origin, "commit", "--allow-empty", "-q", "-m", "more")
     run_git(origin, "branch", "-f", "omoi/r/a", "HEAD")

@@ -79,3 +79,27 @@ async def test_a_sandbox_diff_shows_changed_and_new_files(make_repo: RepoFactory
     assert "+added" in diff
     assert (await sb.list_files()) == ["a.txt", "b.txt"]
     await sb.destroy()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_devices_fifos_and_hard_links_are_not_files_the_tools_touch(ws: Workspace, tmp_path: Path) -> None:
+    import stat
+
+    os.mknod(ws.root / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.mkfifo(ws.root / "pipe")
+    os.link(tmp_path / "outside.txt", ws.root / "hard.txt")
+    (ws.root / "src" / "needle.txt").write_text("needle\n")
+    for path, what in (("null", "character device"), ("pipe", "FIFO")):
+        with pytest.raises(SandboxError, match=what):
+            ws.read_file(path)
+        with pytest.raises(SandboxError, match=what):
+            ws.write_file(path, "x")
+    with pytest.raises(SandboxError, match="hard links"):
+        ws.write_file("hard.txt", "planted")
+    assert (tmp_path / "outside.txt").read_text() == "host secret\n"
+    assert [h.path for h in ws.search("needle")] == ["src/needle.txt"]
+
+
+def test_a_non_utf8_name_is_listed_escaped(ws: Workspace) -> None:
+    (ws.root / os.fsdecode(b"bad\xffname.txt")).write_text("x\n")
+    assert "bad\\xffname.txt" in ws.list_files()
