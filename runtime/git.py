@@ -72,7 +72,8 @@ def git(
 
 def _config_stamp(git_dir: Path) -> tuple[int, ...]:
     stamps = []
-    for path in (git_dir / "config", Path.home() / ".gitconfig", Path("/etc/gitconfig")):
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "git" / "config"
+    for path in (git_dir / "config", Path.home() / ".gitconfig", xdg, Path("/etc/gitconfig")):
         try:
             stamps.append(path.stat().st_mtime_ns)
         except OSError:
