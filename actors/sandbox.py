@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from omoi.runtime.errors import OmoiError, SandboxError
+from omoi.runtime.errors import AgentLostError, OmoiError, SandboxError
 from omoi.runtime.events import TaskOutput
 from omoi.runtime.execution import TaskRequest, TaskResult
 from omoi.runtime.ports import AgentsPort, BusPort
@@ -29,9 +29,9 @@ class SandboxActor:
     is handed to an agent (via `agents`), which calls back with `tool` to work in the attempt's
     sandbox; its work is committed only when it ends complete. Emits `task.output` with the capped
     tail of the command's output; the graph emits the task's status.
-    If it dies: the attempts it held are lost; the graph sees that (an error from the call, or
-    `reattach` returning None) and retries the task without counting a failure. Work is only on the
-    task branch once committed, so nothing half-done survives to be merged."""
+    If it dies, or an attempt's agent dies: the attempt is lost; the graph sees that (an error
+    from the call, or `reattach` returning None) and retries the task without counting a failure.
+    Work is only on the task branch once committed, so nothing half-done survives to be merged."""
 
     def __init__(
         self,
@@ -141,6 +141,8 @@ class SandboxActor:
             )
         except asyncio.CancelledError:
             return result(status="cancelled", error="cancelled")
+        except AgentLostError:
+            raise  # a dead agent process is an interruption (the graph retries it), not a failure
         except OmoiError as exc:
             return result(status="failed", error=str(exc))
         finally:

@@ -42,12 +42,22 @@ class AgentEnv:
 
 
 class SlotsProxy(Named):
-    """SlotsPort over the concurrency actor."""
+    """SlotsPort over the concurrency actor. While a lease is held, a `hold` call stays open on
+    the actor: if the actor restarts, Ray re-sends it, and that re-claims the slot."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._holds: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_holds": {}}
 
     async def acquire(self, key: str, limit: int, holder: str, lease: str) -> None:
         await call(self.handle.acquire.remote(key, limit, holder, lease))
+        self._holds[lease] = self.handle.hold.remote(key, limit, holder, lease)
 
     async def release(self, lease: str) -> None:
+        self._holds.pop(lease, None)
         await call(self.handle.release.remote(lease))
 
     async def release_holder(self, holder: str) -> None:
@@ -206,7 +216,15 @@ def start_concurrency() -> Any:
     """The cluster's concurrency actor, started by the first run that needs it and shared after."""
     return (
         ray.remote(HostedConcurrency)
-        .options(name=CONCURRENCY, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0)
+        .options(
+            name=CONCURRENCY,
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            max_restarts=-1,  # rebuilt from its callers: see ConcurrencyActor
+            max_task_retries=-1,
+        )
         .remote()
     )
 

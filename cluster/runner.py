@@ -14,7 +14,6 @@ from omoi.cluster.agents import AgentEnv, start_budget, start_concurrency
 from omoi.cluster.connect import actor_name, here, kill_run_actors
 from omoi.cluster.handles import BusProxy
 from omoi.cluster.spec import start_spec
-from omoi.runtime import processes
 from omoi.runtime.config import agent_settings, model_settings, sandbox_settings
 from omoi.runtime.docker_sandbox import (
     DockerBackend,
@@ -34,7 +33,7 @@ from omoi.runtime.events import (
     TaskCancelRequested,
 )
 from omoi.runtime.image import default_tag, image_exists
-from omoi.runtime.runs import RunLock, RunPaths, open_log
+from omoi.runtime.runs import RunLock, RunPaths, collect_worktrees, open_log
 from omoi.runtime.runstate import FOLLOWED, fold
 from omoi.runtime.sandbox import LocalBackend, NoopBackend, SandboxBackend
 from omoi.runtime.store import Durability
@@ -176,12 +175,13 @@ class RunHandle:
         self.shutdown()
 
     def shutdown(self) -> None:
-        """Kill every actor of the run, and any command its sandboxes left running. The log stays;
-        `resume` picks the run up again."""
+        """Kill every actor of the run, any command its sandboxes left running, its containers and
+        its task trees (warm slots included). The log and the branches stay; `resume` picks the run
+        up again."""
         kill_run_actors(self.run_id)
-        processes.reap_all(self.paths.worktrees)
         if (client := engine_or_none()) is not None:  # a killed sandbox actor's container still runs
             remove_run_containers(client, self.run_id)
+        collect_worktrees(self.paths.repo, self.paths.run_dir)  # reaps their processes first
         if self._lock is not None:
             self._lock.release()
             self._lock = None

@@ -46,6 +46,16 @@ class Semaphores:
         k.waiting.append((lease, holder))
         return False
 
+    def claim(self, lease: str, key: str, limit: int, holder: str) -> None:
+        """A holder re-claims a slot it held before this table was rebuilt (the actor restarted):
+        held at once, even past the limit, since the call it covers is already in flight."""
+        if lease in self._where:
+            return
+        k = self._keys.setdefault(key, _Key(limit))
+        self._where[lease] = key
+        k.held[lease] = holder
+        k.waiting = deque(w for w in k.waiting if w[0] != lease)
+
     def release(self, lease: str) -> list[str]:
         """Give back a held slot or drop a waiting request; returns the leases granted as a result."""
         key = self._where.pop(lease, None)
@@ -56,12 +66,14 @@ class Semaphores:
         k.waiting = deque(w for w in k.waiting if w[0] != lease)
         return self._grant(k)
 
+    def leases_of(self, holder: str) -> list[str]:
+        """Every lease `holder` holds or waits for."""
+        return [le for k in self._keys.values() for le, h in [*k.held.items(), *k.waiting] if h == holder]
+
     def release_holder(self, holder: str) -> list[str]:
         """Everything `holder` held or waited for goes back (its process died)."""
         granted: list[str] = []
-        for lease in [
-            le for k in self._keys.values() for le, h in [*k.held.items(), *k.waiting] if h == holder
-        ]:
+        for lease in self.leases_of(holder):
             granted += self.release(lease)
         return [g for g in granted if g in self._where]
 

@@ -97,13 +97,17 @@ class DockerBackend:
         return spares
 
     async def warm(self) -> None:
-        """Start the pool now (a sandbox slot calls this when it starts). A slot starting again
-        after its actor died first removes the containers its predecessor left running."""
+        """Start the pool now (a sandbox slot calls this when it starts)."""
+        await self._adopt()
+        self._refill()
+        await asyncio.gather(*self._spares, return_exceptions=True)
+
+    async def _adopt(self) -> None:
+        """A slot starting again after its actor died first removes the containers its predecessor
+        left running, before anything reuses a directory one of them may still be writing into."""
         if self.slot and not self.__dict__.get("_adopted"):
             self.__dict__["_adopted"] = True
             await asyncio.to_thread(self._remove_slot_leftovers)
-        self._refill()
-        await asyncio.gather(*self._spares, return_exceptions=True)
 
     async def close(self) -> None:
         """Remove the spares (a run's shutdown also removes every container labelled with it)."""
@@ -115,6 +119,7 @@ class DockerBackend:
                 shutil.rmtree(slot, ignore_errors=True)
 
     async def create(self, request: TaskRequest) -> Sandbox:
+        await self._adopt()
         spare = None
         while self._spares and spare is None:
             with contextlib.suppress(Exception):  # a spare that failed to start is dropped

@@ -1,4 +1,6 @@
-"""Shared fixtures: real git repositories and one real local Ray cluster per test session."""
+"""Shared fixtures: real git repositories, one real local Ray cluster per test session, and the
+Docker sandbox image. With OMOI_REQUIRE_DOCKER=1 (CI) a missing engine or image fails the Docker
+tests instead of skipping them, so the sandbox tests can never silently stop running."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +81,24 @@ def ray_address() -> Iterator[str]:
     address = connect(None, num_cpus=2, include_dashboard=False)
     yield address
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def docker_image() -> tuple[Any, str]:
+    from omoi.runtime.docker_sandbox import connect_engine
+    from omoi.runtime.errors import SandboxError
+    from omoi.runtime.image import build_image, default_tag, image_exists
+
+    required = os.environ.get("OMOI_REQUIRE_DOCKER") == "1"
+    try:
+        client = connect_engine()
+    except SandboxError as exc:
+        if required:
+            pytest.fail(f"OMOI_REQUIRE_DOCKER=1 but {exc}")
+        pytest.skip(str(exc))
+    tag = default_tag()
+    if not image_exists(client, tag):
+        if not required:
+            pytest.skip(f"{tag} is not built (omoi sandbox build-image)")
+        build_image(client, tag=tag)
+    return client, tag

@@ -82,3 +82,33 @@ def test_limits_are_looked_up_per_model_then_provider_then_default() -> None:
     rules = ModelRules(limits={"x": 2, "anthropic": 3})
     assert (rules.key("x"), rules.limit("x")) == ("anthropic/x", 2)
     assert (rules.key("y"), rules.limit("y")) == ("anthropic", 3)
+
+
+async def test_a_restarted_actor_is_rebuilt_by_its_holders_open_holds() -> None:
+    """What Ray does on a restart: the new instance is empty, and the calls in flight (each held
+    lease's `hold`, each waiter's `acquire`) are sent to it again."""
+    old = ConcurrencyActor()
+    await old.acquire("k", 1, "h0", "held")
+    new = ConcurrencyActor()  # the restart: nothing known
+    holding = asyncio.create_task(new.hold("k", 1, "h0", "held"))  # re-sent
+    await _settle()
+    assert (await new.stats())["k"] == {"limit": 1, "held": 1, "waiting": 0}
+    waiter = asyncio.create_task(new.acquire("k", 1, "h1", "next"))
+    await _settle()
+    assert not waiter.done(), "the re-claimed slot still counts against the limit"
+    await new.release("held")
+    await asyncio.wait_for(waiter, 1)
+    await asyncio.wait_for(holding, 1)
+    await new.release("next")
+    await new.hold("k", 1, "h0", "held")  # a late hold of a released lease claims nothing
+    assert (await new.stats())["k"]["held"] == 0
+
+
+async def test_a_dead_holders_open_holds_end_when_it_is_swept() -> None:
+    actor = ConcurrencyActor()
+    await actor.acquire("k", 2, "dead", "l0")
+    holding = asyncio.create_task(actor.hold("k", 2, "dead", "l0"))
+    await _settle()
+    await actor.release_holder("dead")
+    await asyncio.wait_for(holding, 1)
+    assert (await actor.stats())["k"]["held"] == 0
