@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
 from omoi.cluster import deploy
 from omoi.cluster.agents import AgentEnv, start_budget, start_concurrency
-from omoi.cluster.connect import actor_name, here, kill_run_actors
+from omoi.cluster.connect import actor_name, here, kill_run_actors, run_actor_names
 from omoi.cluster.handles import BusProxy
 from omoi.cluster.spec import start_spec
 from omoi.runtime.config import agent_settings, model_settings, sandbox_settings
@@ -178,13 +179,35 @@ class RunHandle:
         """Kill every actor of the run, any command its sandboxes left running, its containers and
         its task trees (warm slots included). The log and the branches stay; `resume` picks the run
         up again."""
-        kill_run_actors(self.run_id)
-        if (client := engine_or_none()) is not None:  # a killed sandbox actor's container still runs
-            remove_run_containers(client, self.run_id)
-        collect_worktrees(self.paths.repo, self.paths.run_dir)  # reaps their processes first
+        clear_run(self.paths)
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+@dataclass(frozen=True)
+class Cleared:
+    actors: int
+    containers: int
+    trees: int
+
+    def __str__(self) -> str:
+        def n(count: int, what: str) -> str:
+            return f"{count} {what}{'' if count == 1 else 's'}"
+
+        return f"{n(self.actors, 'actor')}, {n(self.containers, 'container')}, {n(self.trees, 'task tree')}"
+
+
+def clear_run(paths: RunPaths, *, actors: bool = True) -> Cleared:
+    """Remove everything a run left running or on disk: its actors (when connected to its
+    cluster), its containers, its task trees and warm slots, and the commands they ran. The log
+    and the branches stay. Only this run's: names, labels and directories are the run's own."""
+    killed = len(run_actor_names(paths.run_id)) if actors else 0
+    if actors:
+        kill_run_actors(paths.run_id)
+    client = engine_or_none()  # a killed sandbox actor's containers still run
+    containers = remove_run_containers(client, paths.run_id) if client is not None else 0
+    return Cleared(killed, containers, collect_worktrees(paths.repo, paths.run_dir))  # reaps processes first
 
 
 def launch(

@@ -11,7 +11,15 @@ import structlog
 
 from omoi.cluster.agents import AgentEnv
 from omoi.cluster.connect import connect
-from omoi.cluster.runner import EventSink, RunHandle, check_sandbox, choose_sandbox, launch
+from omoi.cluster.runner import (
+    Cleared,
+    EventSink,
+    RunHandle,
+    check_sandbox,
+    choose_sandbox,
+    clear_run,
+    launch,
+)
 from omoi.runtime.errors import InputError
 from omoi.runtime.events import (
     AgentAnswered,
@@ -23,7 +31,7 @@ from omoi.runtime.events import (
     SpecGateWaiting,
 )
 from omoi.runtime.plan import Budget, Plan, load_plan
-from omoi.runtime.runs import goal_new_run, locate, open_log, plan_new_run
+from omoi.runtime.runs import goal_new_run, is_live, locate, open_log, plan_new_run
 from omoi.runtime.runstate import RunState, fold
 
 log = structlog.get_logger("omoi")
@@ -199,14 +207,32 @@ def resume(
     agents: AgentEnv | None = None,
     on_events: EventSink | None = None,
 ) -> RunFinished:
-    """Continue a run from its log: succeeded tasks stay done, interrupted ones run again."""
+    """Continue a run from its log: succeeded tasks stay done, interrupted ones run again. A run
+    that had finished is not run again, but what its driver left (it may have died before its
+    shutdown) is removed: containers and task trees, and its actors when `address` names the
+    cluster it ran on."""
     paths = locate(repo, run_id, state_dir)
     state = status(run_id, repo, state_dir=state_dir)
     if state.finished is not None:
+        clear(run_id, repo, address=address, state_dir=state_dir)
         return state.finished
     connect(address)
     with launch(paths, max_parallel=max_parallel, agents=agents) as handle:
         return handle.wait(on_events)
+
+
+def clear(
+    run_id: str, repo: str | Path, *, address: str | None = None, state_dir: str | Path | None = None
+) -> Cleared:
+    """Remove what a run that nobody drives left behind: containers, task trees, and its actors
+    when `address` names the cluster it ran on (an embedded cluster's actors died with it). A run
+    some live process drives is left alone."""
+    paths = locate(repo, run_id, state_dir)
+    if is_live(paths.run_dir):
+        return Cleared(0, 0, 0)
+    if address is not None:
+        connect(address)
+    return clear_run(paths, actors=address is not None)
 
 
 def events(

@@ -315,6 +315,11 @@ def resume(
     """Continue RUN_ID from its log: what succeeded stays done, the rest runs."""
     from omoi import api
 
+    done = api.status(run_id, repo, state_dir=state_dir).finished
+    if done is not None:
+        cleared = api.clear(run_id, repo, address=address, state_dir=state_dir)
+        out.print(f"run {run_id} already finished ({done.status}); removed what was left: {cleared}")
+        _finish(done)
     finished = _follow(
         run_id,
         lambda progress: api.resume(
