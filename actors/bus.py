@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Sequence
 
 from omoi.runtime.events import Event, matches
@@ -85,7 +86,8 @@ class BusActor:
             return events, (events[-1].seq or after) if len(events) >= limit else self._tail
         out: list[Event] = []
         scanned = after
-        for ev in self._recent[max(0, after + 1 - first) :]:
+        # by seq, not by position: a row the store could not read leaves a gap in the seqs
+        for ev in self._recent[bisect.bisect_right(self._recent, after, key=lambda e: e.seq or 0) :]:
             scanned = ev.seq or scanned
             if matches(ev.kind, prefixes):
                 out.append(ev)

@@ -32,6 +32,7 @@ from omoi.runtime.events import (
     RunCancelRequested,
     RunFinished,
     TaskCancelRequested,
+    check_readable,
 )
 from omoi.runtime.image import default_tag, image_exists
 from omoi.runtime.runs import RunLock, RunPaths, collect_worktrees, open_log
@@ -143,7 +144,9 @@ class RunHandle:
                 raise TimeoutError(f"run {self.run_id} did not finish within {timeout}s")
 
     def inject(self, events: Sequence[Event]) -> list[int]:
-        """Publish events into the live run; returns their seqs."""
+        """Publish events into the live run; returns their seqs. Refused whole (InputError) if an
+        event would not read back from the log as it was written."""
+        check_readable(events)
         seqs: list[int] = ray.get(self.bus.publish.remote(list(events)))
         return seqs
 
@@ -269,7 +272,9 @@ def launch(
         if state.awaiting_spec:
             spec = start_spec(paths, state.started.base_commit, env)
             keep += [spec, spec.run.remote()]  # it drives itself; the graph follows the log
-        sandboxes.warm(0 if state.started.plan_only else max_parallel, agents=min(max_parallel, agents_ahead))
+        # Slots for the tasks there are (a goal's come later): one task needs one slot, not max_parallel.
+        slots_now = max_parallel if state.started.goal else min(max_parallel, len(state.tasks))
+        sandboxes.warm(0 if state.started.plan_only else slots_now, agents=min(slots_now, agents_ahead))
         ray.get(budget_following)
         integrator = deploy.start_integrator(paths.run_id, paths.repo.git_dir, dry_run=sandbox == "noop")
         graph = deploy.start_graph(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from omoi.cluster.runner import (
     clear_run,
     launch,
 )
+from omoi.runtime.config import check_settings, model_settings
 from omoi.runtime.errors import InputError
 from omoi.runtime.events import (
     AgentAnswered,
@@ -29,8 +31,9 @@ from omoi.runtime.events import (
     RunFinished,
     SpecGateDecided,
     SpecGateWaiting,
+    check_readable,
 )
-from omoi.runtime.plan import Budget, Plan, load_plan
+from omoi.runtime.plan import Budget, Plan, check_categories, load_plan
 from omoi.runtime.runs import goal_new_run, is_live, locate, open_log, plan_new_run
 from omoi.runtime.runstate import RunState, fold
 
@@ -66,9 +69,10 @@ def start(
     answers). `budget` overrides the plan's; `agents` the model and agent settings read from the
     environment; `base` the commit tasks start from (default: the repository's HEAD). Bad input
     raises an InputError before anything is written."""
-    sandbox = _sandbox(sandbox)
     plan_file = "" if isinstance(plan, Plan) else str(plan)
     plan_obj = plan if isinstance(plan, Plan) else load_plan(plan)
+    check_settings()
+    check_categories(plan_obj, (agents.models if agents else model_settings()).routes, plan_file)
     paths, first = plan_new_run(
         plan_obj,
         repo,
@@ -80,8 +84,15 @@ def start(
         budget=budget,
         base=base,
     )
+    first = _resolved(first, _sandbox(sandbox))  # the environment is probed last: input errors come first
     connect(address)
     return launch(paths, first, agents=agents)
+
+
+def _resolved(first: list[Event], sandbox: str) -> list[Event]:
+    """The run's first events with `auto` resolved to the backend it uses."""
+    started, *rest = first
+    return [started.model_copy(update={"sandbox": sandbox}), *rest]
 
 
 def start_goal(
@@ -103,7 +114,7 @@ def start_goal(
     """Start a run from a goal and return at once: the spec (Explore, Requirements, Design, Tasks,
     with `gate` between phases) writes the tasks, then they run like a plan's. `plan_only` stops
     after the spec (`omoi plan`). Bad input raises an InputError before anything is written."""
-    sandbox = _sandbox(sandbox, check=not plan_only)  # `omoi plan` runs no task: no engine needed
+    check_settings()
     paths, first = goal_new_run(
         goal,
         repo,
@@ -117,6 +128,7 @@ def start_goal(
         sandbox=sandbox,
         budget=budget,
     )
+    first = _resolved(first, _sandbox(sandbox, check=not plan_only))  # `omoi plan` needs no engine
     connect(address)
     return launch(paths, first, agents=agents)
 
@@ -238,10 +250,18 @@ def clear(
 def events(
     run_id: str, repo: str | Path, *, state_dir: str | Path | None = None, kind: str | None = None
 ) -> list[Event]:
-    """A run's log, read straight from its file: no cluster needed, live or finished."""
+    """A run's log, read straight from its file: no cluster needed, live or finished. Rows that
+    cannot be read (an older version's, a disk fault) are skipped; `unreadable` names them."""
+    return read_log(run_id, repo, state_dir=state_dir, kind=kind)[0]
+
+
+def read_log(
+    run_id: str, repo: str | Path, *, state_dir: str | Path | None = None, kind: str | None = None
+) -> tuple[list[Event], dict[int, str]]:
+    """The readable events, and the seqs of the rows that could not be read, with why."""
     paths = locate(repo, run_id, state_dir)
     with contextlib.closing(open_log(paths)) as log:
-        return log.read(prefixes=(kind,) if kind else None)
+        return log.read(prefixes=(kind,) if kind else None), dict(log.unreadable)
 
 
 def status(run_id: str, repo: str | Path, *, state_dir: str | Path | None = None) -> RunState:
@@ -254,6 +274,7 @@ def inject(
     """Append events to a run's log from any process on the machine that holds it; a live run's
     bus takes them in within a second (the log is the source of truth, the bus follows it).
     Refused for a run that has finished."""
+    check_readable(events_)
     paths = locate(repo, run_id, state_dir)
     with contextlib.closing(open_log(paths)) as store:
         state = fold(run_id, store.read())
@@ -292,6 +313,8 @@ def raise_budget(
     state_dir: str | Path | None = None,
 ) -> int:
     """Lift the run's budget (or task `scope`'s) by these amounts; waiting agents go on."""
+    if not math.isfinite(usd):
+        raise InputError(f"--usd must be a finite number of dollars, got {usd}")
     if tokens < 0 or usd < 0 or (tokens == 0 and usd == 0):
         raise InputError("give a positive amount to raise the budget by (--tokens and/or --usd)")
     state = status(run_id, repo, state_dir=state_dir)

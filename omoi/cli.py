@@ -70,6 +70,11 @@ def _sandbox_or_warn(requested: str) -> str:
     return kind
 
 
+def _warn_unreadable(unreadable: dict[int, str]) -> None:
+    for seq, why in sorted(unreadable.items()):
+        err.print(f"warning: the log's row seq {seq} cannot be read and is skipped: {why}")
+
+
 def _finish(finished: Any) -> None:
     sys.exit(0 if finished.status == "succeeded" else 1)
 
@@ -380,8 +385,11 @@ def status(run_id: str, repo: str, state_dir: str | None, fmt: str) -> None:
     """Tasks of RUN_ID with status, attempts, start and end times, and branch."""
     from omoi import api
     from omoi.progress import status_table
+    from omoi.runtime.runstate import fold
 
-    state = api.status(run_id, repo, state_dir=state_dir)
+    log, unreadable = api.read_log(run_id, repo, state_dir=state_dir)
+    _warn_unreadable(unreadable)
+    state = fold(run_id, log)
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -428,7 +436,9 @@ def events(run_id: str, repo: str, state_dir: str | None, kind: str | None, fmt:
     """Print RUN_ID's event log (jsonl: one event per line, every field)."""
     from omoi import api
 
-    for ev in api.events(run_id, repo, state_dir=state_dir, kind=kind):
+    log, unreadable = api.read_log(run_id, repo, state_dir=state_dir, kind=kind)
+    _warn_unreadable(unreadable)
+    for ev in log:
         if fmt == "jsonl":
             click.echo(ev.model_dump_json())
         else:

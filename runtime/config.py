@@ -7,7 +7,7 @@ import re
 from typing import Any, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from omoi.runtime.errors import InputError
 from omoi.runtime.tree_quota import TreeLimits
@@ -16,6 +16,11 @@ _S = TypeVar("_S", bound=BaseSettings)
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmg]?)$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 UNLIMITED = "unlimited"
+# [host[:port]/]name[/name...][:tag][@digest], names in lower case, as the engine accepts them
+_IMAGE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
 
 
 def size_bytes(value: str) -> int | None:
@@ -56,6 +61,13 @@ class SandboxSettings(BaseSettings):
     disk: str = Field(default="2g", description="bytes the workspace may hold (apparent sizes), or unlimited")
     max_file: str = Field(default="100m", description="bytes one committed file may have, or unlimited")
     pool: int = Field(default=1, ge=0, le=32, description="containers each slot keeps started ahead")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and not _IMAGE.match(value):
+            raise ValueError(f"'{value}' is not an image reference (e.g. omoi-sandbox:0.1.0, my/image:tag)")
+        return value
 
     @field_validator("memory")
     @classmethod
@@ -198,3 +210,17 @@ def _load(cls: type[_S], prefix: str, **overrides: Any) -> _S:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
         raise InputError(f"{prefix}{field.upper()}: {err['msg'].removeprefix('Value error, ')}") from exc
+    except SettingsError as exc:  # a dict or list field whose variable is not JSON
+        match = re.search(r'field "(\w+)"', str(exc))
+        field = match[1] if match else "?"
+        raise InputError(
+            f"{prefix}{field.upper()}: not valid JSON (give an object, e.g. "
+            f'{prefix}{field.upper()}=\'{{"default": "claude-sonnet-4-6"}}\')'
+        ) from exc
+
+
+def check_settings() -> None:
+    """Every setting, read and validated: a run's front door calls this before Ray starts."""
+    sandbox_settings()
+    model_settings()
+    agent_settings()

@@ -146,6 +146,8 @@ class DockerBackend:
         return self._start_container(slot, network=False, task="spare", attempt=0), slot
 
     def _start_container(self, workspace: Path, *, network: bool, task: str, attempt: int) -> Any:
+        import docker.types
+
         try:
             container = self.client.containers.create(
                 self.image,
@@ -169,7 +171,8 @@ class DockerBackend:
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 **self.limits.engine_options(),
-                volumes={str(workspace): {"bind": "/workspace", "mode": "rw"}},
+                # A Mount, not a `volumes` string: a path with ':' in it would split that string.
+                mounts=[docker.types.Mount("/workspace", str(workspace), type="bind", read_only=False)],
                 working_dir="/workspace",
                 user=f"{SANDBOX_UID}:{SANDBOX_UID}",
                 environment={},

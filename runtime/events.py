@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from omoi.runtime.errors import EventError
+from omoi.runtime.errors import EventError, InputError
 from omoi.runtime.tasks import TaskSpec
 
 RunStatus = Literal["succeeded", "failed", "cancelled"]
@@ -32,7 +33,7 @@ def new_id() -> str:
 class EventBase(BaseModel):
     """Fields every event has. `id` makes publishing idempotent: the log stores an id once."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     id: str = Field(default_factory=new_id)
     run_id: str
@@ -145,7 +146,7 @@ class TaskCancelRequested(TaskEvent):
 class Usage(BaseModel):
     """Tokens of one model call (or a sum of calls), as the provider counted them."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
@@ -417,6 +418,16 @@ def parse_event(data: str | bytes | dict[str, Any]) -> Event:
         return EVENT_ADAPTER.validate_json(data)
     except ValidationError as exc:
         raise EventError(f"invalid event: {_describe(exc)}") from exc
+
+
+def check_readable(events: Sequence[Event]) -> None:
+    """Each event, written as the log writes it and read back as the log reads it: what someone
+    injects can never make a log unreadable. InputError names the kind and the field."""
+    for ev in events:
+        try:
+            parse_event(ev.model_dump_json())
+        except (EventError, ValueError) as exc:
+            raise InputError(f"event {ev.kind} is refused, nothing was written: {exc}") from exc
 
 
 def _describe(exc: ValidationError) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from omoi.runtime import input_files
 from omoi.runtime.errors import GraphError, PlanError
 from omoi.runtime.taskgraph import TaskGraph
 from omoi.runtime.tasks import TaskSpec
@@ -17,7 +16,7 @@ from omoi.runtime.tasks import TaskSpec
 class Budget(BaseModel):
     """The run's model budget: at 80% a warning, at 100% no new model call starts until raised."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     tokens: int | None = Field(default=None, ge=1)
     usd: float | None = Field(default=None, gt=0)
@@ -26,7 +25,7 @@ class Budget(BaseModel):
 class Plan(BaseModel):
     """A named list of tasks; dependencies may only point at tasks of the same plan."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(default="plan", min_length=1)
     budget: Budget = Budget()
@@ -42,19 +41,17 @@ def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file; every problem raises PlanError naming file, task and field."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(
-            f"cannot read plan: {exc.strerror if isinstance(exc, OSError) else exc}", file=str(p)
-        ) from exc
+        text = input_files.read_text(p)
+    except input_files.InputFileError as exc:
+        raise PlanError(str(exc).replace("cannot read it", "cannot read plan"), file=str(p)) from exc
     return parse_plan(text, source=str(p), is_json=p.suffix.lower() == ".json")
 
 
 def parse_plan(text: str, *, source: str = "<plan>", is_json: bool = False) -> Plan:
     try:
-        data = json.loads(text) if is_json else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise PlanError(f"not valid {'JSON' if is_json else 'YAML'}: {exc}", file=source) from exc
+        data = input_files.parse(text, is_json=is_json)
+    except input_files.InputFileError as exc:
+        raise PlanError(str(exc), file=source) from exc
     if not isinstance(data, dict):
         raise PlanError("a plan is a mapping with 'name' and 'tasks'", file=source)
     try:
@@ -75,15 +72,10 @@ def parse_plan(text: str, *, source: str = "<plan>", is_json: bool = False) -> P
 
 def _locate(exc: ValidationError, data: dict[str, Any], source: str) -> PlanError:
     errors = exc.errors()
-    # Drop errors that only echo a deeper one (an invalid item makes its list "too short").
-    errors = [
-        e
-        for e in errors
-        if not any(
-            o is not e and len(o["loc"]) > len(e["loc"]) and o["loc"][: len(e["loc"])] == e["loc"]
-            for o in errors
-        )
-    ]
+    # Drop errors that only echo a deeper one (an invalid item makes its list "too short"): every
+    # proper prefix of a location is collected once, so this stays linear in the errors.
+    echoed = {tuple(e["loc"][:n]) for e in errors for n in range(len(e["loc"]))}
+    errors = [e for e in errors if tuple(e["loc"]) not in echoed]
     err = errors[0]
     loc = list(err["loc"])
     task_id = None
@@ -102,3 +94,17 @@ def _locate(exc: ValidationError, data: dict[str, Any], source: str) -> PlanErro
     if more:
         msg += f" (and {more} more problem{'s' if more > 1 else ''})"
     return PlanError(msg, file=source, task_id=task_id, field=field)
+
+
+def check_categories(plan: Plan, routes: dict[str, str], plan_file: str = "") -> None:
+    """Every agent task's category has a model: refused here, naming the file and the task, before
+    a cluster is joined."""
+    for t in plan.tasks:
+        if t.agent is not None and t.agent.category not in routes:
+            raise PlanError(
+                f"unknown category '{t.agent.category}' (known: {', '.join(sorted(routes))}; "
+                "add it to OMOI_MODEL_ROUTES)",
+                file=plan_file or None,
+                task_id=t.id,
+                field="agent.category",
+            )

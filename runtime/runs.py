@@ -45,12 +45,36 @@ class RunPaths:
         return self.events_db.exists()
 
 
+MAX_PARALLEL = 256  # slots of one run: each is an actor process, 45-90 MB even when idle
+
+
 def state_root(repo: RepoInfo, state_dir: str | Path | None) -> Path:
-    return Path(state_dir).expanduser().resolve() if state_dir else repo.git_dir / "omoi"
+    """Where runs live; InputError if that (or a folder on the way) is a file."""
+    root = Path(state_dir).expanduser().resolve() if state_dir else repo.git_dir / "omoi"
+    for p in (root / "runs", root, *root.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "--state-dir" if state_dir else "omoi's state directory"
+                raise InputError(f"{what} {root}: {p} is a file, not a directory")
+            break
+    return root
 
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def check_branch_room(repo: RepoInfo, run_id: str) -> None:
+    """The run's branches are `omoi/<run-id>/<task>`: git cannot hold them next to a branch named
+    `omoi` or `omoi/<run-id>`, so such a branch of the user's refuses the run before it starts."""
+    from omoi.runtime.git import branch_head
+
+    for name in ("omoi", f"omoi/{run_id}"):
+        if branch_head(repo.git_dir, name) is not None:
+            raise InputError(
+                f"--run-id {run_id}: the repository has a branch '{name}', and git cannot hold the "
+                f"run's branches omoi/{run_id}/<task> next to it; choose another run id or rename it"
+            )
 
 
 def validate_run_id(run_id: str) -> str:
@@ -85,16 +109,17 @@ def plan_new_run(
     `base`: the commit tasks start from (default: the repository's HEAD)."""
     if sandbox not in SANDBOX_KINDS:
         raise InputError(f"--sandbox: unknown backend '{sandbox}' (choose from {', '.join(SANDBOX_KINDS)})")
-    if max_parallel < 1:
-        raise InputError(f"--max-parallel must be at least 1, got {max_parallel}")
+    if not 1 <= max_parallel <= MAX_PARALLEL:
+        raise InputError(f"--max-parallel must be from 1 to {MAX_PARALLEL}, got {max_parallel}")
     repo = inspect_repo(repo_path)
-    rid = validate_run_id(run_id) if run_id else new_run_id()
+    rid = validate_run_id(run_id) if run_id is not None else new_run_id()
     paths = RunPaths(repo, rid, state_root(repo, state_dir))
     if paths.exists():
         raise InputError(
             f"run '{rid}' already exists under {paths.state_root / 'runs'}; "
             f"use `omoi resume {rid}` to continue it"
         )
+    check_branch_room(repo, rid)
     if not plan.tasks:
         raise PlanError("a plan needs at least one task", file=plan_file or None, field="tasks")
     events: list[Event] = [

@@ -25,9 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from omoi.runtime import input_files
 from omoi.runtime.errors import ScriptError
 
 # Request headers omoi's model client sends so a script can answer per conversation.
@@ -91,6 +91,15 @@ class FaultRates(BaseModel):
     )
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _one_fault_at_most(self) -> FaultRates:
+        total = self.rate_429 + self.rate_529 + self.rate_500
+        if total > 1:
+            raise ValueError(
+                f"rate_429 + rate_529 + rate_500 is {total:g}: a request gets one fault at most (sum <= 1)"
+            )
+        return self
+
 
 class Script(BaseModel):
     """`tasks: {<task id, or '*', or one conversation 'task/attempt/role'>: {<role or '*'>: [turns]}}`
@@ -116,9 +125,9 @@ class Script(BaseModel):
 def load_script(path: str | Path) -> Script:
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ScriptError(f"{p}: cannot read script: {exc}") from exc
+        data = input_files.parse(input_files.read_text(p))
+    except input_files.InputFileError as exc:
+        raise ScriptError(f"{p}: {str(exc).replace('cannot read it', 'cannot read script')}") from exc
     return parse_script(data, source=str(p))
 
 
@@ -345,8 +354,11 @@ class ScriptedModelServer:
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length)
+                try:
+                    length = int(self.headers.get("content-length") or 0)
+                except ValueError:
+                    return self._invalid("content-length is not a number")
+                raw = self.rfile.read(max(0, length))
                 if self.path.split("?")[0] != "/v1/messages":
                     self._send(
                         404, {}, {"type": "error", "error": {"type": "not_found_error", "message": self.path}}
@@ -354,20 +366,27 @@ class ScriptedModelServer:
                     return
                 try:
                     body = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    error = {"type": "invalid_request_error", "message": f"body is not JSON: {exc}"}
-                    self._send(400, {}, {"type": "error", "error": error})
-                    return
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    return self._invalid(f"body is not JSON: {exc}")
+                if not isinstance(body, dict):
+                    return self._invalid("body is not a JSON object")
                 model = str(body.get("model", ""))
                 with server._lock:
                     now = server.in_flight[model] = server.in_flight.get(model, 0) + 1
                     server.max_in_flight[model] = max(server.max_in_flight.get(model, 0), now)
                 try:
                     answer = server.answer({k.lower(): v for k, v in self.headers.items()}, body)
+                except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                    return self._invalid(f"malformed request: {type(exc).__name__}: {exc}")
                 finally:  # out of flight before the answer leaves: the client's next request never overlaps
                     with server._lock:
                         server.in_flight[model] -= 1
                 self._send(*answer)
+
+            def _invalid(self, message: str) -> None:
+                self._send(
+                    400, {}, {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+                )
 
             def _send(self, status: int, headers: dict[str, str], payload: Any) -> None:
                 data = json.dumps(payload).encode()

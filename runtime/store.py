@@ -11,8 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
-from omoi.runtime.errors import StoreError
+import structlog
+
+from omoi.runtime.errors import EventError, StoreError
 from omoi.runtime.events import Event, parse_event
+
+log = structlog.get_logger("omoi.store")
 
 Durability = Literal["FULL", "NORMAL", "OFF"]
 
@@ -49,6 +53,7 @@ class SqliteEventStore:
     """SQLite (WAL) log. `durability="FULL"` fsyncs every append: an acknowledged event survives a crash."""
 
     def __init__(self, path: Path, *, durability: Durability = "FULL", create: bool = True) -> None:
+        self.unreadable: dict[int, str] = {}  # seq -> why: rows skipped by `read`
         self.path = path
         if not create and not path.exists():
             raise StoreError(f"no event log at {path}")
@@ -120,10 +125,20 @@ class SqliteEventStore:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
+        sql = sql.replace("SELECT body", "SELECT seq, body")
         try:
-            return [parse_event(body) for (body,) in self._db.execute(sql, args)]
+            rows = self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read event log {self.path}: {exc}") from exc
+        out = []
+        for seq, body in rows:
+            try:
+                out.append(parse_event(body))
+            except EventError as exc:  # an older version's row, a disk fault: the rest still reads
+                if seq not in self.unreadable:
+                    self.unreadable[seq] = str(exc)
+                    log.warning("log.unreadable_row", path=str(self.path), seq=seq, error=str(exc))
+        return out
 
     def last_seq(self) -> int:
         self._last = self._query_last()  # other writers may have appended since

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Role = Literal["explorer", "librarian", "planner", "worker", "oracle", "reviewer"]
 ROLES: tuple[str, ...] = get_args(Role)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_id(value: str) -> str:
@@ -32,7 +33,7 @@ class AgentSpec(BaseModel):
     """A coding agent doing the task: its role (what it may do), its category (which model), its
     instructions, and how far the runtime lets it go."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     role: Role = "worker"
     category: str = Field(
@@ -48,7 +49,7 @@ class AgentSpec(BaseModel):
 class TaskSpec(BaseModel):
     """One task of a plan: a shell command (`run`) or a coding agent (`agent`), in its own worktree."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     id: Identifier
     run: str | None = Field(
@@ -67,6 +68,24 @@ class TaskSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the command")
     network: bool = Field(default=False, description="let the Docker sandbox reach the network")
     description: str = ""
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, env: dict[str, str]) -> dict[str, str]:
+        for key, value in env.items():
+            if not _ENV_KEY.match(key):
+                raise ValueError(f"'{key}' is not a variable name (letters, digits, '_'; not first a digit)")
+            if "\0" in value:
+                raise ValueError(f"the value of {key} contains a NUL byte")
+        return env
+
+    @field_validator("run", "acceptance")
+    @classmethod
+    def _no_nul(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        texts = (value,) if isinstance(value, str) else value or ()
+        if any("\0" in t for t in texts):
+            raise ValueError("contains a NUL byte, which no shell command can hold")
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> TaskSpec:

@@ -316,3 +316,19 @@ def test_a_users_dockerfile_builds_without_pulling(docker_image: tuple[Any, str]
         assert client.images.get(built).labels.get("org.omoi.test") == "dockerfile"
     finally:
         client.images.remove(built, force=True)
+
+
+async def test_a_path_with_a_colon_mounts(
+    docker_image: tuple[Any, str], make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    repo = make_repo({"README.md": "hi\n"})
+    info = git.inspect_repo(repo)
+    backend = DockerBackend(info.path, info.git_dir, tmp_path / "a:b" / "wt", image=docker_image[1], pool=0)
+    sb = await backend.create(_request(repo, "colon"))
+    try:
+        res = await sb.exec("cat README.md && echo made > out.txt", 30)
+        commit = await sb.commit("colon")
+    finally:
+        await sb.destroy()
+    assert res.exit_code == 0, res.output
+    assert run_git(repo, "show", f"{commit}:out.txt") == "made\n"
