@@ -22,7 +22,7 @@ from omoi.actors.sandbox import SandboxActor
 from omoi.cluster.agents import AgentEnv, RayAgents
 from omoi.cluster.connect import NAMESPACE, actor_name, here
 from omoi.cluster.handles import BusProxy, Named, call
-from omoi.runtime.errors import SandboxLostError
+from omoi.runtime.errors import SandboxLostError, SandboxUnplaceableError
 from omoi.runtime.events import Event
 from omoi.runtime.execution import TaskRequest, TaskResult
 from omoi.runtime.logging import configure as configure_logging
@@ -33,6 +33,9 @@ from omoi.runtime.store import Durability, SqliteEventStore
 # Bookkeeping actors compute nothing: they take no CPU slot, and a restart re-runs their
 # constructor and re-sends in-flight calls (all of which are idempotent).
 RESTARTABLE: dict[str, Any] = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
+# How long an attempt waits for its sandbox slot's actor to be placed on a node before it is tried
+# on another slot: covers a worker process start on a loaded machine, not a node that is gone.
+PLACE_TIMEOUT_S = 30.0
 
 
 class DurableBus(BusActor):
@@ -108,9 +111,10 @@ class RaySandboxes:
         self.run_id, self.bus, self.backend, self.agents = run_id, bus, backend, agents
         self.options = options or {}
         self._handles: dict[str, Any] = {}
+        self._placed: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_handles": {}}
+        return {**self.__dict__, "_handles": {}, "_placed": set()}
 
     def sandbox_name(self, slot: int) -> str:
         return actor_name(self.run_id, "sandbox", str(slot))
@@ -133,11 +137,22 @@ class RaySandboxes:
         return self._handles[name]
 
     async def execute(self, sandbox: str, request: TaskRequest) -> TaskResult:
+        handle = self.handle(sandbox)
         try:
-            result: TaskResult = await call(self.handle(sandbox).execute.remote(request))
+            if sandbox not in self._placed:  # started anew (its node lost?): placed within a bound
+                try:
+                    await asyncio.wait_for(call(handle.__ray_ready__.remote()), PLACE_TIMEOUT_S)
+                except TimeoutError:
+                    # Kept, still pending: Ray places it once a node has room; nothing waits on it.
+                    raise SandboxUnplaceableError(
+                        sandbox, request.task_id, request.attempt, PLACE_TIMEOUT_S
+                    ) from None
+                self._placed.add(sandbox)
+            result: TaskResult = await call(handle.execute.remote(request))
             return result
         except RayActorError as exc:
             self._handles.pop(sandbox, None)
+            self._placed.discard(sandbox)
             raise SandboxLostError(sandbox, request.task_id, request.attempt) from exc
 
     async def reattach(self, sandbox: str, task_id: str, attempt: int) -> TaskResult:

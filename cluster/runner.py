@@ -71,6 +71,7 @@ def make_backend(kind: str, paths: RunPaths, *, spread: bool = False) -> Sandbox
             limits=DockerLimits.from_settings(cfg),
             tree_limits=cfg.tree_limits(),
             pool=cfg.pool,
+            rundir=str(paths.run_dir),
         )
     if kind == "noop":
         return NoopBackend()
@@ -200,6 +201,11 @@ class Cleared:
 
         return f"{n(self.actors, 'actor')}, {n(self.containers, 'container')}, {n(self.trees, 'task tree')}"
 
+    def __add__(self, other: Cleared) -> Cleared:
+        return Cleared(
+            self.actors + other.actors, self.containers + other.containers, self.trees + other.trees
+        )
+
 
 def clear_run(paths: RunPaths, *, actors: bool = True) -> Cleared:
     """Remove everything a run left running or on disk: its actors (when connected to its
@@ -209,7 +215,9 @@ def clear_run(paths: RunPaths, *, actors: bool = True) -> Cleared:
     if actors:
         kill_run_actors(paths.run_id)
     client = engine_or_none()  # a killed sandbox actor's containers still run
-    containers = remove_run_containers(client, paths.run_id) if client is not None else 0
+    containers = 0
+    if client is not None:
+        containers = remove_run_containers(client, paths.run_id, rundir=paths.run_dir)
     return Cleared(killed, containers, collect_worktrees(paths.repo, paths.run_dir))  # reaps processes first
 
 
@@ -286,7 +294,7 @@ def launch(
             durability=durability,
         )
     except BaseException:
-        kill_run_actors(paths.run_id)
+        clear_run(paths)  # a failed launch leaves nothing: actors, warm containers, slot directories
         lock.release()
         raise
     return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator, *keep], lock=lock)

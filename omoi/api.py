@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from omoi.cluster.runner import (
     launch,
 )
 from omoi.runtime.config import check_settings, model_settings
+from omoi.runtime.docker_sandbox import engine_or_none, remove_run_containers
 from omoi.runtime.errors import InputError
 from omoi.runtime.events import (
     AgentAnswered,
@@ -33,8 +35,9 @@ from omoi.runtime.events import (
     SpecGateWaiting,
     check_readable,
 )
+from omoi.runtime.git import inspect_repo
 from omoi.runtime.plan import Budget, Plan, check_categories, load_plan
-from omoi.runtime.runs import goal_new_run, is_live, locate, open_log, plan_new_run
+from omoi.runtime.runs import RunPaths, goal_new_run, is_live, locate, open_log, plan_new_run, state_root
 from omoi.runtime.runstate import RunState, fold
 
 log = structlog.get_logger("omoi")
@@ -245,6 +248,47 @@ def clear(
     if address is not None:
         connect(address)
     return clear_run(paths, actors=address is not None)
+
+
+@dataclass(frozen=True)
+class Collected:
+    cleared: Cleared
+    live: int
+
+    def __str__(self) -> str:
+        return f"removed {self.cleared}" + (f"; {self.live} live run(s) left alone" if self.live else "")
+
+
+def gc(
+    repo: str | Path | None,
+    *,
+    run_id: str | None = None,
+    address: str | None = None,
+    state_dir: str | Path | None = None,
+) -> Collected:
+    """What `omoi gc` removes. With `repo`: that repository's dead runs only (containers, task trees,
+    and actors when `address` names their cluster). Without: every dead run's containers on this
+    machine. Runs a live process drives are left alone."""
+    client = engine_or_none()
+    if repo is None:
+        containers = remove_run_containers(client, run_id, spare_live=True) if client is not None else 0
+        return Collected(Cleared(0, containers, 0), 0)
+    info = inspect_repo(repo)
+    runs = state_root(info, state_dir) / "runs"
+    if address is not None:
+        connect(address)
+    total, live = Cleared(0, 0, 0), 0
+    for run_dir in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.exists() else []:
+        if run_id is not None and run_dir.name != run_id:
+            continue
+        if is_live(run_dir):
+            live += 1
+            continue
+        total += clear_run(RunPaths(info, run_dir.name, runs.parent), actors=address is not None)
+    if client is not None:  # runs whose directories are gone: matched by where they were
+        gone = remove_run_containers(client, run_id, spare_live=True, under=runs)
+        total += Cleared(0, gone, 0)
+    return Collected(total, live)
 
 
 def events(

@@ -694,35 +694,21 @@ def doctor_cmd() -> None:
     "repo",
     default=None,
     type=click.Path(),
-    help="Also remove leftover worktrees of this repository's runs.",
+    help="Only this repository's runs, their task trees included (default: every run's containers).",
+)
+@click.option(
+    "--address", default=None, help="The Ray cluster the runs ran on: their actors are removed too."
 )
 @state_option
 @_guard
-def gc(run_id: str | None, repo: str | None, state_dir: str | None) -> None:
-    """Remove what finished or dead runs left behind: sandbox containers and worktrees.
+def gc(run_id: str | None, repo: str | None, address: str | None, state_dir: str | None) -> None:
+    """Remove what finished or dead runs left behind: containers, task trees, warm slots and, with
+    --address, their actors. A run some process is still driving is left alone; branches and logs
+    are never touched."""
+    from omoi import api
 
-    A run some process is still driving is left alone; branches are never touched."""
-    from omoi.runtime.docker_sandbox import engine_or_none, remove_run_containers
-    from omoi.runtime.git import inspect_repo
-    from omoi.runtime.runs import collect_worktrees, is_live, state_root
-
-    client = engine_or_none()
-    containers = remove_run_containers(client, run_id, spare_live=True) if client is not None else 0
-    worktrees = live = 0
-    if repo is not None:
-        info = inspect_repo(repo)
-        runs = state_root(info, state_dir) / "runs"
-        for run_dir in sorted(runs.iterdir()) if runs.exists() else []:
-            if run_id is not None and run_dir.name != run_id:
-                continue
-            if is_live(run_dir):
-                live += 1
-                continue
-            worktrees += collect_worktrees(info, run_dir)
-    out.print(
-        f"removed {containers} container{'s' if containers != 1 else ''} and {worktrees} "
-        f"worktree{'s' if worktrees != 1 else ''}" + (f"; {live} live run(s) left alone" if live else "")
-    )
+    found = api.gc(repo, run_id=run_id, address=address, state_dir=state_dir)
+    out.print(str(found))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from omoi.policies import retry
 from omoi.policies.scheduling import ORDERINGS, free_slots
+from omoi.runtime.errors import SandboxUnplaceableError
 from omoi.runtime.events import (
     Event,
     RunFinished,
@@ -27,6 +28,9 @@ from omoi.runtime.execution import TaskRequest, TaskResult
 from omoi.runtime.runstate import RunState, TaskState, task_branch
 
 Outcome = TaskResult | BaseException
+
+
+SLOT_DOWN_S = 60.0  # a slot that found no node is not sent tasks for this long, then tried again
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Progression:
         self.order, self.sandbox_name = ORDERINGS[ordering], sandbox_name
         self.backoff: set[str] = set()
         self.cancelling: set[tuple[str, int]] = set()
+        self.down: dict[str, datetime] = {}  # slot -> until when nothing is sent to it (no node for it)
         self._out = Decisions()
 
     def emit(self, ev: Event, now: datetime) -> Event:
@@ -124,8 +129,11 @@ class Progression:
         return self.take()
 
     def next_timer(self, now: datetime) -> float | None:
-        """Seconds until the earliest retry backoff ends, if any task is waiting one out."""
+        """Seconds until the earliest retry backoff ends, or a slot marked down may be tried again
+        while tasks are ready, if any."""
         waits = [(nb - now).total_seconds() for i in self.backoff if (nb := self.state.tasks[i].not_before)]
+        if self.down and self.state.ids_with_status("ready"):
+            waits += [(until - now).total_seconds() for until in self.down.values()]
         return max(0.0, min(waits)) if waits else None
 
     # ---- internals -----------------------------------------------------------------------------
@@ -165,7 +173,12 @@ class Progression:
         if not ready or n == 0:
             return
         busy = {st.tasks[i].sandbox for i in st.ids_with_status("running")}
-        slots = (s for s in map(self.sandbox_name, range(self.max_parallel)) if s not in busy)
+        self.down = {s: until for s, until in self.down.items() if until > now}
+        slots = (
+            s
+            for s in map(self.sandbox_name, range(self.max_parallel))
+            if s not in busy and s not in self.down
+        )
         orders = {tid: st.graph.order(tid) for tid in ready}
         assert st.started is not None
         for task_id, sandbox in zip(
@@ -230,6 +243,8 @@ class Progression:
                     now,
                 )
         else:  # the sandbox died, or stopped the attempt unasked: not the task's fault
+            if isinstance(outcome, SandboxUnplaceableError):  # its node is gone: use the slots left
+                self.down[outcome.sandbox] = now + timedelta(seconds=SLOT_DOWN_S)
             reason = f"interrupted: {outcome.error if isinstance(outcome, TaskResult) else outcome}"
             if retry.after_interruption(t.interruptions).retry:
                 self.emit(

@@ -80,6 +80,7 @@ class DockerBackend:
     slot: str = ""
     origin: str | None = None  # set when sandboxes may run on nodes other than the origin's
     node_repo: NodeRepo | None = None
+    rundir: str = ""  # the run's directory (its lock): on another node, not where the trees are
     name: str = "docker"
 
     def __getstate__(self) -> dict[str, Any]:
@@ -158,7 +159,7 @@ class DockerBackend:
                 labels={
                     LABEL: self.run_id,
                     SLOT_LABEL: self.slot,
-                    RUNDIR_LABEL: str(Path(self.worktree_root).parent),
+                    RUNDIR_LABEL: self.rundir or str(Path(self.worktree_root).parent),
                     "omoi.task": task,
                     "omoi.attempt": str(attempt),
                 },
@@ -335,16 +336,29 @@ def engine_answers() -> bool:
     return True
 
 
-def remove_run_containers(client: Any, run_id: str | None = None, *, spare_live: bool = False) -> int:
+def remove_run_containers(
+    client: Any,
+    run_id: str | None = None,
+    *,
+    spare_live: bool = False,
+    rundir: Path | None = None,
+    under: Path | None = None,
+) -> int:
     """Remove the containers of one run (or of every run); returns how many. With `spare_live`,
-    containers of runs that a live process is driving are left alone."""
+    containers of runs that a live process is driving are left alone. `rundir` keeps to the run
+    kept in that directory (another repository may have a run of the same id), `under` to the
+    runs kept below that directory (one repository's)."""
     from omoi.runtime.runs import is_live
 
     filters = {"label": f"{LABEL}={run_id}" if run_id else LABEL}
     removed = 0
     for c in client.containers.list(all=True, filters=filters):
-        rundir = c.labels.get(RUNDIR_LABEL)
-        if spare_live and rundir and is_live(Path(rundir)):
+        label = c.labels.get(RUNDIR_LABEL)
+        if rundir is not None and label != str(rundir):
+            continue
+        if under is not None and (not label or not Path(label).is_relative_to(under)):
+            continue
+        if spare_live and label and is_live(Path(label)):
             continue
         c.remove(force=True)
         removed += 1

@@ -15,6 +15,7 @@
     │   └── MergeConflictError     merging branches conflicted (branches, files)
     ├── SandboxError               a sandbox could not be prepared or used
     │   └── SandboxLostError       the sandbox that ran a task attempt is gone (actor died, node lost)
+    │       └── SandboxUnplaceableError  a slot found no node to run on within the bound
     ├── AgentLostError             the agent actor of a task attempt died mid-conversation
     ├── SpecError                  a spec cannot go on (a phase failed, its branch lost a document)
     └── ModelError                 a model call failed for good (status, tries, the provider's words)
@@ -145,6 +146,20 @@ class SandboxLostError(SandboxError):
     def __init__(self, sandbox: str, task_id: str, attempt: int) -> None:
         self.sandbox, self.task_id, self.attempt = sandbox, task_id, attempt
         super().__init__(f"sandbox {sandbox} lost task '{task_id}' attempt {attempt}")
+
+
+class SandboxUnplaceableError(SandboxLostError):
+    """A sandbox slot (re)started for an attempt found no node to run on within the bound: a node
+    that held it is gone, and the slots left are all taken."""
+
+    def __init__(self, sandbox: str, task_id: str, attempt: int, waited_s: float) -> None:
+        self.waited_s = waited_s
+        SandboxError.__init__(
+            self,
+            f"sandbox {sandbox} cannot be placed: no node had a free 'omoi_sandbox' slot for it within "
+            f"{waited_s:g}s (task '{task_id}' attempt {attempt} runs again on another slot)",
+        )
+        self.sandbox, self.task_id, self.attempt = sandbox, task_id, attempt
 
 
 class ScriptError(InputError):

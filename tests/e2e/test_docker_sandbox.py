@@ -246,7 +246,7 @@ def test_gc_removes_what_dead_runs_left_and_spares_live_ones(
     try:
         result = CliRunner().invoke(main, ["gc", "--repo", str(repo)])
         assert result.exit_code == 0, result.output
-        assert "removed 1 container and 1 worktree; 1 live run(s) left alone" in result.output
+        assert "removed 0 actors, 1 container, 1 task tree; 1 live run(s) left alone" in result.output
         assert client.containers.list(all=True, filters={"label": "omoi.run=dead-run"}) == []
         assert len(client.containers.list(filters={"label": "omoi.run=live-run"})) == 1
         assert not (runs / "dead-run" / "worktrees" / "t").exists()
@@ -332,3 +332,30 @@ async def test_a_path_with_a_colon_mounts(
         await sb.destroy()
     assert res.exit_code == 0, res.output
     assert run_git(repo, "show", f"{commit}:out.txt") == "made\n"
+
+
+def test_gc_of_one_repository_leaves_another_repositorys_runs_alone(
+    docker_image: tuple[Any, str], make_repo: RepoFactory
+) -> None:
+    from click.testing import CliRunner
+
+    from omoi.cli import main
+
+    client, tag = docker_image
+    mine, theirs = make_repo(), make_repo()
+    for repo in (mine, theirs):  # dead runs of the same id in both
+        run_dir = repo / ".git" / "omoi" / "runs" / "same-id"
+        (run_dir / "worktrees" / ".slot-x").mkdir(parents=True)
+        client.containers.run(
+            tag, ["sleep", "infinity"], detach=True, network_mode="none",
+            labels={"omoi.run": "same-id", "omoi.rundir": str(run_dir)},
+        )  # fmt: skip
+    try:
+        result = CliRunner().invoke(main, ["gc", "--repo", str(mine)])
+        assert result.exit_code == 0, result.output
+        assert "removed 0 actors, 1 container, 1 task tree" in result.output
+        left = client.containers.list(all=True, filters={"label": "omoi.run=same-id"})
+        assert [c.labels["omoi.rundir"] for c in left] == [str(theirs / ".git" / "omoi" / "runs" / "same-id")]
+        assert (theirs / ".git" / "omoi" / "runs" / "same-id" / "worktrees" / ".slot-x").exists()
+    finally:
+        remove_run_containers(client, "same-id")

@@ -28,3 +28,24 @@ def test_tasks_run_on_two_nodes_and_the_run_branch_holds_all_their_work(tmp_path
     assert report["all"] == ["0", "1", "2", "3", "4", "5"]
     assert len(report["node_clones"]) >= 2, "each node must work from its own clone, in its own directory"
     assert report["user_repo_worktrees"] == 1, "sandboxes on other nodes must not use the user's repository"
+
+
+@pytest.mark.slow
+def test_a_run_survives_losing_a_node_with_running_tasks(tmp_path: Path) -> None:
+    """Its tasks are retried on the slots left; no call waits for a slot that can no longer be placed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.multinode_loss", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "RAY_AUTH_MODE": "token"},
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["status"] == "succeeded", report["error"]
+    assert len(report["lost_tasks"]) == 2, report
+    assert set(report["lost_tasks"]) <= set(report["retried"]), report
+    assert report["succeeded"] == {"p0": 1, "p1": 1, "p2": 1, "p3": 1, "all": 1}
+    assert report["gap_free"]
+    assert report["all"] == ["0", "1", "2", "3"]
