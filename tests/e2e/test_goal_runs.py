@@ -163,3 +163,39 @@ def test_a_goal_run_whose_driver_died_mid_spec_resumes_without_redoing_finished_
     assert len(model.requests_for("spec-explore")) == explored  # explore was not done again
     assert len(model.requests_for("spec-requirements")) == 1  # nor the approved requirements
     assert has("task.succeeded", "docs")(api.events("resume1", repo))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_goal_run_survives_kill_9_of_its_spec_actor(
+    ray_address: str, model: ScriptedModelServer, tmp_path: Path, seed: int
+) -> None:
+    """The spec actor is SIGKILLed at a seeded moment of the spec; Ray restarts it, it rebuilds from
+    the log, and the run finishes with one spec and every task done once."""
+    import random
+    from collections import Counter
+
+    from tests.integration.test_kills import kill_9
+
+    repo, _ = make_example_repo(tmp_path, "agents")
+    agents = AgentEnv(model_settings(base_url=model.url, backoff=0.01, backoff_cap=0.05), AgentSettings())
+    run_id = f"killspec{seed}"
+    handle = api.start_goal(
+        DEMO_GOAL, repo, sandbox="local", address=ray_address, agents=agents, run_id=run_id
+    )
+    k = random.Random(seed).randint(3, 14)
+    try:
+        seen = wait_for_events(
+            lambda: handle.events(timeout=1.0, prefixes=("spec.",)), lambda evs: len(evs) >= k
+        )
+        assert not any(e.kind == "spec.finished" for e in seen[:k]), "the kill must land during the spec"
+        kill_9(f"omoi/{run_id}/spec")
+        finished = handle.wait(timeout=300)
+    finally:
+        handle.shutdown()
+    assert finished.status == "succeeded", finished.error
+    log = api.events(run_id, repo)
+    assert [e.seq for e in log] == list(range(1, len(log) + 1))
+    assert [e.kind for e in log].count("spec.finished") == 1
+    done = Counter(e.task_id for e in log if e.kind == "task.succeeded")  # type: ignore[attr-defined]
+    assert done, "no task ran"
+    assert set(done.values()) == {1}, done
