@@ -213,10 +213,17 @@ def _load(cls: type[_S], prefix: str, **overrides: Any) -> _S:
     except SettingsError as exc:  # a dict or list field whose variable is not JSON
         match = re.search(r'field "(\w+)"', str(exc))
         field = match[1] if match else "?"
+        example = _JSON_EXAMPLES.get(field, "{...}")
         raise InputError(
-            f"{prefix}{field.upper()}: not valid JSON (give an object, e.g. "
-            f'{prefix}{field.upper()}=\'{{"default": "claude-sonnet-4-6"}}\')'
+            f"{prefix}{field.upper()}: not valid JSON (give an object, e.g. {prefix}{field.upper()}='{example}')"
         ) from exc
+
+
+_JSON_EXAMPLES = {
+    "routes": '{"default": "claude-sonnet-4-6"}',
+    "prices": '{"claude-sonnet-4-6": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}}',
+    "limits": '{"claude-sonnet-4-6": 4}',
+}
 
 
 def check_settings() -> None:

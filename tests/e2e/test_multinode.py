@@ -7,14 +7,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 
-@pytest.mark.slow
-def test_tasks_run_on_two_nodes_and_the_run_branch_holds_all_their_work(tmp_path: Path) -> None:
+def _report(script: str, work: Path) -> dict[str, Any]:
+    """Run a multi-node script in its own process (it makes its own cluster); its JSON report."""
     done = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.multinode_run", str(tmp_path)],
+        [sys.executable, "-m", f"tests.e2e.{script}", str(work)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -22,7 +23,13 @@ def test_tasks_run_on_two_nodes_and_the_run_branch_holds_all_their_work(tmp_path
         cwd=Path(__file__).parents[2],
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+@pytest.mark.slow
+def test_tasks_run_on_two_nodes_and_the_run_branch_holds_all_their_work(tmp_path: Path) -> None:
+    report = _report("multinode_run", tmp_path)
     assert report["status"] == "succeeded", report["error"]
     assert len(report["nodes"]) >= 2, f"every task ran on one node: {report['nodes']}"
     assert report["all"] == ["0", "1", "2", "3", "4", "5"]
@@ -33,16 +40,7 @@ def test_tasks_run_on_two_nodes_and_the_run_branch_holds_all_their_work(tmp_path
 @pytest.mark.slow
 def test_a_run_survives_losing_a_node_with_running_tasks(tmp_path: Path) -> None:
     """Its tasks are retried on the slots left; no call waits for a slot that can no longer be placed."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.multinode_loss", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "RAY_AUTH_MODE": "token"},
-        cwd=Path(__file__).parents[2],
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = _report("multinode_loss", tmp_path)
     assert report["status"] == "succeeded", report["error"]
     assert len(report["lost_tasks"]) == 2, report
     assert set(report["lost_tasks"]) <= set(report["retried"]), report

@@ -248,14 +248,16 @@ def test_actors_are_named_as_the_runs_tree(ray_address: str, make_repo: RepoFact
     repo = make_repo()
     gate = tmp_path / "gate"
     handle = api.start(
-        plan(f'tasks: [{{id: t, run: "{gate_cmd(gate, "true")}"}}]'),
+        plan(
+            f'tasks: [{{id: t, run: "{gate_cmd(gate, "true")}"}}, {{id: u, run: "{gate_cmd(gate, "true")}"}}]'
+        ),
         repo,
         run_id="names",
         sandbox="local",
         max_parallel=2,
     )
     try:
-        follow(handle, has("task.started", "t"))
+        follow(handle, lambda evs: has("task.started", "t")(evs) and has("task.started", "u")(evs))
         names = set(run_actor_names("names"))
         assert {
             "omoi/names/bus",
