@@ -213,10 +213,8 @@ def _load(cls: type[_S], prefix: str, **overrides: Any) -> _S:
     except SettingsError as exc:  # a dict or list field whose variable is not JSON
         match = re.search(r'field "(\w+)"', str(exc))
         field = match[1] if match else "?"
-        example = _JSON_EXAMPLES.get(field, "{...}")
-        raise InputError(
-            f"{prefix}{field.upper()}: not valid JSON (give an object, e.g. {prefix}{field.upper()}='{example}')"
-        ) from exc
+        var, example = f"{prefix}{field.upper()}", _JSON_EXAMPLES.get(field, "{...}")
+        raise InputError(f"{var}: not valid JSON (give an object, e.g. {var}='{example}')") from exc
 
 
 _JSON_EXAMPLES = {
