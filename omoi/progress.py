@@ -76,8 +76,14 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def since_start(self, ev: Event) -> float:
+        """The event's own time since the run started: lines read late (a batch of spec events, a
+        resumed run's history) still say when each thing happened."""
+        start = self.state.started
+        return (ev.ts - start.ts).total_seconds() if start is not None else self.elapsed()
+
     def _line(self, ev: Event) -> str | None:
-        stamp = f"[{self.elapsed():7.1f}s]"
+        stamp = f"[{self.since_start(ev):7.1f}s]"
         match ev.kind:
             case "run.started":
                 return f"{stamp} run {ev.run_id} started on {ev.repo} at {ev.base_commit[:10]}"
