@@ -20,11 +20,10 @@ from omoi.runtime.docker_sandbox import (
     DockerBackend,
     DockerLimits,
     connect_engine,
-    engine_answers,
     engine_or_none,
     remove_run_containers,
 )
-from omoi.runtime.errors import InputError
+from omoi.runtime.errors import InputError, SandboxError
 from omoi.runtime.events import (
     AgentAnswered,
     BudgetRaised,
@@ -34,7 +33,7 @@ from omoi.runtime.events import (
     TaskCancelRequested,
     check_readable,
 )
-from omoi.runtime.image import default_tag, image_exists
+from omoi.runtime.image import default_tag, ensure_image, image_exists
 from omoi.runtime.runs import RunLock, RunPaths, collect_worktrees, open_log
 from omoi.runtime.runstate import FOLLOWED, fold
 from omoi.runtime.sandbox import LocalBackend, NoopBackend, SandboxBackend
@@ -78,16 +77,32 @@ def make_backend(kind: str, paths: RunPaths, *, spread: bool = False) -> Sandbox
     raise InputError(f"unknown sandbox backend '{kind}' (choose from docker, local)")
 
 
-def choose_sandbox(requested: str) -> tuple[str, str | None]:
-    """Resolve `auto` to `docker` when an engine answers, else `local`, with a warning to show."""
+NOT_ISOLATED = (
+    "tasks run with --sandbox local, directly on this host, NOT isolated "
+    "(no limits, network and host files reachable)"
+)
+
+
+def choose_sandbox(requested: str, say: Callable[[str], None] = print) -> tuple[str, str | None]:
+    """Resolve `auto`: `docker` when an engine answers and the image is there or can be built now
+    (on first use, saying so), else `local`, with a warning to show. A first run never dead-ends."""
     if requested != "auto":
         return requested, None
-    if engine_answers():
-        return "docker", None
-    return "local", (
-        "no Docker engine answers: tasks run with --sandbox local, directly on this host, "
-        "NOT isolated (no limits, network and host files reachable)"
-    )
+    client = engine_or_none()
+    if client is None:
+        return "local", f"no Docker engine answers: {NOT_ISOLATED}"
+    tag = sandbox_settings().image or default_tag()
+    try:
+        built = ensure_image(client, tag, say)
+    except SandboxError as exc:
+        return "local", f"the sandbox image {tag} could not be built ({exc}): {NOT_ISOLATED}"
+    if built is None:
+        return "local", (
+            f"the sandbox image {tag} is not built, and neither debootstrap nor a usable local base "
+            "image is here to build it (install debootstrap, or `omoi sandbox build-image "
+            f"--dockerfile`): {NOT_ISOLATED}"
+        )
+    return "docker", None
 
 
 def check_sandbox(kind: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +44,19 @@ from omoi.runtime.runstate import RunState, fold
 log = structlog.get_logger("omoi")
 
 
+def _say(message: str) -> None:
+    """What a first run must tell its user (an image being built, a run that is not isolated):
+    on stderr, from the CLI and from Python alike."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def _sandbox(requested: str, *, check: bool = True) -> str:
-    """The backend a run uses (`auto` resolved), checked before anything is written."""
-    sandbox, warning = choose_sandbox(requested)
+    """The backend a run uses (`auto` resolved: the image is built on first use), checked before
+    anything is written and after every input check, so the input's own errors come first."""
+    sandbox, warning = choose_sandbox(requested, say=_say)
     if warning:
         log.warning("sandbox.not_isolated", detail=warning)
+        _say(f"WARNING: {warning}")
     if check:
         check_sandbox(sandbox)
     return sandbox

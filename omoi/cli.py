@@ -64,7 +64,7 @@ def main() -> None:
 def _sandbox_or_warn(requested: str) -> str:
     from omoi.cluster.runner import choose_sandbox
 
-    kind, warning = choose_sandbox(requested)
+    kind, warning = choose_sandbox(requested, say=lambda m: err.print(m, soft_wrap=True))
     if warning:
         err.print(f"[bold yellow]WARNING:[/] {warning}", markup=True, soft_wrap=True)
     return kind
@@ -133,7 +133,6 @@ def exec_cmd(
         budget = _checked(
             lambda: Budget(usd=budget_usd, tokens=budget_tokens), "--budget-usd/--budget-tokens"
         )
-    sandbox = _sandbox_or_warn(sandbox)
     with api.start(
         plan,
         repo,
@@ -263,7 +262,7 @@ def run_cmd(
         "max_parallel": max_parallel,
         "address": address,
         "state_dir": state_dir,
-        "sandbox": _sandbox_or_warn(sandbox),
+        "sandbox": sandbox,  # resolved by the API once the input is checked
         "budget": budget,
     }
     gates: dict[str, Any] = {"gate": gate, "gate_timeout_s": gate_timeout, "on_gate_timeout": on_gate_timeout}
@@ -606,13 +605,6 @@ def demo(directory: str | None, from_plan: bool, max_parallel: int, address: str
     from omoi.runtime.scripted_model import ScriptedModelServer, load_scripts
 
     sandbox = _sandbox_or_warn("auto")
-    if sandbox == "docker":  # the demo builds the sandbox image itself the first time (about a minute)
-        from omoi.runtime.docker_sandbox import connect_engine
-        from omoi.runtime.image import build_image, default_tag, image_exists
-
-        client = connect_engine()
-        if not image_exists(client, default_tag()):
-            build_image(client, say=out.print)
     repo, plan = make_example_repo(Path(directory) if directory else None, "agents")
     scripts = [demo_script()] if from_plan else demo_scripts()
     with ScriptedModelServer(load_scripts(scripts)) as model:

@@ -126,3 +126,54 @@ def _run(cmd: list[str]) -> None:
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         raise SandboxError(f"{' '.join(cmd[:2])} failed ({proc.returncode}): " + " | ".join(tail))
+
+
+_BASE_PROBE = "command -v git && command -v python3 && (id -u 1000 || command -v useradd)"
+_ON_BASE = """FROM {base}
+USER root
+RUN id -u 1000 >/dev/null 2>&1 || useradd --uid 1000 --create-home --shell /bin/sh omoi
+RUN mkdir -p /workspace /home/omoi && chown 1000:1000 /workspace /home/omoi
+USER 1000
+WORKDIR /workspace
+ENV HOME=/home/omoi
+CMD ["sleep", "infinity"]
+"""
+
+
+def usable_base(client: Any, *, limit: int = 8) -> str | None:
+    """A local image a sandbox image can be built on without the network: it has git, python3
+    and a uid 1000 (or useradd). Omoi's own images are tried first, then Debian-like ones."""
+    tags: list[str] = [str(t) for img in client.images.list() for t in img.tags if not t.endswith(":<none>")]
+    rank = [t for t in tags if t.startswith(IMAGE_REPO)] + [
+        t
+        for t in tags
+        if not t.startswith(IMAGE_REPO) and any(k in t for k in ("debian", "ubuntu", "python"))
+    ]
+    for tag in rank[:limit]:
+        try:
+            client.containers.run(tag, ["sh", "-c", _BASE_PROBE], network_mode="none", remove=True)
+            return tag
+        except Exception:  # not usable (no shell, no git, ...): try the next one
+            continue
+    return None
+
+
+def ensure_image(client: Any, tag: str, say: Callable[[str], None] = print) -> str | None:
+    """The sandbox image for a first run: there already, or built now, with debootstrap, or
+    without it from a Dockerfile over a usable local base image. None when neither is possible
+    here (the caller falls back to the local sandbox, loudly)."""
+    if image_exists(client, tag):
+        return tag
+    if shutil.which("debootstrap") is not None:
+        return build_image(client, tag=tag, say=say)
+    base = usable_base(client)
+    if base is None:
+        return None
+    say(f"debootstrap is not installed: building {tag} from the local image {base} (no network)")
+    with tempfile.TemporaryDirectory(prefix="omoi-image-") as tmp:
+        (Path(tmp) / "Dockerfile").write_text(_ON_BASE.format(base=base), encoding="utf-8")
+        try:
+            client.images.build(path=tmp, tag=tag, pull=False, rm=True, network_mode="none")
+        except Exception as exc:
+            raise SandboxError(f"building {tag} on {base} failed: {exc}") from exc
+    return tag

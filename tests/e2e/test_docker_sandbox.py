@@ -4,6 +4,7 @@ machine only (its own address, the docker bridge); a control from the host shows
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -359,3 +360,30 @@ def test_gc_of_one_repository_leaves_another_repositorys_runs_alone(
         assert (theirs / ".git" / "omoi" / "runs" / "same-id" / "worktrees" / ".slot-x").exists()
     finally:
         remove_run_containers(client, "same-id")
+
+
+def test_a_first_run_without_debootstrap_builds_its_image_on_a_local_base(
+    docker_image: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--sandbox auto` with an engine but no image and no debootstrap (a stock machine with Docker):
+    the image is built from a Dockerfile over a usable local image, offline, and the run is isolated."""
+    import shutil
+
+    from omoi.cluster.runner import choose_sandbox
+
+    client, _ = docker_image
+    tag = "omoi-sandbox:first-run-test"
+    monkeypatch.setenv("OMOI_SANDBOX_IMAGE", tag)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # debootstrap lives in /usr/sbin
+    assert shutil.which("debootstrap") is None
+    said: list[str] = []
+    try:
+        assert choose_sandbox("auto", say=said.append) == ("docker", None)
+        assert any("building omoi-sandbox:first-run-test from the local image" in s for s in said), said
+        out = client.containers.run(
+            tag, ["sh", "-c", "id -u && git --version"], network_mode="none", remove=True
+        )
+        assert out.decode().splitlines()[0] == "1000"
+    finally:
+        with contextlib.suppress(Exception):
+            client.images.remove(tag, force=True)

@@ -303,3 +303,16 @@ def test_an_unreadable_row_is_reported_by_seq_and_the_rest_reads(make_repo: Repo
         assert code == 0, out
         assert "seq 2 cannot be read and is skipped" in out, out
     assert "run.started" in out
+
+
+def test_a_bad_plan_is_reported_before_the_sandbox_image_is_looked_for(
+    make_repo: RepoFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo()
+    plan = tmp_path / "bad.yaml"
+    plan.write_text("tasks:\n  - {id: a, run: x, deps: [ghost]}\n")
+    monkeypatch.setenv("OMOI_SANDBOX_IMAGE", "omoi-sandbox:never-built")
+    code, out = invoke("exec", str(plan), "--repo", str(repo), "--sandbox", "auto")
+    assert code == 2, out
+    assert "depends on unknown task 'ghost'" in out
+    assert "never-built" not in out, "the environment was probed before the plan was checked"
