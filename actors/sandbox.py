@@ -22,7 +22,8 @@ TOOL_OPS = frozenset({"exec", "read_file", "write_file", "list_files", "search",
 
 
 class SandboxActor:
-    """Owns: the attempts it is running or ran recently, keyed (task id, attempt), with their results.
+    """Owns: the attempts it is running or ran recently, keyed (task id, attempt), with their results,
+    and those cancelled before they arrived.
 
     Handles `execute` (idempotent: a repeated call for the same attempt joins the running one or gets
     its result, which is how a restarted graph re-attaches), `reattach` and `cancel`. An agent task
@@ -44,6 +45,7 @@ class SandboxActor:
         self._name, self._bus, self._backend, self._node, self._agents = name, bus, backend, node, agents
         self._runs: dict[tuple[str, int], asyncio.Task[TaskResult]] = {}
         self._live: dict[tuple[str, int], Sandbox] = {}  # attempts whose agent may call `tool`
+        self._cancelled: set[tuple[str, int]] = set()  # cancelled before they arrived
 
     async def tool(self, task_id: str, attempt: int, op: str, args: dict[str, Any]) -> Any:
         """One file or command operation for the agent of a running attempt."""
@@ -56,6 +58,8 @@ class SandboxActor:
 
     async def execute(self, request: TaskRequest) -> TaskResult:
         key = (request.task_id, request.attempt)
+        if key in self._cancelled and key not in self._runs:  # the cancel came first
+            return TaskResult(status="cancelled", error="cancelled before it started", node=self._node)
         if key not in self._runs:
             self._forget_finished()
             self._runs[key] = asyncio.create_task(self._execute(request))
@@ -73,8 +77,15 @@ class SandboxActor:
         return None if run is None else await asyncio.shield(run)
 
     async def cancel(self, task_id: str, attempt: int) -> bool:
+        """Stop the attempt. One not started here yet is remembered: a cancel can overtake the
+        `execute` it is about (the graph may still be waiting for this slot to be placed)."""
         run = self._runs.get((task_id, attempt))
-        if run is None or run.done():
+        if run is None:
+            self._cancelled.add((task_id, attempt))
+            while len(self._cancelled) > _MEMO:
+                self._cancelled.pop()
+            return False
+        if run.done():
             return False
         run.cancel()
         return True
@@ -124,6 +135,7 @@ class SandboxActor:
                 )
             if res.exit_code != 0:
                 why = f"timed out after {req.timeout:g}s" if res.timed_out else f"exit code {res.exit_code}"
+                why += f" (killed: {res.killed_for})" if res.killed_for else ""
                 return result(
                     status="failed",
                     exit_code=res.exit_code,

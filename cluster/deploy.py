@@ -111,10 +111,10 @@ class RaySandboxes:
         self.run_id, self.bus, self.backend, self.agents = run_id, bus, backend, agents
         self.options = options or {}
         self._handles: dict[str, Any] = {}
-        self._placed: set[str] = set()
+        self._lost: set[str] = set()  # slots whose actor died: the next one must be placed in time
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_handles": {}, "_placed": set()}
+        return {**self.__dict__, "_handles": {}, "_lost": set()}
 
     def sandbox_name(self, slot: int) -> str:
         return actor_name(self.run_id, "sandbox", str(slot))
@@ -139,7 +139,7 @@ class RaySandboxes:
     async def execute(self, sandbox: str, request: TaskRequest) -> TaskResult:
         handle = self.handle(sandbox)
         try:
-            if sandbox not in self._placed:  # started anew (its node lost?): placed within a bound
+            if sandbox in self._lost:  # started anew after its actor was lost: placed within a bound
                 try:
                     await asyncio.wait_for(call(handle.__ray_ready__.remote()), PLACE_TIMEOUT_S)
                 except TimeoutError:
@@ -147,12 +147,12 @@ class RaySandboxes:
                     raise SandboxUnplaceableError(
                         sandbox, request.task_id, request.attempt, PLACE_TIMEOUT_S
                     ) from None
-                self._placed.add(sandbox)
+                self._lost.discard(sandbox)
             result: TaskResult = await call(handle.execute.remote(request))
             return result
         except RayActorError as exc:
             self._handles.pop(sandbox, None)
-            self._placed.discard(sandbox)
+            self._lost.add(sandbox)
             raise SandboxLostError(sandbox, request.task_id, request.attempt) from exc
 
     async def reattach(self, sandbox: str, task_id: str, attempt: int) -> TaskResult:

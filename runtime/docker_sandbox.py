@@ -277,6 +277,7 @@ class DockerSandbox(WorktreeSandbox):
             timed_out=timed_out,
             duration_s=elapsed,
             oom_killed=oom,
+            killed_for=over[0] if over else "",
         )
 
     def _watch_disk(self, stop: threading.Event, over: list[str]) -> None:

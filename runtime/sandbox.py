@@ -41,6 +41,7 @@ class ExecResult:
     timed_out: bool
     duration_s: float
     oom_killed: bool = False
+    killed_for: str = ""  # why the runtime killed it (a limit), if it did
 
 
 class Sandbox(Protocol):

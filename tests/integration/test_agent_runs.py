@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from omoi.runtime.plan import Budget, parse_plan
 from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
 from tests.agents import WORKER_MODEL, call
 from tests.conftest import RepoFactory, run_git
-from tests.helpers import has, of, wait_for_events, wait_until
+from tests.helpers import gate_cmd, has, of, wait_for_events, wait_until
 
 pytestmark = pytest.mark.ray
 
@@ -132,7 +133,7 @@ def test_with_a_limit_of_two_the_server_never_sees_more_than_two_requests_in_fli
 
 
 def test_a_killed_agents_concurrency_slot_comes_back(
-    ray_address: str, make_repo: RepoFactory, model_server: Any
+    ray_address: str, make_repo: RepoFactory, model_server: Any, tmp_path: Path
 ) -> None:
     quick = "claude-haiku-4-5"
     server = model_server(
@@ -143,21 +144,22 @@ def test_a_killed_agents_concurrency_slot_comes_back(
             }
         }
     )
+    gate = tmp_path / "gate"  # `next` starts only once `stuck` holds the only slot: no race for it
     stuck = {**agent_task("stuck"), "agent": {"prompt": "x", "category": "quick"}}
-    nxt = {**agent_task("next"), "agent": {"prompt": "y", "category": "quick"}}
+    opener = {"id": "opener", "run": gate_cmd(gate, "true")}
+    nxt = {**agent_task("next", ("opener",)), "agent": {"prompt": "y", "category": "quick"}}
     with api.start(
-        _plan(stuck, nxt),
+        _plan(stuck, opener, nxt),
         make_repo(),
         run_id="killed",
         sandbox="local",
-        max_parallel=2,
+        max_parallel=3,
         agents=env(server, limits={quick: 1}),
     ) as handle:
-        both_started = [has("agent.started", "next"), has("agent.started", "stuck")]
-        wait_for_events(
-            lambda: handle.events(timeout=1.0, prefixes=None), lambda evs: all(p(evs) for p in both_started)
-        )
+        # `next` waits behind the gate, so the one request in flight is the stuck agent's
         wait_until(lambda: server.in_flight.get(quick, 0) == 1, "the stuck agent holds the only slot")
+        gate.touch()
+        wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("agent.started", "next"))
         assert server.requests_for("next") == []
         stuck_actor = next(
             e.actor
@@ -170,7 +172,7 @@ def test_a_killed_agents_concurrency_slot_comes_back(
         handle.cancel(reason="the stuck agent would wait again")
         finished = handle.wait(timeout=60)
     events = api.events("killed", handle.paths.repo.path)
-    assert [e.task_id for e in of(events, "task.succeeded")] == ["next"]  # type: ignore[attr-defined]
+    assert [e.task_id for e in of(events, "task.succeeded")] == ["opener", "next"]  # type: ignore[attr-defined]
     (retried,) = [e for e in of(events, "task.retrying", "stuck") if e.attempt == 2]  # type: ignore[attr-defined]
     assert "died" in retried.reason  # type: ignore[attr-defined]
     assert not retried.counts_as_failure  # type: ignore[attr-defined]
