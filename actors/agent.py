@@ -6,13 +6,13 @@ import structlog
 
 from omoi.policies.completion import ConsultRules, RoleRules
 from omoi.policies.permissions import ROLES, tools_for
-from omoi.runtime.agent import AgentLoop
-from omoi.runtime.agent_tools import tool_definitions
+from omoi.runtime.agent.loop import AgentLoop
+from omoi.runtime.agent.tools import tool_definitions
 from omoi.runtime.config import AgentSettings, ModelSettings
-from omoi.runtime.execution import AgentResult, TaskRequest
-from omoi.runtime.model import ModelPort
+from omoi.runtime.model.client import ModelPort
 from omoi.runtime.ports import BudgetPort, BusPort
-from omoi.runtime.sandbox import Sandbox
+from omoi.runtime.run.execution import AgentResult, TaskRequest
+from omoi.runtime.sandbox.local import Sandbox
 
 log = structlog.get_logger("omoi.agent")
 

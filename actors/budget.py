@@ -8,7 +8,7 @@ import contextlib
 import structlog
 
 from omoi.policies.budget import RUN, Crossing, Ledger, Limit
-from omoi.runtime.events import (
+from omoi.runtime.log.events import (
     AgentTurn,
     BudgetExhausted,
     BudgetRaised,

@@ -6,8 +6,8 @@ import asyncio
 import bisect
 from collections.abc import Sequence
 
-from omoi.runtime.events import Event, matches
-from omoi.runtime.store import EventStore
+from omoi.runtime.log.events import Event, matches
+from omoi.runtime.log.store import EventStore
 
 
 class BusActor:

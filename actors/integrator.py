@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from omoi.runtime import git
-from omoi.runtime.runstate import run_branch
+from omoi.runtime.git import repo as git
+from omoi.runtime.run.state import run_branch
 
 
 class IntegratorActor:

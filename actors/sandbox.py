@@ -10,10 +10,10 @@ from typing import Any
 import structlog
 
 from omoi.runtime.errors import AgentLostError, OmoiError, SandboxError
-from omoi.runtime.events import TaskOutput
-from omoi.runtime.execution import TaskRequest, TaskResult
+from omoi.runtime.log.events import TaskOutput
 from omoi.runtime.ports import AgentsPort, BusPort
-from omoi.runtime.sandbox import Sandbox, SandboxBackend
+from omoi.runtime.run.execution import TaskRequest, TaskResult
+from omoi.runtime.sandbox.local import Sandbox, SandboxBackend
 
 log = structlog.get_logger("omoi.sandbox")
 _MEMO = 16

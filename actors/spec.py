@@ -9,15 +9,14 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from omoi.policies import spec_checks, spec_flow
-from omoi.policies.spec_checks import Evaluation, Grounding
-from omoi.runtime import spec_docs as docs
-from omoi.runtime import spec_gates as gates
-from omoi.runtime import spec_prompts
+from omoi.policies.spec import checks as spec_checks
+from omoi.policies.spec import flow as spec_flow
+from omoi.policies.spec.checks import Evaluation, Grounding
 from omoi.runtime.clock import Clock, SystemClock
 from omoi.runtime.config import ModelSettings
 from omoi.runtime.errors import SpecError
-from omoi.runtime.events import (
+from omoi.runtime.explore.static import Exploration, explore
+from omoi.runtime.log.events import (
     Event,
     Intent,
     Phase,
@@ -32,12 +31,14 @@ from omoi.runtime.events import (
     SpecPhaseStarted,
     TaskAdded,
 )
-from omoi.runtime.explore import Exploration, explore
+from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.ports import BusPort
-from omoi.runtime.spec_phase import DocumentWriter
-from omoi.runtime.spec_state import SpecState, fold_spec
-from omoi.runtime.spec_workspace import SpecWorkspace
-from omoi.runtime.subscription import Subscription
+from omoi.runtime.spec import documents as docs
+from omoi.runtime.spec import gates
+from omoi.runtime.spec import prompts as spec_prompts
+from omoi.runtime.spec.state import SpecState, fold_spec
+from omoi.runtime.spec.workspace import SpecWorkspace
+from omoi.runtime.spec.writer import DocumentWriter
 
 log = structlog.get_logger("omoi.spec")
 CATEGORY = {"intent": "quick", "explore": "default", "review": "default"}  # other phases: deep

@@ -20,11 +20,11 @@ from omoi.cluster.handles import BusProxy, Named, call
 from omoi.policies.model_calls import ModelRules
 from omoi.runtime.config import AgentSettings, ModelSettings
 from omoi.runtime.errors import AgentLostError, SandboxError
-from omoi.runtime.execution import AgentResult, TaskRequest
 from omoi.runtime.logging import configure as configure_logging
-from omoi.runtime.model import AnthropicModel
-from omoi.runtime.sandbox import ExecResult
-from omoi.runtime.workspace import SearchHit
+from omoi.runtime.model.client import AnthropicModel
+from omoi.runtime.run.execution import AgentResult, TaskRequest
+from omoi.runtime.sandbox.local import ExecResult
+from omoi.runtime.sandbox.workspace import SearchHit
 
 CONCURRENCY = "omoi/cluster/concurrency"  # one for the cluster: limits hold across runs
 

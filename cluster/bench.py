@@ -21,12 +21,12 @@ from omoi.cluster import deploy
 from omoi.cluster.connect import connect, kill_run_actors
 from omoi.cluster.handles import BusProxy
 from omoi.cluster.runner import launch
-from omoi.runtime.events import Event, TaskOutput
-from omoi.runtime.git import git
-from omoi.runtime.plan import Plan
-from omoi.runtime.runs import open_log, plan_new_run
-from omoi.runtime.store import Durability
-from omoi.runtime.tasks import TaskSpec
+from omoi.runtime.git.repo import git
+from omoi.runtime.log.events import Event, TaskOutput
+from omoi.runtime.log.store import Durability
+from omoi.runtime.run.begin import open_log, plan_new_run
+from omoi.runtime.run.plan import Plan
+from omoi.runtime.run.tasks import TaskSpec
 
 
 def layered_dag(tasks: int, width: int) -> list[TaskSpec]:
@@ -246,8 +246,8 @@ def sandbox(*, samples: int = 20) -> Table:
     """p50/p95 of a plain `docker run --rm`, a plain `git worktree add`, a task tree's checkout
     alone, and a sandbox acquire, cold (tree + container start) and warm (tree into a container
     started ahead)."""
-    from omoi.runtime.docker_sandbox import connect_engine
-    from omoi.runtime.image import default_tag
+    from omoi.runtime.sandbox.docker import connect_engine
+    from omoi.runtime.sandbox.image import default_tag
 
     connect_engine()
     tag = default_tag()
@@ -259,9 +259,9 @@ def _sandbox(samples: int, tag: str, repo: Path) -> Table:
     import asyncio
     import subprocess
 
-    from omoi.runtime.docker_sandbox import DockerBackend
-    from omoi.runtime.execution import TaskRequest
-    from omoi.runtime.git import TaskTree, inspect_repo
+    from omoi.runtime.git.repo import TaskTree, inspect_repo
+    from omoi.runtime.run.execution import TaskRequest
+    from omoi.runtime.sandbox.docker import DockerBackend
 
     info = inspect_repo(repo)
     root = Path(tempfile.mkdtemp(prefix="omoi-bench-wt-"))
@@ -340,8 +340,8 @@ def _sandbox(samples: int, tag: str, repo: Path) -> Table:
 def explore(path: Path, *, repeat: int = 3) -> Table:
     """The static Explore against the least any analysis must do: list the tracked files and read
     each one. Both in this process, median of `repeat`, the page cache warm for both."""
-    from omoi.runtime.explore import explore as run_explore
-    from omoi.runtime.explore import tracked_files
+    from omoi.runtime.explore.static import explore as run_explore
+    from omoi.runtime.explore.static import tracked_files
 
     def read_all() -> int:
         files = tracked_files(path)

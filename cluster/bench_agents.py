@@ -22,10 +22,10 @@ from omoi.cluster.bench import scratch_repo
 from omoi.cluster.connect import connect
 from omoi.cluster.runner import launch
 from omoi.runtime.config import AgentSettings, model_settings
-from omoi.runtime.plan import Plan
-from omoi.runtime.runs import open_log, plan_new_run
-from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
-from omoi.runtime.tasks import AgentSpec, TaskSpec
+from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
+from omoi.runtime.run.begin import open_log, plan_new_run
+from omoi.runtime.run.plan import Plan
+from omoi.runtime.run.tasks import AgentSpec, TaskSpec
 
 MODEL = "claude-sonnet-4-6"
 

@@ -23,12 +23,12 @@ from omoi.cluster.agents import AgentEnv, RayAgents
 from omoi.cluster.connect import NAMESPACE, actor_name, here
 from omoi.cluster.handles import BusProxy, Named, call
 from omoi.runtime.errors import SandboxLostError, SandboxUnplaceableError
-from omoi.runtime.events import Event
-from omoi.runtime.execution import TaskRequest, TaskResult
+from omoi.runtime.log.events import Event
+from omoi.runtime.log.store import Durability, SqliteEventStore
 from omoi.runtime.logging import configure as configure_logging
 from omoi.runtime.ports import BusPort
-from omoi.runtime.sandbox import SandboxBackend, on_node
-from omoi.runtime.store import Durability, SqliteEventStore
+from omoi.runtime.run.execution import TaskRequest, TaskResult
+from omoi.runtime.sandbox.local import SandboxBackend, on_node
 
 # Bookkeeping actors compute nothing: they take no CPU slot, and a restart re-runs their
 # constructor and re-sends in-flight calls (all of which are idempotent).

@@ -9,7 +9,7 @@ import ray
 from ray.exceptions import RayTaskError
 
 from omoi.cluster.connect import NAMESPACE
-from omoi.runtime.events import Event
+from omoi.runtime.log.events import Event
 
 
 async def call(ref: Any) -> Any:

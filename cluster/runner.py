@@ -17,15 +17,8 @@ from omoi.cluster.connect import actor_name, here, kill_run_actors, run_actor_na
 from omoi.cluster.handles import BusProxy
 from omoi.cluster.spec import start_spec
 from omoi.runtime.config import agent_settings, model_settings, sandbox_settings
-from omoi.runtime.docker_sandbox import (
-    DockerBackend,
-    DockerLimits,
-    connect_engine,
-    engine_or_none,
-    remove_run_containers,
-)
 from omoi.runtime.errors import InputError, SandboxError
-from omoi.runtime.events import (
+from omoi.runtime.log.events import (
     AgentAnswered,
     BudgetRaised,
     Event,
@@ -34,12 +27,19 @@ from omoi.runtime.events import (
     TaskCancelRequested,
     check_readable,
 )
-from omoi.runtime.image import default_tag, ensure_image, image_exists
-from omoi.runtime.runs import RunLock, RunPaths, collect_worktrees, open_log
-from omoi.runtime.runstate import FOLLOWED, fold
-from omoi.runtime.sandbox import LocalBackend, NoopBackend, SandboxBackend
-from omoi.runtime.store import Durability
-from omoi.runtime.tasks import TaskSpec
+from omoi.runtime.log.store import Durability
+from omoi.runtime.run.begin import RunLock, RunPaths, collect_worktrees, open_log
+from omoi.runtime.run.state import FOLLOWED, fold
+from omoi.runtime.run.tasks import TaskSpec
+from omoi.runtime.sandbox.docker import (
+    DockerBackend,
+    DockerLimits,
+    connect_engine,
+    engine_or_none,
+    remove_run_containers,
+)
+from omoi.runtime.sandbox.image import default_tag, ensure_image, image_exists
+from omoi.runtime.sandbox.local import LocalBackend, NoopBackend, SandboxBackend
 
 EventSink = Callable[[list[Event]], None]
 

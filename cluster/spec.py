@@ -12,10 +12,10 @@ from omoi.cluster.agents import CONCURRENCY, AgentEnv, BudgetProxy, SlotsProxy
 from omoi.cluster.connect import NAMESPACE, actor_name, here
 from omoi.cluster.handles import BusProxy
 from omoi.runtime.logging import configure as configure_logging
-from omoi.runtime.model import AnthropicModel
-from omoi.runtime.runs import RunPaths
-from omoi.runtime.spec_phase import DocumentWriter
-from omoi.runtime.spec_workspace import SpecWorkspace
+from omoi.runtime.model.client import AnthropicModel
+from omoi.runtime.run.begin import RunPaths
+from omoi.runtime.spec.workspace import SpecWorkspace
+from omoi.runtime.spec.writer import DocumentWriter
 
 
 class HostedSpec(SpecActor):

@@ -24,9 +24,9 @@ from omoi.cluster.runner import (
     launch,
 )
 from omoi.runtime.config import check_settings, model_settings
-from omoi.runtime.docker_sandbox import engine_or_none, remove_run_containers
 from omoi.runtime.errors import InputError
-from omoi.runtime.events import (
+from omoi.runtime.git.repo import inspect_repo
+from omoi.runtime.log.events import (
     AgentAnswered,
     AgentNeedsInput,
     BudgetRaised,
@@ -36,10 +36,10 @@ from omoi.runtime.events import (
     SpecGateWaiting,
     check_readable,
 )
-from omoi.runtime.git import inspect_repo
-from omoi.runtime.plan import Budget, Plan, check_categories, load_plan
-from omoi.runtime.runs import RunPaths, goal_new_run, is_live, locate, open_log, plan_new_run, state_root
-from omoi.runtime.runstate import RunState, fold
+from omoi.runtime.run.begin import RunPaths, goal_new_run, is_live, locate, open_log, plan_new_run, state_root
+from omoi.runtime.run.plan import Budget, Plan, check_categories, load_plan
+from omoi.runtime.run.state import RunState, fold
+from omoi.runtime.sandbox.docker import engine_or_none, remove_run_containers
 
 log = structlog.get_logger("omoi")
 

@@ -126,7 +126,7 @@ def exec_cmd(
 ) -> None:
     """Run PLAN (YAML or JSON) against the repository; exit 0 only if every task succeeded."""
     from omoi import api
-    from omoi.runtime.plan import Budget
+    from omoi.runtime.run.plan import Budget
 
     budget = None
     if budget_usd is not None or budget_tokens is not None:
@@ -248,7 +248,7 @@ def run_cmd(
     tasks' agents in sandboxes, then the merge. With `--from PLAN_RUN` and `-` as GOAL: the tasks
     an `omoi plan` run wrote. Exit codes as for `omoi exec`."""
     from omoi import api
-    from omoi.runtime.plan import Budget
+    from omoi.runtime.run.plan import Budget
 
     budget = None
     if budget_usd is not None or budget_tokens is not None:
@@ -384,7 +384,7 @@ def status(run_id: str, repo: str, state_dir: str | None, fmt: str) -> None:
     """Tasks of RUN_ID with status, attempts, start and end times, and branch."""
     from omoi import api
     from omoi.progress import status_table
-    from omoi.runtime.runstate import fold
+    from omoi.runtime.run.state import fold
 
     log, unreadable = api.read_log(run_id, repo, state_dir=state_dir)
     _warn_unreadable(unreadable)
@@ -460,7 +460,7 @@ def schema() -> None:
 @schema.command("events")
 def schema_events() -> None:
     """The JSON Schema of the event union."""
-    from omoi.runtime.events import schema_json
+    from omoi.runtime.log.events import schema_json
 
     click.echo(schema_json())
 
@@ -468,7 +468,7 @@ def schema_events() -> None:
 @schema.command("script")
 def schema_script() -> None:
     """The JSON Schema of a scripted-model script (`omoi model serve`)."""
-    from omoi.runtime.scripted_model import Script
+    from omoi.runtime.model.scripted import Script
 
     click.echo(json.dumps(Script.model_json_schema(), indent=2))
 
@@ -488,7 +488,7 @@ def model_serve(scripts: tuple[str, ...], port: int) -> None:
     format."""
     import threading
 
-    from omoi.runtime.scripted_model import ScriptedModelServer, load_scripts
+    from omoi.runtime.model.scripted import ScriptedModelServer, load_scripts
 
     try:
         server = ScriptedModelServer(load_scripts(scripts), port=port)
@@ -602,7 +602,7 @@ def demo(directory: str | None, from_plan: bool, max_parallel: int, address: str
     from omoi.examples import DEMO_GOAL, demo_script, demo_scripts, make_example_repo
     from omoi.progress import run_summary
     from omoi.runtime.config import agent_settings, model_settings
-    from omoi.runtime.scripted_model import ScriptedModelServer, load_scripts
+    from omoi.runtime.model.scripted import ScriptedModelServer, load_scripts
 
     sandbox = _sandbox_or_warn("auto")
     repo, plan = make_example_repo(Path(directory) if directory else None, "agents")
@@ -656,8 +656,8 @@ def sandbox() -> None:
 @_guard
 def build_image_cmd(dockerfile: Path | None, packages: tuple[str, ...], force: bool) -> None:
     """Build the sandbox image locally (debootstrap + docker import); nothing is pulled."""
-    from omoi.runtime.docker_sandbox import connect_engine
-    from omoi.runtime.image import DEFAULT_PACKAGES, build_image
+    from omoi.runtime.sandbox.docker import connect_engine
+    from omoi.runtime.sandbox.image import DEFAULT_PACKAGES, build_image
 
     pkgs = tuple(dict.fromkeys([*DEFAULT_PACKAGES, *packages]))
     tag = build_image(connect_engine(), packages=pkgs, dockerfile=dockerfile, force=force, say=out.print)
@@ -667,7 +667,7 @@ def build_image_cmd(dockerfile: Path | None, packages: tuple[str, ...], force: b
 @sandbox.command("doctor")
 def doctor_cmd() -> None:
     """Check the engine, the image and the limits; say what to fix. Exit 1 if anything is wrong."""
-    from omoi.runtime.doctor import run_checks
+    from omoi.runtime.sandbox.doctor import run_checks
 
     ok = True
     for check in run_checks():

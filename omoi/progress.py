@@ -11,8 +11,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from omoi.runtime.events import AgentTurn, Event
-from omoi.runtime.runstate import STATUSES, RunState
+from omoi.runtime.log.events import AgentTurn, Event
+from omoi.runtime.run.state import STATUSES, RunState
 
 STYLE = {
     "pending": "dim",

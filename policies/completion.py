@@ -56,7 +56,7 @@ def after_failed_acceptance(failed_rounds: int, streak: int, repairs: int, escal
 
 @dataclass(frozen=True)
 class RoleRules:
-    """The rules for one agent of one task (runtime.agent.AgentRules)."""
+    """The rules for one agent of one task (runtime.agent.loop.AgentRules)."""
 
     role: str
     max_continuations: int = 3

@@ -6,7 +6,7 @@ another agent: the runtime alone starts agents (an oracle is consulted by the lo
 
 from __future__ import annotations
 
-from omoi.runtime.tasks import ROLES, Role
+from omoi.runtime.run.tasks import ROLES, Role
 
 __all__ = ["ROLES", "TOOLS_BY_ROLE", "Role", "denial", "tools_for"]
 

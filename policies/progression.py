@@ -12,7 +12,7 @@ from typing import Any
 from omoi.policies import retry
 from omoi.policies.scheduling import ORDERINGS, free_slots
 from omoi.runtime.errors import SandboxUnplaceableError
-from omoi.runtime.events import (
+from omoi.runtime.log.events import (
     Event,
     RunFinished,
     RunStatus,
@@ -24,8 +24,8 @@ from omoi.runtime.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from omoi.runtime.execution import TaskRequest, TaskResult
-from omoi.runtime.runstate import RunState, TaskState, task_branch
+from omoi.runtime.run.execution import TaskRequest, TaskResult
+from omoi.runtime.run.state import RunState, TaskState, task_branch
 
 Outcome = TaskResult | BaseException
 

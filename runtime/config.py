@@ -10,7 +10,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, Vali
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from omoi.runtime.errors import InputError
-from omoi.runtime.tree_quota import TreeLimits
+from omoi.runtime.sandbox.tree_quota import TreeLimits
 
 _S = TypeVar("_S", bound=BaseSettings)
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kmg]?)$", re.IGNORECASE)

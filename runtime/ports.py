@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from omoi.runtime.events import Event
-from omoi.runtime.execution import AgentResult, TaskRequest, TaskResult
+from omoi.runtime.log.events import Event
+from omoi.runtime.run.execution import AgentResult, TaskRequest, TaskResult
 
 
 class BusPort(Protocol):

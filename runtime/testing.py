@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from omoi.runtime.errors import SandboxLostError
-from omoi.runtime.execution import TaskRequest, TaskResult
+from omoi.runtime.run.execution import TaskRequest, TaskResult
 
 
 class FakeClock:

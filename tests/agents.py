@@ -11,15 +11,15 @@ from typing import Any
 from omoi.actors.bus import BusActor
 from omoi.policies.completion import ConsultRules, RoleRules
 from omoi.policies.model_calls import ModelRules
-from omoi.runtime.agent import AgentLoop, AgentResult
+from omoi.runtime.agent.loop import AgentLoop, AgentResult
 from omoi.runtime.config import AgentSettings, model_settings
-from omoi.runtime.events import Event
-from omoi.runtime.model import AnthropicModel
+from omoi.runtime.log.events import Event
+from omoi.runtime.log.store import MemoryEventStore
+from omoi.runtime.model.client import AnthropicModel
+from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
 from omoi.runtime.ports import BudgetPort
-from omoi.runtime.sandbox import LocalBackend, Sandbox
-from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
-from omoi.runtime.store import MemoryEventStore
-from omoi.runtime.tasks import AgentSpec
+from omoi.runtime.run.tasks import AgentSpec
+from omoi.runtime.sandbox.local import LocalBackend, Sandbox
 from tests.helpers import first_event, task_request
 
 WORKER_MODEL, ORACLE_MODEL = "claude-sonnet-4-6", "claude-opus-4-6"

@@ -85,9 +85,9 @@ def ray_address() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def docker_image() -> tuple[Any, str]:
-    from omoi.runtime.docker_sandbox import connect_engine
     from omoi.runtime.errors import SandboxError
-    from omoi.runtime.image import build_image, default_tag, image_exists
+    from omoi.runtime.sandbox.docker import connect_engine
+    from omoi.runtime.sandbox.image import build_image, default_tag, image_exists
 
     required = os.environ.get("OMOI_REQUIRE_DOCKER") == "1"
     try:

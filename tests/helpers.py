@@ -11,9 +11,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from omoi.runtime.events import Event
-from omoi.runtime.execution import TaskRequest
+from omoi.runtime.log.events import Event
 from omoi.runtime.ports import BusPort
+from omoi.runtime.run.execution import TaskRequest
 
 Predicate = Callable[[list[Event]], bool]
 

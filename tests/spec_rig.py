@@ -13,13 +13,13 @@ from omoi.actors.bus import BusActor
 from omoi.actors.spec import SpecActor
 from omoi.policies.model_calls import ModelRules
 from omoi.runtime.config import AgentSettings, model_settings
-from omoi.runtime.events import Event, RunStarted, SpecFinished, SpecGateDecided, SpecGateWaiting
-from omoi.runtime.git import inspect_repo
-from omoi.runtime.model import AnthropicModel
-from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
-from omoi.runtime.spec_phase import DocumentWriter
-from omoi.runtime.spec_workspace import SpecWorkspace
-from omoi.runtime.store import MemoryEventStore
+from omoi.runtime.git.repo import inspect_repo
+from omoi.runtime.log.events import Event, RunStarted, SpecFinished, SpecGateDecided, SpecGateWaiting
+from omoi.runtime.log.store import MemoryEventStore
+from omoi.runtime.model.client import AnthropicModel
+from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
+from omoi.runtime.spec.workspace import SpecWorkspace
+from omoi.runtime.spec.writer import DocumentWriter
 from omoi.runtime.testing import FakeClock
 from tests.helpers import first_event
 

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from omoi.runtime.git import git
+from omoi.runtime.git.repo import git
 
 EXAMPLES = Path(__file__).parent
 

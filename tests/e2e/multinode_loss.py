@@ -20,7 +20,7 @@ def main(work: Path) -> None:
     from ray.cluster_utils import Cluster
 
     from omoi import api
-    from omoi.runtime.plan import parse_plan
+    from omoi.runtime.run.plan import parse_plan
 
     repo = work / "repo"
     repo.mkdir()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from omoi.examples import make_example_repo
-from omoi.runtime.events import parse_event
+from omoi.runtime.log.events import parse_event
 from tests.conftest import checkout_fingerprint, run_git
 from tests.helpers import OMOI, omoi
 

@@ -9,7 +9,7 @@ import pytest
 
 from omoi import api
 from omoi.examples import make_example_repo
-from omoi.runtime.plan import parse_plan
+from omoi.runtime.run.plan import parse_plan
 from tests.conftest import RepoFactory, checkout_fingerprint, run_git
 from tests.helpers import of
 

@@ -15,10 +15,10 @@ import pytest
 
 from omoi.actors.bus import BusActor
 from omoi.actors.sandbox import SandboxActor
-from omoi.runtime import git
-from omoi.runtime.docker_sandbox import DockerBackend, DockerLimits, DockerSandbox, remove_run_containers
-from omoi.runtime.execution import TaskRequest
-from omoi.runtime.store import MemoryEventStore
+from omoi.runtime.git import repo as git
+from omoi.runtime.log.store import MemoryEventStore
+from omoi.runtime.run.execution import TaskRequest
+from omoi.runtime.sandbox.docker import DockerBackend, DockerLimits, DockerSandbox, remove_run_containers
 from tests.conftest import RepoFactory, checkout_fingerprint, run_git
 from tests.helpers import task_request
 
@@ -173,7 +173,7 @@ def test_leftover_containers_are_collected(docker_image: tuple[Any, str]) -> Non
 
 def test_the_docker_tests_ran_for_real_in_ci() -> None:
     if os.environ.get("OMOI_REQUIRE_DOCKER") == "1":
-        from omoi.runtime.docker_sandbox import engine_answers
+        from omoi.runtime.sandbox.docker import engine_answers
 
         assert engine_answers()
 
@@ -181,7 +181,7 @@ def test_the_docker_tests_ran_for_real_in_ci() -> None:
 async def test_files_written_for_the_sandbox_belong_to_it_and_links_out_are_refused(
     sandbox: DockerSandbox,
 ) -> None:
-    from omoi.runtime.workspace import PathEscapeError
+    from omoi.runtime.sandbox.workspace import PathEscapeError
 
     await sandbox.write_file("pkg/mod.py", "x = 1\n")
     res = await sandbox.exec("echo 'y = 2' >> pkg/mod.py && ln -s /etc/shadow shadow && ln -s / root", 30)
@@ -227,7 +227,7 @@ def test_gc_removes_what_dead_runs_left_and_spares_live_ones(
     from click.testing import CliRunner
 
     from omoi.cli import main
-    from omoi.runtime.runs import RunLock
+    from omoi.runtime.run.begin import RunLock
 
     client, tag = docker_image
     repo = make_repo()
@@ -302,7 +302,7 @@ async def test_a_restarted_slot_removes_what_its_dead_predecessor_left(
 
 
 def test_a_users_dockerfile_builds_without_pulling(docker_image: tuple[Any, str], tmp_path: Path) -> None:
-    from omoi.runtime.image import build_image
+    from omoi.runtime.sandbox.image import build_image
 
     client, tag = docker_image
     (tmp_path / "Dockerfile").write_text(f"FROM {tag}\nLABEL org.omoi.test=dockerfile\n")

@@ -14,8 +14,8 @@ from omoi import api
 from omoi.cluster.agents import AgentEnv
 from omoi.examples import DEMO_GOAL, demo_scripts, make_example_repo
 from omoi.runtime.config import AgentSettings, model_settings
-from omoi.runtime.events import Event, SpecGateWaiting
-from omoi.runtime.scripted_model import ScriptedModelServer, load_scripts
+from omoi.runtime.log.events import Event, SpecGateWaiting
+from omoi.runtime.model.scripted import ScriptedModelServer, load_scripts
 from tests.conftest import checkout_fingerprint, run_git
 from tests.helpers import has, of, omoi, wait_for_events, wait_until
 

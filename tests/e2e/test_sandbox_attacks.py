@@ -21,13 +21,13 @@ import pytest
 
 from omoi.actors.bus import BusActor
 from omoi.actors.sandbox import SandboxActor
-from omoi.runtime import git
-from omoi.runtime.docker_sandbox import DockerBackend, DockerSandbox
 from omoi.runtime.errors import SandboxError
-from omoi.runtime.execution import TaskResult
-from omoi.runtime.store import MemoryEventStore
-from omoi.runtime.tree_quota import TreeLimits
-from omoi.runtime.workspace import PathEscapeError
+from omoi.runtime.git import repo as git
+from omoi.runtime.log.store import MemoryEventStore
+from omoi.runtime.run.execution import TaskResult
+from omoi.runtime.sandbox.docker import DockerBackend, DockerSandbox
+from omoi.runtime.sandbox.tree_quota import TreeLimits
+from omoi.runtime.sandbox.workspace import PathEscapeError
 from tests.conftest import RepoFactory, checkout_fingerprint, run_git
 from tests.helpers import task_request
 
@@ -320,7 +320,7 @@ async def test_nested_repositories_and_git_metadata_in_any_case_are_left_out(rig
 
 
 async def test_file_names_that_are_not_utf8_are_shown_escaped(rig: Rig) -> None:
-    from omoi.runtime.agent_tools import ToolBox
+    from omoi.runtime.agent.tools import ToolBox
 
     sb = await rig.sandbox()
     try:

@@ -17,9 +17,9 @@ from omoi import api
 from omoi.cluster.agents import AgentEnv
 from omoi.cluster.connect import NAMESPACE
 from omoi.runtime.config import AgentSettings, model_settings
-from omoi.runtime.events import Event
-from omoi.runtime.plan import Budget, parse_plan
-from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
+from omoi.runtime.log.events import Event
+from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
+from omoi.runtime.run.plan import Budget, parse_plan
 from tests.agents import WORKER_MODEL, call
 from tests.conftest import RepoFactory, run_git
 from tests.helpers import gate_cmd, has, of, wait_for_events, wait_until

@@ -25,10 +25,10 @@ from omoi.cluster.agents import AgentEnv
 from omoi.cluster.connect import NAMESPACE, run_actor_names
 from omoi.cluster.runner import RunHandle
 from omoi.runtime.config import AgentSettings, model_settings
-from omoi.runtime.docker_sandbox import engine_or_none
-from omoi.runtime.events import Event
-from omoi.runtime.plan import parse_plan
-from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
+from omoi.runtime.log.events import Event
+from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
+from omoi.runtime.run.plan import parse_plan
+from omoi.runtime.sandbox.docker import engine_or_none
 from tests.agents import call
 from tests.conftest import RepoFactory, run_git
 

@@ -12,8 +12,8 @@ import ray
 from omoi import api
 from omoi.cluster.connect import NAMESPACE, run_actor_names
 from omoi.cluster.runner import RunHandle
-from omoi.runtime.events import Event, TaskOutput
-from omoi.runtime.plan import parse_plan
+from omoi.runtime.log.events import Event, TaskOutput
+from omoi.runtime.run.plan import parse_plan
 from tests.conftest import RepoFactory, checkout_fingerprint, run_git
 from tests.helpers import gate_cmd, has, interval, of, wait_for_events, wait_until
 

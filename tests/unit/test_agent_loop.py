@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from omoi.runtime.agent import marker
+from omoi.runtime.agent.loop import marker
 from omoi.runtime.config import AgentSettings
-from omoi.runtime.events import AgentAnswered
+from omoi.runtime.log.events import AgentAnswered
 from tests.agents import ORACLE_MODEL, AgentRig, call
 from tests.conftest import RepoFactory
 

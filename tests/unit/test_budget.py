@@ -9,7 +9,7 @@ import pytest
 
 from omoi.actors.budget import BudgetActor
 from omoi.policies.budget import Ledger, Limit
-from omoi.runtime.events import BudgetRaised, RunStarted
+from omoi.runtime.log.events import BudgetRaised, RunStarted
 from tests.agents import AgentRig, call
 from tests.conftest import RepoFactory
 

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 from omoi.actors.bus import BusActor
-from omoi.runtime.events import Event, TaskOutput, TaskReady
-from omoi.runtime.store import SqliteEventStore
-from omoi.runtime.subscription import Subscription
+from omoi.runtime.log.events import Event, TaskOutput, TaskReady
+from omoi.runtime.log.store import SqliteEventStore
+from omoi.runtime.log.subscription import Subscription
 
 
 def outputs(n: int, tag: str = "x") -> list[Event]:

@@ -244,8 +244,8 @@ def test_bad_scripts_are_clean_errors(tmp_path: Path, text: bytes, expected: str
 
 
 def _offline_run(repo: Path) -> str:
-    from omoi.runtime.plan import parse_plan
-    from omoi.runtime.runs import open_log, plan_new_run
+    from omoi.runtime.run.begin import open_log, plan_new_run
+    from omoi.runtime.run.plan import parse_plan
 
     paths, first = plan_new_run(parse_plan(GOOD_TASKS), repo, run_id="offline")
     paths.run_dir.mkdir(parents=True)
@@ -270,7 +270,7 @@ def test_an_injected_event_cannot_poison_the_log(make_repo: RepoFactory, usd: st
 def test_an_event_that_would_not_read_back_is_refused_whole(make_repo: RepoFactory) -> None:
     from omoi import api
     from omoi.runtime.errors import InputError
-    from omoi.runtime.events import BudgetRaised, TaskOutput
+    from omoi.runtime.log.events import BudgetRaised, TaskOutput
 
     repo = make_repo()
     run = _offline_run(repo)

@@ -8,10 +8,10 @@ from click.testing import CliRunner
 from omoi.cli import main
 from omoi.cluster.runner import make_backend
 from omoi.runtime.config import sandbox_settings
-from omoi.runtime.docker_sandbox import DockerBackend
 from omoi.runtime.errors import InputError
-from omoi.runtime.git import inspect_repo
-from omoi.runtime.runs import RunPaths
+from omoi.runtime.git.repo import inspect_repo
+from omoi.runtime.run.begin import RunPaths
+from omoi.runtime.sandbox.docker import DockerBackend
 from tests.conftest import RepoFactory
 
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from omoi.cli import main
 from omoi.runtime.errors import EventError
-from omoi.runtime.events import (
+from omoi.runtime.log.events import (
     EVENT_ADAPTER,
     TaskAdded,
     TaskFailed,
@@ -18,7 +18,7 @@ from omoi.runtime.events import (
     kinds,
     parse_event,
 )
-from omoi.runtime.tasks import TaskSpec
+from omoi.runtime.run.tasks import TaskSpec
 
 REQUIRED = {
     "run.started",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from omoi.runtime import explore as ex
 from omoi.runtime.errors import RepoError
-from omoi.runtime.pyparse import scan_files, scan_lines, scan_source
-from omoi.runtime.repo_facts import program_of
+from omoi.runtime.explore import static as ex
+from omoi.runtime.explore.pyparse import scan_files, scan_lines, scan_source
+from omoi.runtime.explore.repo_facts import program_of
 from tests.conftest import RepoFactory
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -24,10 +24,10 @@ def own() -> ex.Exploration:
 def test_this_projects_modules_import_edges_and_test_command_are_found(own: ex.Exploration) -> None:
     modules = {m.name: m.path for m in own.python.modules}
     # The folders install under other names (package-dir): the names are the ones code imports.
-    assert modules["omoi.runtime.explore"] == "runtime/explore.py"
+    assert modules["omoi.runtime.explore.static"] == "runtime/explore/static.py"
     assert modules["omoi.cluster.runner"] == "cluster/runner.py"
     edges = set(own.python.edges)
-    assert ("omoi.runtime.explore", "omoi.runtime.pyscan") in edges
+    assert ("omoi.runtime.explore.static", "omoi.runtime.explore.pyscan") in edges
     assert ("omoi.cli", "omoi.api") in edges  # a lazy import inside a function counts
     assert ("omoi.actors.graph", "omoi.policies.progression") in edges
     assert not any(b.startswith("ray") for _, b in edges)  # third-party imports are not modules
@@ -36,9 +36,9 @@ def test_this_projects_modules_import_edges_and_test_command_are_found(own: ex.E
     assert "ruff check ." in [c.command for c in own.commands.lint]
     assert any(e.name == "omoi" and e.target == "omoi.cli:main" for e in own.entry_points)
     assert "omoi.runtime.errors" in [d.module for d in own.python.most_depended_on[:5]]
-    assert "runtime/explore.py" in own.paths
+    assert "runtime/explore/static.py" in own.paths
     assert own.languages["Python"].files > 50
-    assert any(s.name == "Exploration.summary" and s.path == "runtime/explore.py" for s in own.symbols)
+    assert any(s.name == "Exploration.summary" and s.path == "runtime/explore/static.py" for s in own.symbols)
     assert own.python.cycles == ()
 
 
@@ -149,7 +149,7 @@ def test_the_program_of_a_command() -> None:
 def test_a_committed_link_to_a_host_file_is_never_read(make_repo: RepoFactory, tmp_path: Path) -> None:
     """Links in the tree are data: host-side Explore reads regular tracked files only, and explores
     a task tree through its named git directory (the tree has no `.git` to discover)."""
-    from omoi.runtime.git import TaskTree, inspect_repo
+    from omoi.runtime.git.repo import TaskTree, inspect_repo
     from tests.conftest import run_git
 
     secret = tmp_path / "host-secret.py"

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from omoi.actors.bus import BusActor
 from omoi.actors.graph import GraphActor
 from omoi.runtime.errors import CycleError
-from omoi.runtime.events import Event, RunStarted, TaskAdded
-from omoi.runtime.execution import TaskRequest, TaskResult
-from omoi.runtime.runstate import fold
-from omoi.runtime.store import MemoryEventStore
-from omoi.runtime.tasks import TaskSpec
+from omoi.runtime.log.events import Event, RunStarted, TaskAdded
+from omoi.runtime.log.store import MemoryEventStore
+from omoi.runtime.run.execution import TaskRequest, TaskResult
+from omoi.runtime.run.state import fold
+from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.testing import FakeClock, RecordingIntegrator, ScriptedExecutor, succeed
 
 

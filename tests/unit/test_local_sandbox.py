@@ -11,10 +11,10 @@ import pytest
 
 from omoi.actors.bus import BusActor
 from omoi.actors.sandbox import SandboxActor
-from omoi.runtime import git
 from omoi.runtime.errors import MergeConflictError, RepoError
-from omoi.runtime.sandbox import LocalBackend, TailBuffer, run_process_group
-from omoi.runtime.store import MemoryEventStore
+from omoi.runtime.git import repo as git
+from omoi.runtime.log.store import MemoryEventStore
+from omoi.runtime.sandbox.local import LocalBackend, TailBuffer, run_process_group
 from tests.conftest import RepoFactory, checkout_fingerprint, run_git
 from tests.helpers import task_request
 
@@ -115,8 +115,8 @@ async def test_sandbox_actor_commits_on_success_and_reports_failures(
 async def test_a_command_orphaned_by_a_dead_actor_is_reaped_before_the_next_attempt(
     make_repo: RepoFactory, tmp_path: Path
 ) -> None:
-    from omoi.runtime import processes
-    from omoi.runtime.sandbox import process_marker
+    from omoi.runtime.sandbox import processes
+    from omoi.runtime.sandbox.local import process_marker
 
     repo = make_repo()
     info = git.inspect_repo(repo)
@@ -131,7 +131,7 @@ async def test_a_command_orphaned_by_a_dead_actor_is_reaped_before_the_next_atte
 
 
 def test_reaping_never_kills_a_recycled_pid(tmp_path: Path) -> None:
-    from omoi.runtime import processes
+    from omoi.runtime.sandbox import processes
 
     marker = tmp_path / ".x.pgid"
     marker.write_text(f"{os.getpid()} 1\n")  # our own pid, but not the process that was recorded

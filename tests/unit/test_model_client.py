@@ -12,8 +12,8 @@ from omoi.policies.model_calls import ModelRules
 from omoi.policies.retry import model_backoff
 from omoi.runtime.config import model_settings
 from omoi.runtime.errors import ModelError
-from omoi.runtime.model import AnthropicModel, CallTag, Retry
-from omoi.runtime.scripted_model import ScriptedModelServer, parse_script
+from omoi.runtime.model.client import AnthropicModel, CallTag, Retry
+from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
 
 MODEL = "claude-haiku-4-5"
 

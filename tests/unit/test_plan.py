@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from omoi.runtime.errors import PlanError
-from omoi.runtime.plan import load_plan, parse_plan
+from omoi.runtime.run.plan import load_plan, parse_plan
 
 GOOD = """
 name: hello

@@ -33,9 +33,9 @@ def test_a_slot_that_found_no_node_is_skipped_then_tried_again() -> None:
 
     from omoi.policies.progression import SLOT_DOWN_S, Progression
     from omoi.runtime.errors import SandboxUnplaceableError
-    from omoi.runtime.events import RunStarted, TaskAdded, TaskStarted
-    from omoi.runtime.runstate import fold
-    from omoi.runtime.tasks import TaskSpec
+    from omoi.runtime.log.events import RunStarted, TaskAdded, TaskStarted
+    from omoi.runtime.run.state import fold
+    from omoi.runtime.run.tasks import TaskSpec
 
     specs = [TaskSpec(id=i, run="true") for i in ("a", "b", "c")]
     added = [TaskAdded(run_id="r", task_id=s.id, spec=s, order=n) for n, s in enumerate(specs)]
@@ -53,7 +53,7 @@ def test_a_slot_that_found_no_node_is_skipped_then_tried_again() -> None:
     assert started(prog.step(now, [(on_s0, 1, lost)])) == {}, "s1 is busy and s0 is down: nothing starts"
     assert prog.next_timer(now) == SLOT_DOWN_S
     on_s1 = next(t for t, s in first.items() if s == "s1")
-    from omoi.runtime.execution import TaskResult
+    from omoi.runtime.run.execution import TaskResult
 
     done = started(prog.step(now, [(on_s1, 1, TaskResult(status="succeeded", commit="c"))]))
     assert list(done.values()) == ["s1"], "the retry (or the next task) goes to the slot that has a node"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 
 from omoi.progress import Progress
-from omoi.runtime.events import RunStarted, TaskStarted, TaskSucceeded
+from omoi.runtime.log.events import RunStarted, TaskStarted, TaskSucceeded
 
 
 def test_each_line_shows_its_events_own_time_since_the_run_started() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from omoi.runtime.errors import InputError
-from omoi.runtime.runs import RunLock, is_live
+from omoi.runtime.run.begin import RunLock, is_live
 
 
 def test_one_driver_per_run_and_liveness_follows_the_lock(tmp_path: Path) -> None:

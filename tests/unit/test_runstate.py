@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from omoi.runtime.events import RunStarted, TaskAdded, TaskFailed, TaskStarted, TaskSucceeded
-from omoi.runtime.runstate import fold
-from omoi.runtime.tasks import TaskSpec
+from omoi.runtime.log.events import RunStarted, TaskAdded, TaskFailed, TaskStarted, TaskSucceeded
+from omoi.runtime.run.state import fold
+from omoi.runtime.run.tasks import TaskSpec
 
 
 def added(task_id: str, *deps: str, order: int = 0) -> TaskAdded:

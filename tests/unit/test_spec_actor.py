@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from omoi.runtime.events import SpecGateDecided, SpecGateWaiting, TaskAdded
+from omoi.runtime.log.events import SpecGateDecided, SpecGateWaiting, TaskAdded
 from tests.conftest import RepoFactory, checkout_fingerprint, run_git
 from tests.spec_rig import RUN, SpecRig, approve, until
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from omoi.policies import spec_checks, spec_flow
-from omoi.policies.spec_checks import Grounding
-from omoi.runtime.spec_docs import Design, Requirements, Tasks, to_plan
+from omoi.policies.spec import checks as spec_checks
+from omoi.policies.spec import flow as spec_flow
+from omoi.policies.spec.checks import Grounding
+from omoi.runtime.spec.documents import Design, Requirements, Tasks, to_plan
 
 GROUND = Grounding(
     paths=frozenset({"app/cli.py", "tests/test_cli.py", "run.sh"}),

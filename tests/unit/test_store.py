@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from omoi.runtime.events import Event, RunStarted, TaskOutput, TaskReady
-from omoi.runtime.store import EventStore, MemoryEventStore, SqliteEventStore
+from omoi.runtime.log.events import Event, RunStarted, TaskOutput, TaskReady
+from omoi.runtime.log.store import EventStore, MemoryEventStore, SqliteEventStore
 
 
 def outputs(n: int, task: str = "a") -> list[Event]:

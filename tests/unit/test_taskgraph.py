@@ -4,8 +4,8 @@ import pytest
 
 from omoi.policies.scheduling import critical_path_first
 from omoi.runtime.errors import CycleError, GraphError, UnknownDependencyError
-from omoi.runtime.taskgraph import TaskGraph
-from omoi.runtime.tasks import TaskSpec
+from omoi.runtime.run.taskgraph import TaskGraph
+from omoi.runtime.run.tasks import TaskSpec
 
 
 def t(task_id: str, *deps: str) -> TaskSpec:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omoi.runtime import git
-from omoi.runtime.transport import NodeRepo
+from omoi.runtime.git import repo as git
+from omoi.runtime.git.transport import NodeRepo
 from tests.conftest import RepoFactory, run_git
 from tests.helpers import task_request
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from omoi.runtime import git
 from omoi.runtime.errors import SandboxError
-from omoi.runtime.sandbox import LocalBackend, LocalSandbox
-from omoi.runtime.workspace import PathEscapeError, Workspace
+from omoi.runtime.git import repo as git
+from omoi.runtime.sandbox.local import LocalBackend, LocalSandbox
+from omoi.runtime.sandbox.workspace import PathEscapeError, Workspace
 from tests.conftest import RepoFactory
 from tests.helpers import task_request
 

@@ -1,0 +1,372 @@
+"""The agent loop: model turns whose tool calls run in the task's sandbox, under the runtime's rules.
+
+The loop is a mechanism. What a role may do, when a stopped agent is reminded, when acceptance
+failures are repaired or escalated, all come from `rules` (see policies/). Every model turn and
+tool call is published as an event as it happens: the trajectory that supervision reads."""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from omoi.runtime.agent import prompts
+from omoi.runtime.agent.tools import ToolBox, cap, tool_definitions
+from omoi.runtime.config import AgentSettings
+from omoi.runtime.log.events import (
+    AgentAcceptance,
+    AgentAnswered,
+    AgentDiscovery,
+    AgentEscalated,
+    AgentFinished,
+    AgentNeedsInput,
+    AgentStarted,
+    AgentToolCalled,
+    AgentToolDenied,
+    AgentTurn,
+    Event,
+    ModelRetried,
+    Usage,
+)
+from omoi.runtime.model.client import CallTag, ModelPort, ModelReply, Retry
+from omoi.runtime.ports import BudgetPort, BusPort
+from omoi.runtime.run.execution import AgentResult, TaskRequest
+from omoi.runtime.sandbox.local import Sandbox
+
+Claim = Literal["complete", "blocked", "need_input"]
+Action = Literal["remind", "check", "ask", "fail"]
+_MARKERS = re.compile(
+    r"\[(?:(?P<complete>TASK COMPLETE)|BLOCKED:\s*(?P<blocked>.*?)|NEED INPUT:\s*(?P<need_input>.*?))\]\s*\Z",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a submission check says: the tool result the model sees, whether the work stands,
+    and `final` when the work is refused for good (the loop then ends failed with `text`)."""
+
+    accepted: bool
+    text: str
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A tool through which the agent hands in its work as data (a spec phase's document) rather
+    than as files. `check` judges each call; an accepted call ends the loop complete. A refused
+    one comes back to the model as the tool's error result, so its next turn sees the feedback."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+    check: Callable[[dict[str, Any]], Awaitable[Verdict]]
+
+    def definition(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "input_schema": self.schema}
+
+
+class AgentRules(Protocol):
+    """The decisions the loop asks for (policies.completion.RoleRules implements them)."""
+
+    @property
+    def role(self) -> str: ...
+
+    def tools(self) -> frozenset[str]: ...
+
+    def denial(self, tool: str, arguments: dict[str, Any]) -> str | None: ...
+
+    def after_turn(self, claim: Claim | None, open_todos: int, continuations: int) -> tuple[Action, str]: ...
+
+    def after_failed_acceptance(self, failed_rounds: int, streak: int) -> tuple[bool, bool, str]:
+        """(try again, consult the oracle first, why not)."""
+        ...
+
+
+def marker(text: str) -> tuple[Claim, str] | None:
+    """A claim written as a marker at the very end of a message, and its reason or question."""
+    m = _MARKERS.search(text.rstrip())
+    if m is None:
+        return None
+    if m.group("complete"):
+        return "complete", text[: m.start()].strip()
+    if m.group("blocked") is not None:
+        return "blocked", m.group("blocked").strip()
+    return "need_input", m.group("need_input").strip()
+
+
+@dataclass
+class AgentLoop:
+    """One conversation of one role about one task attempt."""
+
+    request: TaskRequest
+    model_name: str
+    rules: AgentRules
+    model: ModelPort
+    sandbox: Sandbox
+    bus: BusPort
+    settings: AgentSettings = field(default_factory=AgentSettings)
+    budget: BudgetPort | None = None
+    oracle: tuple[str, AgentRules] | None = None  # (model, rules) to consult after failed rounds
+    prompt: str | None = None  # the first message; default: the task's own
+    holder: str = ""  # the actor whose death gives back this loop's concurrency leases
+    submission: Submission | None = None  # the work is handed in through this tool, not by finish
+    name: str = ""
+    turns: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+
+    def __post_init__(self) -> None:
+        assert self.request.agent is not None, "an agent loop needs an agent task"
+        self.spec = self.request.agent
+        self.name = self.name or f"{self.request.task_id}/{self.request.attempt}/{self.rules.role}"
+        self.tools = ToolBox(self.sandbox, self.request.timeout, self.settings.output_cap)
+        self._consults = 0
+        self._last_turn_seq = 0  # budgets are judged on a log that holds at least our own last turn
+        self._handed_in: Verdict | None = None  # the submission verdict that ended the work
+
+    async def run(self) -> AgentResult:
+        req = self.request
+        await self._publish(AgentStarted(**self._common(), model=self.model_name, actor=self.holder))
+        first = self.prompt or prompts.task_message(self.spec.prompt, req.acceptance, self.spec.context)
+        messages: list[dict[str, Any]] = [{"role": "user", "content": first}]
+        continuations = failed_rounds = streak = 0
+        failures: list[str] = []
+        while True:
+            if self.turns >= self.settings.max_turns:
+                return await self._end("failed", f"no result after {self.turns} model turns (the limit)")
+            reply = await self._turn(messages)
+            results, claim = await self._tools(reply)
+            if (handed := self._handed_in) is not None:
+                return await self._end("complete" if handed.accepted else "failed", handed.text)
+            if claim is None:
+                claim = marker(reply.text)
+            if self.submission is not None and claim is not None and claim[0] == "complete":
+                claim = None  # only an accepted submission completes this work
+            if reply.tool_uses and claim is None:
+                messages.append({"role": "user", "content": results})
+                continue
+            status, summary = claim if claim else (None, reply.text)
+            action, reason = self.rules.after_turn(status, len(self.tools.open_todos()), continuations)
+            if action == "fail":
+                return await self._end("failed", f"blocked: {summary}" if status == "blocked" else reason)
+            if action == "ask":
+                follow = prompts.answer(await self._ask(summary))
+            elif action == "remind":
+                continuations += 1
+                submit = self.submission.name if self.submission is not None else None
+                follow = prompts.reminder(self.tools.open_todos(), status == "complete", submit)
+            else:
+                failure = await self._accept(failed_rounds + 1)
+                if failure is None:
+                    return await self._end("complete", summary)
+                failed_rounds += 1
+                streak += 1
+                failures.append(failure[1])
+                again, escalate, why = self.rules.after_failed_acceptance(failed_rounds, streak)
+                if not again:
+                    return await self._end("failed", why)
+                advice = None
+                if escalate and self.oracle is not None:
+                    advice, streak = await self._consult(failures), 0
+                follow = prompts.repair(*failure[0], failed_rounds, self.spec.repairs, advice)
+            messages.append({"role": "user", "content": [*results, {"type": "text", "text": follow}]})
+
+    # -- one model turn ----------------------------------------------------------------------------
+
+    async def _turn(self, messages: list[dict[str, Any]]) -> ModelReply:
+        if self.budget is not None:
+            await self.budget.admit(self.request.task_id, self._last_turn_seq)
+        tools = sorted(self.rules.tools())
+
+        async def retried(r: Retry) -> None:
+            await self._publish(
+                ModelRetried(
+                    **self._common(),
+                    model=self.model_name,
+                    status=r.status,
+                    try_no=r.try_no,
+                    delay_s=r.delay_s,
+                    error=r.error,
+                )
+            )
+
+        definitions = tool_definitions(self.rules.tools())
+        if self.submission is not None:
+            tools.append(self.submission.name)
+            definitions = [*definitions, self.submission.definition()]
+        reply = await self.model.complete(
+            model=self.model_name,
+            system=prompts.system_prompt(self.rules.role, tools),
+            tools=definitions,
+            messages=messages,
+            tag=CallTag(self.request.task_id, self.rules.role, self.name, self.holder),
+            on_retry=retried,
+        )
+        self.turns += 1
+        self.usage += reply.usage
+        self.cost_usd += reply.cost_usd
+        messages.append(
+            {"role": "assistant", "content": reply.content or [{"type": "text", "text": "(empty)"}]}
+        )
+        (self._last_turn_seq,) = await self.bus.publish(
+            [
+                AgentTurn(
+                    **self._common(),
+                    turn=self.turns,
+                    model=self.model_name,
+                    text=cap(reply.text, self.settings.event_cap),
+                    tool_calls=tuple(t["name"] for t in reply.tool_uses),
+                    stop_reason=reply.stop_reason,
+                    usage=reply.usage,
+                    cost_usd=reply.cost_usd,
+                    latency_s=reply.latency_s,
+                    tries=reply.tries,
+                )
+            ]
+        )
+        return reply
+
+    async def _tools(self, reply: ModelReply) -> tuple[list[dict[str, Any]], tuple[Claim, str] | None]:
+        """Run the turn's tool calls in order; returns the tool results and a finish claim if any."""
+        results: list[dict[str, Any]] = []
+        events: list[Event] = []
+        claim: tuple[Claim, str] | None = None
+        for use in reply.tool_uses:
+            name, args = use["name"], use.get("input") or {}
+            started = time.monotonic()
+            if self._submits(name):
+                assert self.submission is not None
+                verdict = await self.submission.check(args)
+                text, is_error = verdict.text, not verdict.accepted
+                if verdict.accepted or verdict.final:
+                    self._handed_in = verdict
+            elif (denied := self.rules.denial(name, args)) is not None:
+                events.append(AgentToolDenied(**self._common(), turn=self.turns, tool=name, reason=denied))
+                text, is_error = f"denied: {denied}", True
+            else:
+                outcome = await self.tools.call(name, args)
+                text, is_error = outcome.text, outcome.is_error
+                if outcome.finish is not None:
+                    claim = (outcome.finish.status, outcome.finish.summary)
+                if (d := outcome.discovery) is not None:
+                    events.append(
+                        AgentDiscovery(**self._common(), category=d.category, title=d.title, detail=d.detail)
+                    )
+            events.append(
+                AgentToolCalled(
+                    **self._common(),
+                    turn=self.turns,
+                    tool=name,
+                    arguments=cap(json.dumps(args, ensure_ascii=False), self.settings.event_cap),
+                    result=cap(text, self.settings.event_cap),
+                    is_error=is_error,
+                    duration_s=time.monotonic() - started,
+                )
+            )
+            results.append(
+                {"type": "tool_result", "tool_use_id": use["id"], "content": text, "is_error": is_error}
+            )
+        if events:
+            await self.bus.publish(events)
+        return results, claim
+
+    def _submits(self, tool: str) -> bool:
+        return self.submission is not None and tool == self.submission.name and self._handed_in is None
+
+    # -- completion discipline ---------------------------------------------------------------------
+
+    async def _accept(self, round_no: int) -> tuple[tuple[str, int | None, str], str] | None:
+        """Run the acceptance commands in order; None when all pass, else the failure (for the
+        repair prompt) and a line of history (for the oracle)."""
+        for command in self.request.acceptance:
+            res = await self.sandbox.exec(command, self.request.timeout)
+            if res.exit_code != 0:
+                tail = cap(res.output, self.settings.output_cap)
+                await self._publish(
+                    AgentAcceptance(
+                        **self._common(),
+                        round=round_no,
+                        passed=False,
+                        command=command,
+                        exit_code=res.exit_code,
+                        output_tail=cap(res.output, self.settings.event_cap),
+                    )
+                )
+                return (command, res.exit_code, tail), f"`{command}` exited {res.exit_code}:\n{tail}"
+        await self._publish(AgentAcceptance(**self._common(), round=round_no, passed=True))
+        return None
+
+    async def _consult(self, failures: Sequence[str]) -> str:
+        assert self.oracle is not None
+        model, rules = self.oracle
+        self._consults += 1
+        oracle = AgentLoop(
+            self.request.model_copy(update={"acceptance": ()}),
+            model,
+            rules,
+            self.model,
+            self.sandbox,
+            self.bus,
+            self.settings,
+            self.budget,
+            prompt=prompts.consultation(self.spec.prompt, failures),
+            holder=self.holder,
+            name=f"{self.request.task_id}/{self.request.attempt}/oracle-{self._consults}",
+        )
+        result = await oracle.run()
+        self.usage += oracle.usage
+        self.cost_usd += oracle.cost_usd
+        advice = result.summary or "(the oracle gave no advice)"
+        await self._publish(
+            AgentEscalated(
+                **self._common(), failed_rounds=len(failures), advice=cap(advice, self.settings.event_cap)
+            )
+        )
+        return advice
+
+    async def _ask(self, question: str) -> str:
+        """Publish the question and wait for an `agent.answered` event for this task."""
+        (after,) = await self.bus.publish([AgentNeedsInput(**self._common(), question=question)])
+        while True:
+            for event in await self.bus.read(after, ("agent.answered",), timeout=30.0):
+                after = event.seq or after
+                if isinstance(event, AgentAnswered) and event.task_id == self.request.task_id:
+                    return event.answer
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def _common(self) -> dict[str, Any]:
+        r = self.request
+        return {
+            "run_id": r.run_id,
+            "task_id": r.task_id,
+            "attempt": r.attempt,
+            "agent": self.name,
+            "role": self.rules.role,
+            "source": self.name,
+        }
+
+    async def _publish(self, event: Event) -> None:
+        await self.bus.publish([event])
+
+    async def _end(self, status: Literal["complete", "failed"], summary: str) -> AgentResult:
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        await self._publish(
+            AgentFinished(
+                **self._common(),
+                status=status,
+                summary=cap(summary, self.settings.event_cap),
+                turns=self.turns,
+                usage=self.usage,
+                cost_usd=self.cost_usd,
+                rss_mb=round(rss_mb, 1),
+            )
+        )
+        return AgentResult(
+            status=status, summary=summary, turns=self.turns, usage=self.usage, cost_usd=self.cost_usd
+        )

@@ -1,0 +1,460 @@
+"""Every message omoi exchanges, as frozen pydantic models gathered in one discriminated union.
+
+The bus gives each event its run's next `seq`; everything else is set by the publisher. Kinds are
+dotted lower case, and a subscriber filters on a kind prefix (`task.`)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from omoi.runtime.errors import EventError, InputError
+from omoi.runtime.run.tasks import TaskSpec
+
+RunStatus = Literal["succeeded", "failed", "cancelled"]
+Phase = Literal["intent", "explore", "requirements", "design", "tasks"]
+Gate = Literal["auto", "review", "human"]
+Intent = Literal["trivial", "explicit", "open_ended"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class EventBase(BaseModel):
+    """Fields every event has. `id` makes publishing idempotent: the log stores an id once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    id: str = Field(default_factory=new_id)
+    run_id: str
+    ts: AwareDatetime = Field(default_factory=_now)
+    source: str = "omoi"
+    seq: int | None = Field(default=None, description="position in the run's log, set by the bus")
+
+
+class TaskEvent(EventBase):
+    task_id: str
+    attempt: int = Field(default=0, ge=0, description="1 for the first start; 0 before any start")
+
+
+class RunStarted(EventBase):
+    kind: Literal["run.started"] = "run.started"
+    repo: str
+    base_commit: str
+    base_ref: str = ""
+    plan_name: str = ""
+    plan_file: str = ""
+    max_parallel: int = Field(default=4, ge=1)
+    sandbox: str = "local"
+    budget_tokens: int | None = Field(default=None, ge=1, description="token budget of the run")
+    budget_usd: float | None = Field(default=None, gt=0, description="dollar budget of the run")
+    goal: str = Field(default="", description="a run from a goal: the spec writes its tasks")
+    gate: Gate = Field(default="auto", description="who approves each spec phase")
+    gate_timeout_s: float | None = Field(default=None, gt=0, description="human gate: wait at most this")
+    on_gate_timeout: Literal["approve", "reject", "fail"] = "fail"
+    plan_only: bool = Field(default=False, description="stop once the spec has written the tasks")
+
+
+class RunFinished(EventBase):
+    kind: Literal["run.finished"] = "run.finished"
+    status: RunStatus
+    branch: str | None = None
+    commit: str | None = None
+    error: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+class RunCancelRequested(EventBase):
+    """Injected by a user or a supervisor; the graph cancels every unfinished task."""
+
+    kind: Literal["run.cancel_requested"] = "run.cancel_requested"
+    reason: str = "cancelled by user"
+
+
+class TaskAdded(TaskEvent):
+    kind: Literal["task.added"] = "task.added"
+    spec: TaskSpec
+    order: int = Field(ge=0, description="position in the plan, the scheduling tie-breaker")
+
+
+class TaskReady(TaskEvent):
+    kind: Literal["task.ready"] = "task.ready"
+
+
+class TaskStarted(TaskEvent):
+    kind: Literal["task.started"] = "task.started"
+    sandbox: str
+
+
+class TaskOutput(TaskEvent):
+    kind: Literal["task.output"] = "task.output"
+    tail: str
+    truncated: bool = False
+
+
+class TaskSucceeded(TaskEvent):
+    kind: Literal["task.succeeded"] = "task.succeeded"
+    branch: str = ""
+    commit: str | None = None
+    duration_s: float = 0.0
+    node: str = Field(default="", description="the cluster node whose sandbox ran the attempt")
+
+
+class TaskFailed(TaskEvent):
+    kind: Literal["task.failed"] = "task.failed"
+    error: str
+    exit_code: int | None = None
+    output_tail: str = ""
+    final: bool = Field(description="true when no retry follows")
+
+
+class TaskRetrying(TaskEvent):
+    """The task goes back to pending; `attempt` is the attempt that will run next."""
+
+    kind: Literal["task.retrying"] = "task.retrying"
+    delay_s: float = 0.0
+    reason: str = ""
+    counts_as_failure: bool = True
+
+
+class TaskSkipped(TaskEvent):
+    kind: Literal["task.skipped"] = "task.skipped"
+    reason: str
+    blocked_by: str
+
+
+class TaskCancelled(TaskEvent):
+    kind: Literal["task.cancelled"] = "task.cancelled"
+    reason: str = ""
+
+
+class TaskCancelRequested(TaskEvent):
+    kind: Literal["task.cancel_requested"] = "task.cancel_requested"
+    reason: str = "cancelled by user"
+
+
+class Usage(BaseModel):
+    """Tokens of one model call (or a sum of calls), as the provider counted them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0)
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+        )
+
+
+class AgentEvent(TaskEvent):
+    """Something one agent did; `agent` names the conversation (the task's worker, or an oracle)."""
+
+    agent: str
+    role: str
+
+
+class AgentStarted(AgentEvent):
+    kind: Literal["agent.started"] = "agent.started"
+    model: str
+    actor: str = Field(default="", description="the Ray actor running the agent, for the dashboard")
+
+
+class AgentTurn(AgentEvent):
+    """One model call and its answer: the trajectory supervision reads, and what budgets count."""
+
+    kind: Literal["agent.turn"] = "agent.turn"
+    turn: int = Field(ge=1)
+    model: str
+    text: str = ""
+    tool_calls: tuple[str, ...] = ()
+    stop_reason: str = ""
+    usage: Usage = Usage()
+    cost_usd: float = Field(default=0.0, ge=0)
+    latency_s: float = 0.0
+    tries: int = Field(default=1, ge=1, description="HTTP tries the call took (retries after 429/5xx)")
+
+
+class AgentToolCalled(AgentEvent):
+    kind: Literal["agent.tool_called"] = "agent.tool_called"
+    turn: int = Field(ge=1)
+    tool: str
+    arguments: str = Field(description="JSON of the arguments, capped")
+    result: str = Field(description="what the model was told, capped")
+    is_error: bool = False
+    duration_s: float = 0.0
+
+
+class AgentToolDenied(AgentEvent):
+    kind: Literal["agent.tool_denied"] = "agent.tool_denied"
+    turn: int = Field(ge=1)
+    tool: str
+    reason: str
+
+
+class AgentAcceptance(AgentEvent):
+    """One round of the task's acceptance commands after the agent said it was complete."""
+
+    kind: Literal["agent.acceptance"] = "agent.acceptance"
+    round: int = Field(ge=1)
+    passed: bool
+    command: str = Field(default="", description="the first command that failed")
+    exit_code: int | None = None
+    output_tail: str = ""
+
+
+class AgentEscalated(AgentEvent):
+    """An oracle was consulted after a streak of failed rounds; its advice goes to the worker."""
+
+    kind: Literal["agent.escalated"] = "agent.escalated"
+    failed_rounds: int
+    advice: str
+
+
+class AgentNeedsInput(AgentEvent):
+    """The task is paused until an `agent.answered` event for it arrives."""
+
+    kind: Literal["agent.needs_input"] = "agent.needs_input"
+    question: str
+
+
+class AgentAnswered(TaskEvent):
+    """Injected by a person (`omoi answer`) or a program: the answer to an agent's question."""
+
+    kind: Literal["agent.answered"] = "agent.answered"
+    answer: str = Field(min_length=1)
+
+
+class AgentDiscovery(AgentEvent):
+    """Something an agent found beyond its task (a bug, a missing requirement): kept for later."""
+
+    kind: Literal["agent.discovery"] = "agent.discovery"
+    category: str
+    title: str
+    detail: str = ""
+
+
+class AgentFinished(AgentEvent):
+    kind: Literal["agent.finished"] = "agent.finished"
+    status: Literal["complete", "failed", "cancelled"]
+    summary: str = ""
+    turns: int = 0
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    rss_mb: float = Field(default=0.0, description="resident memory of the agent's process at the end")
+
+
+class ModelRetried(AgentEvent):
+    """A model call failed with a retryable answer; it is tried again after `delay_s`."""
+
+    kind: Literal["model.retried"] = "model.retried"
+    model: str
+    status: int | None = Field(description="HTTP status; None for a connection failure or timeout")
+    try_no: int = Field(ge=1)
+    delay_s: float
+    error: str = ""
+
+
+class BudgetEvent(EventBase):
+    scope: str = Field(description="'run', or the id of the task whose budget it is")
+    tokens: int = 0
+    usd: float = 0.0
+    limit_tokens: int | None = None
+    limit_usd: float | None = None
+
+
+class BudgetWarning(BudgetEvent):
+    kind: Literal["budget.warning"] = "budget.warning"
+
+
+class BudgetExhausted(BudgetEvent):
+    """No new model call starts in this scope until a `budget.raised` lifts the limit."""
+
+    kind: Literal["budget.exhausted"] = "budget.exhausted"
+
+
+class BudgetRaised(EventBase):
+    """Injected: lift a limit by these amounts, and the agents waiting on it go on."""
+
+    kind: Literal["budget.raised"] = "budget.raised"
+    scope: str = "run"
+    add_tokens: int = Field(default=0, ge=0)
+    add_usd: float = Field(default=0.0, ge=0)
+
+
+class SpecIntent(EventBase):
+    """The intent gate's decision: how much spec the goal needs, and why."""
+
+    kind: Literal["spec.intent"] = "spec.intent"
+    intent: Intent
+    reason: str
+    by: Literal["model", "rules"]
+
+
+class SpecEvent(EventBase):
+    phase: Phase
+    attempt: int = Field(default=1, ge=1)
+
+
+class SpecPhaseStarted(SpecEvent):
+    kind: Literal["spec.phase_started"] = "spec.phase_started"
+    feedback: str = Field(default="", description="what the previous attempt was told to fix")
+
+
+class SpecPhaseEvaluated(SpecEvent):
+    """The structural checks of one submission: below the threshold it is sent back with `issues`."""
+
+    kind: Literal["spec.phase_evaluated"] = "spec.phase_evaluated"
+    score: float = Field(ge=0, le=1)
+    threshold: float
+    passed: bool
+    issues: tuple[str, ...] = ()
+
+
+class SpecGateWaiting(SpecEvent):
+    """A human must decide: `omoi approve` / `omoi reject`, or an injected `spec.gate_decided`."""
+
+    kind: Literal["spec.gate_waiting"] = "spec.gate_waiting"
+    artifacts: tuple[str, ...] = ()
+    timeout_s: float | None = None
+
+
+class SpecGateDecided(SpecEvent):
+    kind: Literal["spec.gate_decided"] = "spec.gate_decided"
+    decision: Literal["approve", "reject"]
+    reason: str = ""
+    by: Literal["auto", "reviewer", "human", "timeout"] = "human"
+
+
+class SpecPhaseCompleted(SpecEvent):
+    kind: Literal["spec.phase_completed"] = "spec.phase_completed"
+    artifacts: tuple[str, ...] = ()
+    commit: str
+
+
+class SpecPhaseFailed(SpecEvent):
+    kind: Literal["spec.phase_failed"] = "spec.phase_failed"
+    reasons: tuple[str, ...]
+
+
+class SpecFinished(EventBase):
+    """The spec is done: its tasks were published as `task.added`, based on `commit`."""
+
+    kind: Literal["spec.finished"] = "spec.finished"
+    status: Literal["succeeded", "failed"]
+    spec_dir: str = ""
+    branch: str = ""
+    commit: str | None = None
+    tasks: int = 0
+    error: str | None = None
+
+
+Event = Annotated[
+    RunStarted
+    | RunFinished
+    | RunCancelRequested
+    | TaskAdded
+    | TaskReady
+    | TaskStarted
+    | TaskOutput
+    | TaskSucceeded
+    | TaskFailed
+    | TaskRetrying
+    | TaskSkipped
+    | TaskCancelled
+    | TaskCancelRequested
+    | AgentStarted
+    | AgentTurn
+    | AgentToolCalled
+    | AgentToolDenied
+    | AgentAcceptance
+    | AgentEscalated
+    | AgentNeedsInput
+    | AgentAnswered
+    | AgentDiscovery
+    | AgentFinished
+    | ModelRetried
+    | BudgetWarning
+    | BudgetExhausted
+    | BudgetRaised
+    | SpecIntent
+    | SpecPhaseStarted
+    | SpecPhaseEvaluated
+    | SpecGateWaiting
+    | SpecGateDecided
+    | SpecPhaseCompleted
+    | SpecPhaseFailed
+    | SpecFinished,
+    Field(discriminator="kind"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(data: str | bytes | dict[str, Any]) -> Event:
+    """Parse one event from JSON or a dict; an unknown kind or a bad field raises EventError."""
+    try:
+        if isinstance(data, dict):
+            return EVENT_ADAPTER.validate_python(data)
+        return EVENT_ADAPTER.validate_json(data)
+    except ValidationError as exc:
+        raise EventError(f"invalid event: {_describe(exc)}") from exc
+
+
+def check_readable(events: Sequence[Event]) -> None:
+    """Each event, written as the log writes it and read back as the log reads it: what someone
+    injects can never make a log unreadable. InputError names the kind and the field."""
+    for ev in events:
+        try:
+            parse_event(ev.model_dump_json())
+        except (EventError, ValueError) as exc:
+            raise InputError(f"event {ev.kind} is refused, nothing was written: {exc}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def event_schema() -> dict[str, Any]:
+    """JSON Schema of the event union, for `omoi schema events` and for other-language consumers."""
+    return EVENT_ADAPTER.json_schema()
+
+
+def schema_json() -> str:
+    return json.dumps(event_schema(), indent=2)
+
+
+def kinds() -> list[str]:
+    return sorted(m.model_fields["kind"].default for m in _MODELS)
+
+
+# The members of the union, read from it: a kind added there can never be missing here.
+_MODELS: tuple[type[EventBase], ...] = get_args(get_args(Event)[0])
+
+
+def matches(kind: str, prefixes: tuple[str, ...] | None) -> bool:
+    """A subscription with no prefixes sees everything."""
+    return prefixes is None or kind.startswith(prefixes)

@@ -1,0 +1,267 @@
+"""Where a run lives on disk and how it begins: everything checked before anything is written."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from omoi.runtime.errors import InputError, PlanError, RunNotFoundError
+from omoi.runtime.git.repo import RepoInfo, inspect_repo
+from omoi.runtime.log.events import Event, RunStarted, TaskAdded
+from omoi.runtime.log.store import SqliteEventStore
+from omoi.runtime.run.plan import Budget, Plan
+from omoi.runtime.run.tasks import TaskSpec, check_id
+from omoi.runtime.sandbox.local import SANDBOX_KINDS
+
+EVENTS_FILE = "events.db"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """`<state>/runs/<run-id>/` holds the event log and the run's worktrees. The default state
+    directory is `<git-common-dir>/omoi`, so the user's working tree never sees a file of ours."""
+
+    repo: RepoInfo
+    run_id: str
+    state_root: Path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_root / "runs" / self.run_id
+
+    @property
+    def events_db(self) -> Path:
+        return self.run_dir / EVENTS_FILE
+
+    @property
+    def worktrees(self) -> Path:
+        return self.run_dir / "worktrees"
+
+    def exists(self) -> bool:
+        return self.events_db.exists()
+
+
+MAX_PARALLEL = 256  # slots of one run: each is an actor process, 45-90 MB even when idle
+
+
+def state_root(repo: RepoInfo, state_dir: str | Path | None) -> Path:
+    """Where runs live; InputError if that (or a folder on the way) is a file."""
+    root = Path(state_dir).expanduser().resolve() if state_dir else repo.git_dir / "omoi"
+    for p in (root / "runs", root, *root.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "--state-dir" if state_dir else "omoi's state directory"
+                raise InputError(f"{what} {root}: {p} is a file, not a directory")
+            break
+    return root
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def check_branch_room(repo: RepoInfo, run_id: str) -> None:
+    """The run's branches are `omoi/<run-id>/<task>`: git cannot hold them next to a branch named
+    `omoi` or `omoi/<run-id>`, so such a branch of the user's refuses the run before it starts."""
+    from omoi.runtime.git.repo import branch_head
+
+    for name in ("omoi", f"omoi/{run_id}"):
+        if branch_head(repo.git_dir, name) is not None:
+            raise InputError(
+                f"--run-id {run_id}: the repository has a branch '{name}', and git cannot hold the "
+                f"run's branches omoi/{run_id}/<task> next to it; choose another run id or rename it"
+            )
+
+
+def validate_run_id(run_id: str) -> str:
+    try:
+        return check_id(run_id)
+    except ValueError as exc:
+        raise InputError(f"--run-id: {exc}") from exc
+
+
+def locate(repo_path: str | Path, run_id: str, state_dir: str | Path | None = None) -> RunPaths:
+    """Paths of an existing run; RunNotFoundError if its log is not there."""
+    repo = inspect_repo(repo_path)
+    paths = RunPaths(repo, validate_run_id(run_id), state_root(repo, state_dir))
+    if not paths.exists():
+        raise RunNotFoundError(run_id, str(paths.state_root / "runs"))
+    return paths
+
+
+def plan_new_run(
+    plan: Plan,
+    repo_path: str | Path,
+    *,
+    run_id: str | None = None,
+    state_dir: str | Path | None = None,
+    max_parallel: int = 4,
+    sandbox: str = "local",
+    plan_file: str = "",
+    budget: Budget | None = None,
+    base: str | None = None,
+) -> tuple[RunPaths, list[Event]]:
+    """Check everything and return where the run will live and its first events. Writes nothing.
+    `base`: the commit tasks start from (default: the repository's HEAD)."""
+    if sandbox not in SANDBOX_KINDS:
+        raise InputError(f"--sandbox: unknown backend '{sandbox}' (choose from {', '.join(SANDBOX_KINDS)})")
+    if not 1 <= max_parallel <= MAX_PARALLEL:
+        raise InputError(f"--max-parallel must be from 1 to {MAX_PARALLEL}, got {max_parallel}")
+    repo = inspect_repo(repo_path)
+    rid = validate_run_id(run_id) if run_id is not None else new_run_id()
+    paths = RunPaths(repo, rid, state_root(repo, state_dir))
+    if paths.exists():
+        raise InputError(
+            f"run '{rid}' already exists under {paths.state_root / 'runs'}; "
+            f"use `omoi resume {rid}` to continue it"
+        )
+    check_branch_room(repo, rid)
+    if not plan.tasks:
+        raise PlanError("a plan needs at least one task", file=plan_file or None, field="tasks")
+    events: list[Event] = [
+        RunStarted(
+            run_id=rid,
+            repo=str(repo.path),
+            base_commit=base or repo.head_commit,
+            base_ref="" if base else repo.head_ref,
+            plan_name=plan.name,
+            plan_file=plan_file,
+            max_parallel=max_parallel,
+            sandbox=sandbox,
+            budget_tokens=(budget or plan.budget).tokens,
+            budget_usd=(budget or plan.budget).usd,
+            source="omoi",
+        )
+    ]
+    events += [
+        TaskAdded(run_id=rid, task_id=t.id, spec=t, order=i, source="omoi") for i, t in enumerate(plan.tasks)
+    ]
+    return paths, events
+
+
+GATES = ("auto", "review", "human")
+
+
+def goal_new_run(
+    goal: str,
+    repo_path: str | Path,
+    *,
+    gate: str = "auto",
+    gate_timeout_s: float | None = None,
+    on_gate_timeout: str = "fail",
+    plan_only: bool = False,
+    run_id: str | None = None,
+    state_dir: str | Path | None = None,
+    max_parallel: int = 4,
+    sandbox: str = "local",
+    budget: Budget | None = None,
+) -> tuple[RunPaths, list[Event]]:
+    """A run from a goal: its first event carries the goal and the gate, and no task: the spec
+    writes them. Checks everything and writes nothing, like plan_new_run."""
+    goal = goal.strip()
+    if not goal:
+        raise InputError('the goal is empty: say what the change should do, e.g. "add JWT authentication"')
+    if gate not in GATES:
+        raise InputError(f"--gate: unknown gate '{gate}' (choose from {', '.join(GATES)})")
+    if on_gate_timeout not in ("approve", "reject", "fail"):
+        raise InputError(f"--on-gate-timeout: '{on_gate_timeout}' is not approve, reject or fail")
+    if gate_timeout_s is not None and gate_timeout_s <= 0:
+        raise InputError(f"--gate-timeout must be positive, got {gate_timeout_s:g}")
+    placeholder = Plan(name="goal", tasks=(TaskSpec(id="placeholder", run="true"),))
+    paths, events = plan_new_run(
+        placeholder,
+        repo_path,
+        run_id=run_id,
+        state_dir=state_dir,
+        max_parallel=max_parallel,
+        sandbox=sandbox,
+        budget=budget,
+    )
+    started = events[0].model_copy(
+        update={
+            "plan_name": "goal",
+            "goal": goal,
+            "gate": gate,
+            "gate_timeout_s": gate_timeout_s,
+            "on_gate_timeout": on_gate_timeout,
+            "plan_only": plan_only,
+        }
+    )
+    return paths, [RunStarted.model_validate(started.model_dump())]
+
+
+def open_log(paths: RunPaths, *, create: bool = False) -> SqliteEventStore:
+    return SqliteEventStore(paths.events_db, create=create)
+
+
+LOCK_FILE = "driver.lock"
+
+
+class RunLock:
+    """Held by the process driving a run, for as long as it does. The kernel drops it when that
+    process dies, so a run whose lock is free is finished or dead: `omoi gc` may clean up after it,
+    and a second driver (two `omoi resume` at once) is refused instead of fighting over the log."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.path.read_text().strip() or "?"
+            os.close(fd)
+            raise InputError(
+                f"run '{self.path.parent.name}' is being driven by another process "
+                f"(pid {holder}); stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+
+def is_live(run_dir: Path) -> bool:
+    """Whether some process is driving the run in `run_dir` right now."""
+    path = run_dir / LOCK_FILE
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def collect_worktrees(repo: RepoInfo, run_dir: Path) -> int:
+    """Remove what a finished or dead run left in its worktree directory; branches stay."""
+    root = run_dir / "worktrees"
+    if not root.exists():
+        return 0
+    from omoi.runtime.git import repo as git
+    from omoi.runtime.sandbox import processes
+
+    processes.reap_all(root)
+    removed = 0
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            git.TaskTree(repo.git_dir, entry, "").remove()
+            removed += 1
+        elif entry.name.endswith(".index"):
+            entry.unlink(missing_ok=True)
+    git.in_repo(repo.git_dir, ["worktree", "prune"], check=False)  # worktrees of runs before task trees
+    return removed

@@ -1,0 +1,259 @@
+"""A run's state as a fold over its event log.
+
+`RunState.apply` is the only way state changes, whether an actor is emitting live or replaying the
+log after a restart, so both paths always agree. The first terminal event of a task attempt wins;
+later duplicates (an at-least-once redelivery, a re-published result) change nothing.
+
+Besides the statuses the fold keeps two indexes so that a scheduler step costs what changed, not the
+size of the run: tasks by status, and `changed`, the tasks whose readiness may differ since the
+last `take_changed()` (new tasks, dependents of tasks that just ended, tasks back from a retry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from omoi.runtime.errors import GraphError
+from omoi.runtime.log.events import Event, RunFinished, RunStarted, SpecFinished, Usage
+from omoi.runtime.run.taskgraph import TaskGraph
+from omoi.runtime.run.tasks import TaskSpec
+
+TaskStatus = Literal["pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+STATUSES: tuple[TaskStatus, ...] = (
+    "pending", "ready", "running", "succeeded", "failed", "skipped", "cancelled",
+)  # fmt: skip
+
+
+# What a person following a run is shown: task and run changes, and what agents do that matters
+# to them (questions, acceptance rounds, escalations, retries, budgets, spend) but not every tool call.
+FOLLOWED = (
+    "run.",
+    "task.",
+    "agent.turn",
+    "agent.needs_input",
+    "agent.acceptance",
+    "agent.escalated",
+    "agent.finished",
+    "model.retried",
+    "budget.",
+    "spec.",
+)
+
+
+def task_branch(run_id: str, task_id: str) -> str:
+    return f"omoi/{run_id}/{task_id}"
+
+
+def run_branch(run_id: str) -> str:
+    """Not `omoi/<run-id>`: git cannot hold that ref next to `omoi/<run-id>/<task-id>` (a ref is a
+    file or a directory, not both). Task ids start with a letter or digit, so `_merged` never collides."""
+    return f"omoi/{run_id}/_merged"
+
+
+@dataclass
+class TaskState:
+    spec: TaskSpec
+    order: int
+    status: TaskStatus = "pending"
+    attempt: int = 0
+    failures: int = 0
+    interruptions: int = 0
+    not_before: datetime | None = None
+    sandbox: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    commit: str | None = None
+    error: str | None = None
+    cancel_reason: str | None = None
+    tokens: int = 0  # model tokens of every attempt and of the oracles consulted for it
+    cost_usd: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass
+class RunState:
+    run_id: str
+    started: RunStarted | None = None
+    finished: RunFinished | None = None
+    cancel_reason: str | None = None
+    graph: TaskGraph = field(default_factory=TaskGraph)
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    last_seq: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+    cancel_requested: set[str] = field(default_factory=set)
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    spec: SpecFinished | None = None
+    _by_status: dict[str, set[str]] = field(default_factory=lambda: {s: set() for s in STATUSES})
+
+    def apply(self, ev: Event) -> None:
+        if ev.seq is not None:
+            self.last_seq = max(self.last_seq, ev.seq)
+        match ev.kind:
+            case "run.started":
+                self.started = self.started or ev
+            case "run.finished":
+                self.finished = self.finished or ev
+            case "spec.finished":
+                self.spec = self.spec or ev
+            case "run.cancel_requested":
+                self.cancel_reason = self.cancel_reason or ev.reason
+            case "task.added":
+                self._add(ev.spec, ev.order, ev.id)
+            case "agent.turn":
+                self.usage += ev.usage
+                self.cost_usd += ev.cost_usd
+                if (t := self.tasks.get(ev.task_id)) is not None:
+                    t.tokens += ev.usage.total
+                    t.cost_usd += ev.cost_usd
+            case _:
+                self._apply_task(ev)
+
+    @property
+    def awaiting_spec(self) -> bool:
+        """A run from a goal has no tasks until its spec has written them."""
+        return self.started is not None and bool(self.started.goal) and self.spec is None
+
+    @property
+    def plan_only_done(self) -> bool:
+        """`omoi plan`: the run ends with its spec; the tasks stay pending, for a later run."""
+        return self.started is not None and self.started.plan_only and self.spec is not None
+
+    @property
+    def base_commit(self) -> str:
+        """Where task branches start: the spec's commit (so its artifacts are on every branch and
+        on the merged one), else the repository's HEAD when the run started."""
+        if self.spec is not None and self.spec.commit:
+            return self.spec.commit
+        assert self.started is not None
+        return self.started.base_commit
+
+    def _add(self, spec: TaskSpec, order: int, event_id: str) -> None:
+        if spec.id in self.tasks:
+            return
+        try:
+            self.graph.add([spec], [order])
+        except GraphError as exc:  # published around the graph actor's checks: keep the log, skip it
+            self.rejected.append((event_id, str(exc)))
+            return
+        self.tasks[spec.id] = TaskState(spec=spec, order=order)
+        self._by_status["pending"].add(spec.id)
+        self.changed.add(spec.id)
+
+    def _set(self, t: TaskState, status: TaskStatus) -> None:
+        self._by_status[t.status].discard(t.id)
+        self._by_status[status].add(t.id)
+        t.status = status
+        if status in TERMINAL:
+            self.changed.update(self.graph.dependents(t.id))
+            self.cancel_requested.discard(t.id)
+
+    def _apply_task(self, ev: Event) -> None:
+        t = self.tasks.get(getattr(ev, "task_id", ""))
+        if t is None or t.terminal:
+            return
+        match ev.kind:
+            case "task.ready":
+                self._set(t, "ready")
+            case "task.started":
+                self._set(t, "running")
+                t.attempt, t.sandbox = ev.attempt, ev.sandbox
+                t.started_at, t.ended_at, t.not_before = ev.ts, None, None
+            case "task.succeeded" if ev.attempt == t.attempt:
+                t.commit, t.ended_at, t.error = ev.commit, ev.ts, None
+                self._set(t, "succeeded")
+            case "task.failed" if ev.attempt == t.attempt:
+                t.failures += 1
+                t.error = ev.error
+                if ev.final:
+                    t.ended_at = ev.ts
+                    self._set(t, "failed")
+            case "task.retrying":
+                if not ev.counts_as_failure:
+                    t.interruptions += 1
+                t.ended_at = ev.ts
+                t.not_before = ev.ts + timedelta(seconds=ev.delay_s)
+                self._set(t, "pending")
+                self.changed.add(t.id)
+            case "task.skipped":
+                t.error, t.ended_at = ev.reason, ev.ts
+                self._set(t, "skipped")
+            case "task.cancelled":
+                t.ended_at, t.error = ev.ts, ev.reason or t.cancel_reason
+                self._set(t, "cancelled")
+            case "task.cancel_requested":
+                t.cancel_reason = t.cancel_reason or ev.reason
+                self.cancel_requested.add(t.id)
+            case _:
+                pass
+
+    # ---- queries -------------------------------------------------------------------------------
+
+    def take_changed(self) -> list[str]:
+        """Tasks whose readiness may have changed, in topological order; clears the set."""
+        ids, self.changed = self.changed, set()
+        return sorted((i for i in ids if i in self.tasks), key=self.graph.topo_index)
+
+    def in_order(self) -> list[TaskState]:
+        return sorted(self.tasks.values(), key=lambda t: t.order)
+
+    def counts(self) -> dict[str, int]:
+        return {s: len(self._by_status[s]) for s in STATUSES}
+
+    def count(self, status: TaskStatus) -> int:
+        return len(self._by_status[status])
+
+    def all_terminal(self) -> bool:
+        return not (self._by_status["pending"] or self._by_status["ready"] or self._by_status["running"])
+
+    def with_status(self, status: TaskStatus) -> list[TaskState]:
+        return sorted((self.tasks[i] for i in self._by_status[status]), key=lambda t: t.order)
+
+    def ids_with_status(self, status: TaskStatus) -> set[str]:
+        return self._by_status[status]
+
+    def blocker(self, task_id: str) -> TaskState | None:
+        """A dependency that ended without succeeding, which means this task can never run."""
+        for dep in self.graph.deps(task_id):
+            d = self.tasks[dep]
+            if d.terminal and d.status != "succeeded":
+                return d
+        return None
+
+    def deps_succeeded(self, task_id: str) -> bool:
+        return all(self.tasks[d].status == "succeeded" for d in self.graph.deps(task_id))
+
+    def dep_branches(self, task_id: str) -> list[str]:
+        """Branches a task starts from: its direct dependencies' (each holds its own ancestors'
+        work), in topological order so merges happen in dependency order."""
+        deps = sorted(self.graph.deps(task_id), key=self.graph.topo_index)
+        return [task_branch(self.run_id, d) for d in deps]
+
+    def outcome(self) -> Literal["succeeded", "failed", "cancelled"]:
+        if self.spec is not None and self.spec.status == "failed":
+            return "failed"
+        if self.started is not None and self.started.plan_only:  # the spec was the whole run
+            return "succeeded" if self.spec is not None else "failed"
+        statuses = {s for s in STATUSES if self._by_status[s]}
+        if statuses <= {"succeeded"}:
+            return "succeeded"
+        if self.cancel_reason is not None or ("cancelled" in statuses and "failed" not in statuses):
+            return "cancelled"
+        return "failed"
+
+
+def fold(run_id: str, events: list[Event]) -> RunState:
+    state = RunState(run_id)
+    for ev in events:
+        state.apply(ev)
+    return state
