@@ -12,7 +12,7 @@ from omoi.runtime.config import AgentSettings, ModelSettings
 from omoi.runtime.model.client import ModelPort
 from omoi.runtime.ports import BudgetPort, BusPort
 from omoi.runtime.run.execution import AgentResult, TaskRequest
-from omoi.runtime.sandbox.local import Sandbox
+from omoi.runtime.sandbox.seam import Sandbox
 
 log = structlog.get_logger("omoi.agent")
 

@@ -13,7 +13,7 @@ from omoi.runtime.errors import AgentLostError, OmoiError, SandboxError
 from omoi.runtime.log.events import TaskOutput
 from omoi.runtime.ports import AgentsPort, BusPort
 from omoi.runtime.run.execution import TaskRequest, TaskResult
-from omoi.runtime.sandbox.local import Sandbox, SandboxBackend
+from omoi.runtime.sandbox.seam import Sandbox, SandboxBackend
 
 log = structlog.get_logger("omoi.sandbox")
 _MEMO = 16

@@ -23,7 +23,7 @@ from omoi.runtime.errors import AgentLostError, SandboxError
 from omoi.runtime.logging import configure as configure_logging
 from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.run.execution import AgentResult, TaskRequest
-from omoi.runtime.sandbox.local import ExecResult
+from omoi.runtime.sandbox.seam import ExecResult
 from omoi.runtime.sandbox.workspace import SearchHit
 
 CONCURRENCY = "omoi/cluster/concurrency"  # one for the cluster: limits hold across runs

@@ -28,7 +28,7 @@ from omoi.runtime.log.store import Durability, SqliteEventStore
 from omoi.runtime.logging import configure as configure_logging
 from omoi.runtime.ports import BusPort
 from omoi.runtime.run.execution import TaskRequest, TaskResult
-from omoi.runtime.sandbox.local import SandboxBackend, on_node
+from omoi.runtime.sandbox.seam import SandboxBackend, on_node
 
 # Bookkeeping actors compute nothing: they take no CPU slot, and a restart re-runs their
 # constructor and re-sends in-flight calls (all of which are idempotent).

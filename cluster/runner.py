@@ -39,7 +39,8 @@ from omoi.runtime.sandbox.docker import (
     remove_run_containers,
 )
 from omoi.runtime.sandbox.image import default_tag, ensure_image, image_exists
-from omoi.runtime.sandbox.local import LocalBackend, NoopBackend, SandboxBackend
+from omoi.runtime.sandbox.local import LocalBackend, NoopBackend
+from omoi.runtime.sandbox.seam import SandboxBackend
 
 EventSink = Callable[[list[Event]], None]
 

@@ -516,7 +516,7 @@ def bench() -> None:
 @address_option
 def bench_scheduler(tasks: int, width: int, max_parallel: int, repeat: int, address: str | None) -> None:
     """A layered DAG of no-op tasks through the graph actor vs. chained raw Ray tasks."""
-    from omoi.cluster import bench as b
+    from omoi.bench import scheduler as b
 
     out.print(
         b.scheduler(tasks=tasks, width=width, max_parallel=max_parallel, repeat=repeat, address=address)
@@ -529,7 +529,7 @@ def bench_scheduler(tasks: int, width: int, max_parallel: int, repeat: int, addr
 @address_option
 def bench_bus(n_events: int, batch: int, address: str | None) -> None:
     """Durable publish -> every subscriber has it, 1 and 4 subscribers, vs. plain actor calls."""
-    from omoi.cluster import bench as b
+    from omoi.bench import bus as b
 
     out.print(b.bus(n_events=n_events, batch=batch, address=address))
 
@@ -541,7 +541,7 @@ def bench_bus(n_events: int, batch: int, address: str | None) -> None:
 @_guard
 def bench_agents(n: int, turns: int, address: str | None) -> None:
     """N scripted agents at once: tool calls/s, ready-to-first-request latency, memory per agent."""
-    from omoi.cluster import bench_agents as b
+    from omoi.bench import agents as b
 
     if n < 1 or turns < 2:
         raise InputError("--agents must be at least 1 and --turns at least 2")
@@ -555,7 +555,7 @@ def bench_agents(n: int, turns: int, address: str | None) -> None:
 def bench_explore(path: str, repeat: int) -> None:
     """The static Explore of PATH (a git checkout): files/s and wall time, against `git ls-files`
     plus reading every file (the least any analysis must do)."""
-    from omoi.cluster import bench as b
+    from omoi.bench import explore as b
 
     if repeat < 1:
         raise InputError("--repeat must be at least 1")
@@ -567,7 +567,7 @@ def bench_explore(path: str, repeat: int) -> None:
 @_guard
 def bench_sandbox(samples: int) -> None:
     """Sandbox acquire (cold and warm pool) vs. plain `docker run --rm` and `git worktree add`."""
-    from omoi.cluster import bench as b
+    from omoi.bench import sandbox as b
 
     out.print(b.sandbox(samples=samples))
 

@@ -19,7 +19,8 @@ from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
 from omoi.runtime.ports import BudgetPort
 from omoi.runtime.run.tasks import AgentSpec
-from omoi.runtime.sandbox.local import LocalBackend, Sandbox
+from omoi.runtime.sandbox.local import LocalBackend
+from omoi.runtime.sandbox.seam import Sandbox
 from tests.helpers import first_event, task_request
 
 WORKER_MODEL, ORACLE_MODEL = "claude-sonnet-4-6", "claude-opus-4-6"

@@ -35,7 +35,7 @@ from omoi.runtime.log.events import (
 from omoi.runtime.model.client import CallTag, ModelPort, ModelReply, Retry
 from omoi.runtime.ports import BudgetPort, BusPort
 from omoi.runtime.run.execution import AgentResult, TaskRequest
-from omoi.runtime.sandbox.local import Sandbox
+from omoi.runtime.sandbox.seam import Sandbox
 
 Claim = Literal["complete", "blocked", "need_input"]
 Action = Literal["remind", "check", "ask", "fail"]

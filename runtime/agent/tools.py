@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from omoi.runtime.errors import OmoiError
-from omoi.runtime.sandbox.local import Sandbox
+from omoi.runtime.sandbox.seam import Sandbox
 
 MAX_LISTED = 400
 MAX_HITS_SHOWN = 100

@@ -15,7 +15,7 @@ from omoi.runtime.log.events import Event, RunStarted, TaskAdded
 from omoi.runtime.log.store import SqliteEventStore
 from omoi.runtime.run.plan import Budget, Plan
 from omoi.runtime.run.tasks import TaskSpec, check_id
-from omoi.runtime.sandbox.local import SANDBOX_KINDS
+from omoi.runtime.sandbox.seam import SANDBOX_KINDS
 
 EVENTS_FILE = "events.db"
 

@@ -27,15 +27,8 @@ from omoi.runtime.git.transport import NodeRepo
 from omoi.runtime.run.execution import TaskRequest
 from omoi.runtime.sandbox import tree_quota
 from omoi.runtime.sandbox.image import SANDBOX_UID, default_tag
-from omoi.runtime.sandbox.local import (
-    COMMAND_ENV,
-    DEFAULT_OUTPUT_CAP,
-    ExecResult,
-    Sandbox,
-    TailBuffer,
-    WorktreeSandbox,
-    prepare_tree,
-)
+from omoi.runtime.sandbox.local import TailBuffer, WorktreeSandbox, prepare_tree
+from omoi.runtime.sandbox.seam import COMMAND_ENV, DEFAULT_OUTPUT_CAP, ExecResult, Sandbox
 from omoi.runtime.sandbox.tree_quota import TreeLimits
 
 QUOTA_POLL_S = 0.1  # how often, at the most, a running command's workspace is measured against its quota

@@ -19,7 +19,7 @@ from omoi.runtime.model.client import ModelPort
 from omoi.runtime.ports import BudgetPort, BusPort
 from omoi.runtime.run.execution import TaskRequest
 from omoi.runtime.run.tasks import AgentSpec
-from omoi.runtime.sandbox.local import Sandbox
+from omoi.runtime.sandbox.seam import Sandbox
 
 D = TypeVar("D", bound=BaseModel)
 OnEvaluated = Callable[[int, Evaluation], Awaitable[None]]  # (submission number, evaluation)

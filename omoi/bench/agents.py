@@ -17,8 +17,8 @@ from typing import Any
 import ray
 from rich.table import Table
 
+from omoi.bench.common import scratch_repo
 from omoi.cluster.agents import AgentEnv
-from omoi.cluster.bench import scratch_repo
 from omoi.cluster.connect import connect
 from omoi.cluster.runner import launch
 from omoi.runtime.config import AgentSettings, model_settings

@@ -1,0 +1,49 @@
+"""`omoi bench explore`: the static Explore pass against its floor (`git ls-files` and reading
+each file). No Ray."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from pathlib import Path
+
+from rich.table import Table
+
+from omoi.bench.common import timed
+
+
+def explore(path: Path, *, repeat: int = 3) -> Table:
+    """The static Explore against the least any analysis must do: list the tracked files and read
+    each one. Both in this process, median of `repeat`, the page cache warm for both."""
+    from omoi.runtime.explore.static import explore as run_explore
+    from omoi.runtime.explore.static import tracked_files
+
+    def read_all() -> int:
+        files = tracked_files(path)
+        for f in files:
+            with contextlib.suppress(OSError):
+                (path / f).read_bytes()
+        return len(files)
+
+    read_all()  # warm the page cache
+    baseline = [timed(read_all) for _ in range(repeat)]
+    runs = [run_explore(path) for _ in range(repeat)]
+    last = runs[-1]
+    base_s = statistics.median(t for t, _ in baseline)
+    ours_s = statistics.median(r.elapsed_s for r in runs)
+    table = Table(title=f"omoi bench explore: {path} ({last.files:,} files), median of {repeat}")
+    for col in ("path", "wall s", "files/s", "ratio vs baseline"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    table.add_row(
+        "git ls-files + read every file (baseline)", f"{base_s:.2f}", f"{last.files / base_s:,.0f}", "1.00x"
+    )
+    table.add_row(
+        "omoi static explore", f"{ours_s:.2f}", f"{last.files / ours_s:,.0f}", f"{ours_s / base_s:.2f}x"
+    )
+    py = last.python
+    table.caption = (
+        f"{len(py.modules):,} Python modules ({', '.join(f'{k}: {v:,}' for k, v in py.parsers.items())}), "
+        f"{len(py.edges):,} import edges, {len(py.cycles)} cycles, {len(last.symbols):,} symbols"
+        f"{' (capped)' if last.symbols_truncated else ''}, {len(last.hotspots)} hotspots"
+    )
+    return table

@@ -1,0 +1,113 @@
+"""`omoi bench scheduler`: the graph actor against raw Ray tasks chained by ObjectRefs, in the same
+run.
+
+Benchmarks print tables and assert nothing: claims about speed come from here, not from timed tests."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from rich.table import Table
+
+from omoi.bench.common import scratch_repo
+from omoi.cluster.connect import connect
+from omoi.cluster.runner import launch
+from omoi.runtime.run.begin import open_log, plan_new_run
+from omoi.runtime.run.plan import Plan
+from omoi.runtime.run.tasks import TaskSpec
+
+
+def layered_dag(tasks: int, width: int) -> list[TaskSpec]:
+    """`tasks/width` layers; each task depends on two tasks of the layer before (j and j+1)."""
+    layers = max(1, tasks // width)
+    specs = []
+    for i in range(layers):
+        for j in range(width):
+            deps = () if i == 0 else tuple(sorted({f"t{i - 1}-{j}", f"t{i - 1}-{(j + 1) % width}"}))
+            specs.append(TaskSpec(id=f"t{i}-{j}", run="true", deps=deps))
+    return specs
+
+
+@ray.remote
+def _noop(*deps: Any) -> None:
+    return None
+
+
+def _raw_ray(specs: list[TaskSpec]) -> float:
+    start = time.perf_counter()
+    refs: dict[str, Any] = {}
+    for s in specs:
+        refs[s.id] = _noop.remote(*(refs[d] for d in s.deps))
+    ray.get(list(refs.values()))
+    return time.perf_counter() - start
+
+
+def _graph_run(
+    specs: list[TaskSpec], repo: Path, run_id: str, max_parallel: int
+) -> tuple[float, dict[str, int]]:
+    """Seconds from the first task becoming ready to the last one succeeding, read from the log."""
+    paths, first = plan_new_run(
+        Plan(name="bench", tasks=tuple(specs)), repo, run_id=run_id, max_parallel=max_parallel, sandbox="noop"
+    )
+    handle = launch(paths, first)
+    try:
+        finished = handle.wait()
+        stats: dict[str, int] = ray.get(handle.graph.stats.remote())
+        if finished.status != "succeeded":
+            raise RuntimeError(f"benchmark run {run_id} ended {finished.status}: {finished.error}")
+    finally:
+        handle.shutdown()
+    with contextlib.closing(open_log(paths)) as log:
+        seen = log.read(prefixes=("task.ready", "task.succeeded"))
+    ready = min(e.ts for e in seen if e.kind == "task.ready")
+    done = max(e.ts for e in seen if e.kind == "task.succeeded")
+    return (done - ready).total_seconds(), stats
+
+
+def scheduler(
+    *, tasks: int = 1000, width: int = 50, max_parallel: int = 8, repeat: int = 3, address: str | None = None
+) -> Table:
+    connect(address, include_dashboard=False)
+    specs = layered_dag(tasks, width)
+    n = len(specs)
+    _raw_ray(specs)  # warm the worker pool
+    raw = [_raw_ray(specs) for _ in range(repeat)]
+    with scratch_repo() as repo:
+        _graph_run(layered_dag(min(n, 2 * width), width), repo, "bench-warmup", max_parallel)
+        runs = [_graph_run(specs, repo, f"bench-{i}", max_parallel) for i in range(repeat)]
+    ours = [seconds for seconds, _ in runs]
+    stats = runs[-1][1]
+    raw_ms, our_ms = statistics.median(raw) / n * 1e3, statistics.median(ours) / n * 1e3
+    table = Table(
+        title=f"omoi bench scheduler: {n} no-op tasks, {n // width} layers x {width}, "
+        f"max_parallel={max_parallel}, median of {repeat}"
+    )
+    for col in ("path", "wall s", "per task ms", "tasks/s", "ratio vs raw Ray"):
+        table.add_column(col, justify="right" if col != "path" else "left")
+    table.add_row(
+        "raw Ray tasks chained by ObjectRefs",
+        f"{statistics.median(raw):.3f}",
+        f"{raw_ms:.3f}",
+        f"{n / statistics.median(raw):,.0f}",
+        "1.00x",
+    )
+    table.add_row(
+        "omoi graph actor (durable bus, noop sandboxes)",
+        f"{statistics.median(ours):.3f}",
+        f"{our_ms:.3f}",
+        f"{n / statistics.median(ours):,.0f}",
+        f"{our_ms / raw_ms:.2f}x",
+    )
+    p = max(1, stats["publishes"])
+    table.caption = (
+        f"graph loop (last run): {stats['completions'] / max(1, stats['steps']):.1f} completions per step, "
+        f"{stats['events'] / p:.1f} events per publish, {stats['publish_us'] / p / 1e3:.2f} ms per publish, "
+        f"time publishing {stats['publish_us'] / 1e6:.2f}s / stepping {stats['step_us'] / 1e6:.2f}s / "
+        f"waiting {stats['idle_us'] / 1e6:.2f}s"
+    )
+    return table
