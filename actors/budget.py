@@ -8,6 +8,7 @@ import contextlib
 import structlog
 
 from omoi.policies.budget import RUN, Crossing, Ledger, Limit
+from omoi.runtime import names
 from omoi.runtime.log.events import (
     AgentTurn,
     BudgetExhausted,
@@ -102,7 +103,7 @@ class BudgetActor:
         return kind(
             id=f"budget-{self._run_id}-{c.scope}-{c.level}-{self._raises.get(c.scope, 0)}",
             run_id=self._run_id,
-            source=f"omoi/{self._run_id}/budget",
+            source=names.actor(self._run_id, "budget"),
             scope=c.scope,
             tokens=c.tokens,
             usd=c.usd,

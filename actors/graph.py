@@ -11,9 +11,10 @@ from omoi.runtime.clock import Clock, SystemClock
 from omoi.runtime.errors import OmoiError
 from omoi.runtime.log.events import Event, RunCancelRequested, RunFinished, TaskAdded, TaskCancelRequested
 from omoi.runtime.log.subscription import Subscription
+from omoi.runtime.names import run_branch, task_branch
 from omoi.runtime.ports import BusPort, ExecutorPort, IntegratorPort
 from omoi.runtime.run.execution import TaskResult
-from omoi.runtime.run.state import RunState, run_branch, task_branch
+from omoi.runtime.run.state import RunState
 from omoi.runtime.run.tasks import TaskSpec
 
 _WATCHED = ("run.cancel_requested", "task.cancel_requested", "task.added", "spec.finished")

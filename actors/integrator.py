@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from omoi.runtime.git import repo as git
-from omoi.runtime.run.state import run_branch
+from omoi.runtime.names import run_branch
 
 
 class IntegratorActor:

@@ -4,45 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from pydantic import BaseModel
 
 from omoi.policies.spec import checks as spec_checks
 from omoi.policies.spec import flow as spec_flow
-from omoi.policies.spec.checks import Evaluation, Grounding
+from omoi.policies.spec.checks import Grounding
+from omoi.runtime import names
 from omoi.runtime.clock import Clock, SystemClock
 from omoi.runtime.config import ModelSettings
 from omoi.runtime.errors import SpecError
 from omoi.runtime.explore.static import Exploration, explore
-from omoi.runtime.log.events import (
-    Event,
-    Intent,
-    Phase,
-    RunStarted,
-    SpecFinished,
-    SpecGateDecided,
-    SpecGateWaiting,
-    SpecIntent,
-    SpecPhaseCompleted,
-    SpecPhaseEvaluated,
-    SpecPhaseFailed,
-    SpecPhaseStarted,
-    TaskAdded,
-)
+from omoi.runtime.log import events as E
+from omoi.runtime.log.events import Event, Intent, Phase, RunStarted, SpecFinished
 from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.ports import BusPort
 from omoi.runtime.spec import documents as docs
 from omoi.runtime.spec import gates
 from omoi.runtime.spec import prompts as spec_prompts
+from omoi.runtime.spec.announce import SpecEvents
+from omoi.runtime.spec.evaluation import Evaluation
 from omoi.runtime.spec.state import SpecState, fold_spec
 from omoi.runtime.spec.workspace import SpecWorkspace
 from omoi.runtime.spec.writer import DocumentWriter
 
 log = structlog.get_logger("omoi.spec")
-CATEGORY = {"intent": "quick", "explore": "default", "review": "default"}  # other phases: deep
-ROLE = {"explore": "explorer", "review": "reviewer"}  # other phases: planner
 Decision = tuple[Literal["approve", "reject"], str, str]  # (decision, by, reason)
 
 
@@ -77,6 +65,7 @@ class SpecActor:
         self._run_id, self._bus, self._writer, self._models = run_id, bus, writer, models
         self._ws, self._clock = workspace, clock or SystemClock()
         self._main: asyncio.Task[SpecFinished] | None = None
+        self._events = SpecEvents(run_id)
 
     async def run(self) -> SpecFinished:
         if self._main is None:
@@ -94,7 +83,7 @@ class SpecActor:
     # ---- the phases --------------------------------------------------------------------------------
 
     async def _drive(self) -> SpecFinished:
-        state = fold_spec(await self._log())
+        state = fold_spec(await Subscription(self._bus, None, batch=5000).so_far())
         if state.finished is not None:
             return state.finished
         started = state.started
@@ -113,14 +102,19 @@ class SpecActor:
                     documents[phase] = self._load(phase)
                 else:
                     documents[phase] = await self._phase(phase, started, state, exploration, documents)
-                if phase == "explore":
-                    exploration = exploration.model_copy(update={"findings": documents[phase].findings})  # type: ignore[attr-defined]
+                found = documents[phase]
+                if isinstance(found, docs.Findings):
+                    exploration = exploration.model_copy(update={"findings": found.findings})
         except _Failed as exc:
             await self._publish(
-                SpecPhaseFailed(**self._ids(exc.phase, exc.attempt, "failed"), reasons=tuple(exc.reasons))
+                E.SpecPhaseFailed(
+                    **self._events.ids(exc.phase, exc.attempt, "failed"), reasons=tuple(exc.reasons)
+                )
             )
             return await self._finish("failed", error=f"phase {exc.phase}: {exc}")
-        return await self._publish_tasks(documents["tasks"])  # type: ignore[arg-type]
+        tasks = documents["tasks"]
+        assert isinstance(tasks, docs.Tasks), "the tasks phase writes a Tasks document"
+        return await self._publish_tasks(tasks)
 
     async def _phase(
         self,
@@ -140,7 +134,7 @@ class SpecActor:
                 commit = await asyncio.to_thread(self._ws.head)
             else:
                 await self._publish(
-                    SpecPhaseStarted(**self._ids(phase, attempt, "started"), feedback=feedback)
+                    E.SpecPhaseStarted(**self._events.ids(phase, attempt, "started"), feedback=feedback)
                 )
                 produced = await self._produce(phase, attempt, started.goal, exploration, done, feedback)
                 if isinstance(produced, str):
@@ -156,16 +150,21 @@ class SpecActor:
             decision, by, reason = gate
             if phase in spec_flow.GATED and by != "human":  # a person's decision is in the log already
                 await self._publish(
-                    SpecGateDecided(
-                        **self._ids(phase, attempt, "gate"), decision=decision, reason=reason, by=by
-                    )  # type: ignore[arg-type]
+                    E.SpecGateDecided.model_validate(
+                        {
+                            **self._events.ids(phase, attempt, "gate"),
+                            "decision": decision,
+                            "reason": reason,
+                            "by": by,
+                        }
+                    )
                 )
             rejections += decision == "reject"
             after = spec_flow.after_gate(decision, rejections, by, reason)
             if after.action == "proceed":
                 await self._publish(
-                    SpecPhaseCompleted(
-                        **self._ids(phase, attempt, "completed"), artifacts=artifacts, commit=commit
+                    E.SpecPhaseCompleted(
+                        **self._events.ids(phase, attempt, "completed"), artifacts=artifacts, commit=commit
                     )
                 )
                 return doc
@@ -182,33 +181,26 @@ class SpecActor:
         done: dict[str, BaseModel],
         feedback: str,
     ) -> BaseModel | str:
-        if phase == "tasks" and "requirements" not in done:  # a trivial goal: one task, no model
+        if not spec_flow.needs_model(phase, done):
             return docs.Tasks(tasks=[docs.single_task(goal, exploration)])
 
         async def evaluated(submission: int, ev: Evaluation) -> None:
-            await self._publish(
-                SpecPhaseEvaluated(
-                    **self._ids(phase, attempt, f"evaluated-{submission}"),
-                    score=ev.score,
-                    threshold=ev.threshold,
-                    passed=ev.passed,
-                    issues=(*ev.blocking, *ev.issues),
-                )
-            )
+            await self._publish(self._events.evaluated(phase, attempt, submission, ev))
 
         prompt = spec_prompts.phase_message(phase, goal, exploration, docs.texts(done, goal), feedback)
         doc = await self._writer.write(
-            task_id=f"spec-{phase}",
+            task_id=names.spec_conversation(phase),
             attempt=attempt,
-            role=ROLE.get(phase, "planner"),
-            model_name=self._models.model_for(CATEGORY.get(phase, "deep")),
+            role=spec_flow.role(phase),
+            model_name=self._models.model_for(spec_flow.category(phase)),
             tool=spec_prompts.SUBMIT_TOOLS[phase],
             document=docs.DOCUMENTS[phase],
             prompt=prompt,
             evaluate=spec_checks.evaluator(Grounding.of(exploration), done),
             on_evaluated=evaluated,
+            judgement=self._judgement(phase),
         )
-        if phase == "explore" and isinstance(doc, str):  # findings add to the static pass; it stands alone
+        if isinstance(doc, str) and spec_flow.explorer_failed_stands(phase):
             log.warning("spec.explorer_failed", run_id=self._run_id, reason=doc)
             return docs.Findings.model_construct(findings=())
         return doc
@@ -227,18 +219,26 @@ class SpecActor:
             return "approve", "auto", ""
         if started.gate == "review":
             texts = {name: docs.markdown(d, started.goal) for name, d in done.items() if name != "explore"}
-            model = self._models.model_for(CATEGORY["review"])
+            model = self._models.model_for(spec_flow.category("review"))
             verdict = await gates.review(
-                self._writer, model, phase, attempt, started.goal, texts, self._ws.spec_dir
+                self._writer,
+                model,
+                phase,
+                attempt,
+                started.goal,
+                texts,
+                self._ws.spec_dir,
+                self._judgement("review"),
             )
             if isinstance(verdict, str):
                 raise _Failed(phase, attempt, [f"the reviewer gave no verdict: {verdict}"])
-            if verdict.verdict == "OKAY":
-                return "approve", "reviewer", ""
-            return "reject", "reviewer", "\n".join(f"- {i}" for i in verdict.issues) or "- (no reason given)"
+            decision, reason = spec_flow.review_decision(verdict.verdict, verdict.issues)
+            return decision, "reviewer", reason
         timeout = started.gate_timeout_s
         await self._publish(
-            SpecGateWaiting(**self._ids(phase, attempt, "waiting"), artifacts=artifacts, timeout_s=timeout)
+            E.SpecGateWaiting(
+                **self._events.ids(phase, attempt, "waiting"), artifacts=artifacts, timeout_s=timeout
+            )
         )
         decided = await gates.human_decision(self._bus, self._clock, phase, attempt, timeout)
         if decided is not None:
@@ -246,16 +246,18 @@ class SpecActor:
         policy, why = spec_flow.on_timeout(started.on_gate_timeout, timeout or 0)
         if policy == "fail":
             raise _Failed(phase, attempt, [why])
-        return policy, "timeout", why  # type: ignore[return-value]
+        return ("approve" if policy == "approve" else "reject"), "timeout", why
 
     async def _classify(self, goal: str, exploration: Exploration) -> Intent:
-        model = self._models.model_for(CATEGORY["intent"])
-        intent, reason, by = await gates.classify_intent(self._writer, model, goal, exploration)
-        ids = {"id": f"spec-{self._run_id}-intent", "run_id": self._run_id, "source": self._source}
-        await self._publish(SpecIntent(**ids, intent=intent, reason=reason, by=by))  # type: ignore[arg-type]
+        model = self._models.model_for(spec_flow.category("intent"))
+        judged = self._judgement("intent", spec_flow.INTENT_RETRIES)
+        decision = await gates.classify_intent(self._writer, model, goal, exploration, judged)
+        intent, reason, by = spec_flow.intent_of(decision, goal, exploration.paths)
+        await self._publish(self._events.intent(intent, reason, by))
         return intent
 
-    # ---- documents and events ----------------------------------------------------------------------
+    def _judgement(self, step: str, retries: int = spec_flow.MAX_RETRIES) -> spec_flow.Judgement:
+        return spec_flow.judgement(spec_flow.role(step), self._writer.settings.continuations, retries)
 
     def _load(self, phase: Phase) -> BaseModel:
         try:
@@ -266,18 +268,7 @@ class SpecActor:
     async def _publish_tasks(self, tasks: docs.Tasks) -> SpecFinished:
         present = [n for n in ("requirements.md", "design.md") if self._ws.read(n) is not None]
         plan = docs.to_plan(tasks, f"spec {self._run_id}", [f"{self._ws.spec_dir}/{n}" for n in present])
-        added: list[Event] = [
-            TaskAdded(
-                id=f"spec-{self._run_id}-task-{t.id}",
-                run_id=self._run_id,
-                task_id=t.id,
-                spec=t,
-                order=i,
-                source=self._source,
-            )
-            for i, t in enumerate(plan.tasks)
-        ]
-        return await self._finish("succeeded", tasks=added)
+        return await self._finish("succeeded", tasks=self._events.tasks_added(plan))
 
     async def _finish(
         self,
@@ -291,40 +282,18 @@ class SpecActor:
         commit = (
             await asyncio.to_thread(self._ws.commit, "omoi spec: done") if status == "succeeded" else None
         )
-        finished = SpecFinished(
-            id=f"spec-{self._run_id}-finished",
-            run_id=self._run_id,
-            status=status,
+        finished = self._events.finished(
+            status,
             spec_dir=self._ws.spec_dir,
             branch=self._ws.branch,
             commit=commit,
             tasks=len(tasks or ()),
             error=error,
-            source=self._source,
         )
         await self._bus.publish([*(tasks or ()), finished])
         await asyncio.to_thread(self._ws.close)  # the branch holds everything; gc would remove it too
         log.info("spec.finished", run_id=self._run_id, status=status, tasks=finished.tasks, error=error)
         return finished
 
-    @property
-    def _source(self) -> str:
-        return f"omoi/{self._run_id}/spec"
-
-    def _ids(self, phase: str, attempt: int, step: str) -> dict[str, Any]:
-        return {
-            "id": f"spec-{self._run_id}-{phase}-{attempt}-{step}",
-            "run_id": self._run_id,
-            "phase": phase,
-            "attempt": attempt,
-            "source": self._source,
-        }
-
     async def _publish(self, event: Event) -> None:
         await self._bus.publish([event])
-
-    async def _log(self) -> list[Event]:
-        sub, out = Subscription(self._bus, None, batch=5000), []
-        while batch := await sub.next_batch(timeout=0):
-            out += batch
-        return out

@@ -11,6 +11,8 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from omoi.runtime import names
+
 NAMESPACE = "omoi"
 
 
@@ -39,12 +41,11 @@ def here() -> NodeAffinitySchedulingStrategy:
     return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
 
 
-def actor_name(run_id: str, role: str, *parts: str) -> str:
-    return "/".join(["omoi", run_id, role, *parts])
+actor_name = names.actor  # the names module builds every name; cluster code calls it by this name
 
 
 def run_actor_names(run_id: str) -> list[str]:
-    prefix = f"omoi/{run_id}/"
+    prefix = names.run_prefix(run_id)
     return [
         a["name"]
         for a in ray.util.list_named_actors(all_namespaces=True)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from omoi.runtime import names
 from omoi.runtime.errors import InputError, OmoiError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -403,7 +404,7 @@ def status(run_id: str, repo: str, state_dir: str | None, fmt: str) -> None:
                             "attempts": t.attempt,
                             "started": t.started_at.isoformat() if t.started_at else None,
                             "ended": t.ended_at.isoformat() if t.ended_at else None,
-                            "branch": f"omoi/{run_id}/{t.id}" if t.attempt else None,
+                            "branch": names.task_branch(run_id, t.id) if t.attempt else None,
                             "error": t.error,
                         }
                         for t in state.in_order()

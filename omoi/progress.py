@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from omoi.runtime import names
 from omoi.runtime.log.events import AgentTurn, Event
 from omoi.runtime.run.state import STATUSES, RunState
 
@@ -171,7 +172,7 @@ def status_table(state: RunState) -> Table:
         table.add_column(col, no_wrap=True)
     table.add_column("note", overflow="ellipsis", no_wrap=True)
     for t in state.in_order():
-        branch = f"omoi/{state.run_id}/{t.id}" if t.attempt else ""
+        branch = names.task_branch(state.run_id, t.id) if t.attempt else ""
         table.add_row(
             t.id,
             Text(t.status, style=STYLE[t.status]),
@@ -199,7 +200,7 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
         task = getattr(ev, "task_id", "")
         if isinstance(ev, AgentTurn):
             turns[task] += 1
-            if task.startswith("spec-"):
+            if names.is_spec_conversation(task):
                 spec_tokens, spec_usd = spec_tokens + ev.usage.total, spec_usd + ev.cost_usd
         elif ev.kind == "model.retried":
             retries[task] += 1
@@ -230,7 +231,7 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
             f"{t.tokens:,}" if agent else "",
             f"${t.cost_usd:.4f}" if agent else "",
         )
-    spec = [t for t in turns if t.startswith("spec-")]
+    spec = [t for t in turns if names.is_spec_conversation(t)]
     if spec:
         table.add_row(
             "(spec)",

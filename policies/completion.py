@@ -8,12 +8,10 @@ failures brings in the oracle."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from omoi.policies.permissions import READ_ONLY, denial, tools_for
-
-Claim = Literal["complete", "blocked", "need_input"]
-Action = Literal["remind", "check", "ask", "fail"]
+from omoi.runtime.agent.loop import Action, Claim
 
 
 class Next(NamedTuple):

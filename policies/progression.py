@@ -24,8 +24,9 @@ from omoi.runtime.log.events import (
     TaskStarted,
     TaskSucceeded,
 )
+from omoi.runtime.names import task_branch
 from omoi.runtime.run.execution import TaskRequest, TaskResult
-from omoi.runtime.run.state import RunState, TaskState, task_branch
+from omoi.runtime.run.state import RunState, TaskState
 
 Outcome = TaskResult | BaseException
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from omoi.cluster import deploy
 from omoi.cluster.connect import connect, kill_run_actors
 from omoi.cluster.handles import BusProxy
+from omoi.runtime import names
 from omoi.runtime.log.events import Event, TaskOutput
 from omoi.runtime.log.store import Durability
 
@@ -56,7 +57,7 @@ def _omoi_bus(n: int, batch: int, subs: int, durability: Durability, tag: str) -
     run_id = f"busbench-{tag}-{subs}"
     with tempfile.TemporaryDirectory(prefix="omoi-bus-") as tmp:
         bus = deploy.start_bus(run_id, Path(tmp) / "events.db", durability)
-        readers = [Reader.remote(f"omoi/{run_id}/bus") for _ in range(subs)]
+        readers = [Reader.remote(names.actor(run_id, "bus")) for _ in range(subs)]
         ray.get(bus.last_seq.remote())
         events = _events(n, run_id)
         done = [r.consume.remote(n) for r in readers]

@@ -20,8 +20,7 @@ from omoi.runtime.explore.static import Exploration
 from omoi.runtime.run.taskgraph import TaskGraph
 from omoi.runtime.run.tasks import AgentSpec, TaskSpec
 from omoi.runtime.spec.documents import Design, Requirements, Tasks
-
-THRESHOLD = 0.8
+from omoi.runtime.spec.evaluation import THRESHOLD, Evaluation
 
 
 @dataclass(frozen=True)
@@ -39,22 +38,6 @@ class Grounding:
             frozenset(exploration.symbol_names()),
             frozenset(exploration.programs),
         )
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    score: float
-    issues: tuple[str, ...] = ()
-    blocking: tuple[str, ...] = ()
-    threshold: float = THRESHOLD
-
-    @property
-    def passed(self) -> bool:
-        return not self.blocking and self.score >= self.threshold
-
-    def feedback(self) -> str:
-        problems = [*self.blocking, *self.issues]
-        return "\n".join(f"- {p}" for p in problems)
 
 
 def _score(bad: int, total: int, issues: list[str], blocking: list[str], threshold: float) -> Evaluation:

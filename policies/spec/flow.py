@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-Phase = Literal["intent", "explore", "requirements", "design", "tasks"]
-Intent = Literal["trivial", "explicit", "open_ended"]
+from omoi.policies.completion import DocumentRules
+from omoi.runtime.log.events import Intent, Phase
+from omoi.runtime.run.tasks import Role
+from omoi.runtime.spec.documents import IntentDecision
 
 PHASES: dict[Intent, tuple[Phase, ...]] = {
     "trivial": ("explore", "tasks"),
@@ -71,9 +73,72 @@ def after_gate(decision: Literal["approve", "reject"], rejections: int, by: str,
     return AfterGate("fail", f"rejected {rejections} times by the {by}; last: {reason}")
 
 
-def on_timeout(policy: Literal["approve", "reject", "fail"], waited_s: float) -> tuple[str, str]:
+GatePolicy = Literal["approve", "reject", "fail"]
+
+
+def on_timeout(policy: GatePolicy, waited_s: float) -> tuple[GatePolicy, str]:
     """What a human gate's timeout means: (approve | reject | fail, the reason recorded)."""
     return policy, f"no decision within {waited_s:g}s (gate timeout policy: {policy})"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How one spec conversation is judged: its agent only reads, and an evaluated submission is
+    accepted, sent back with its problems, or failed after `retries` (runtime.spec.writer asks)."""
+
+    rules: DocumentRules
+    retries: int = MAX_RETRIES
+
+    def after_evaluation(self, passed: bool, retries_used: int, feedback: str) -> AfterSubmission:
+        return after_evaluation(passed, retries_used, feedback, self.retries)
+
+
+def judgement(role: Role, continuations: int, retries: int = MAX_RETRIES) -> Judgement:
+    return Judgement(DocumentRules(role, continuations), retries)
+
+
+# ---- who writes each phase, and what a missing answer means ----------------------------------------
+
+CATEGORY: dict[str, str] = {"intent": "quick", "explore": "default", "review": "default"}  # else deep
+ROLE: dict[str, Role] = {"intent": "planner", "explore": "explorer", "review": "reviewer"}  # else planner
+INTENT_RETRIES = 1  # the intent gate has a rule-based fallback: one retry is enough
+
+
+def category(step: str) -> str:
+    """The model category a phase (or `review`, `intent`) is written with."""
+    return CATEGORY.get(step, "deep")
+
+
+def role(step: str) -> Role:
+    return ROLE.get(step, "planner")
+
+
+def needs_model(phase: Phase, done: Iterable[str]) -> bool:
+    """A trivial goal (no requirements were written) gets its one task without a model."""
+    return not (phase == "tasks" and "requirements" not in set(done))
+
+
+def explorer_failed_stands(phase: Phase) -> bool:
+    """The explorer's findings only add to the static pass, which stands alone: its failure is
+    logged and the spec goes on with no findings. Any other phase without a document fails."""
+    return phase == "explore"
+
+
+def review_decision(verdict: str, issues: Iterable[str]) -> tuple[Literal["approve", "reject"], str]:
+    """A reviewer's OKAY approves; anything else rejects, with its issues as the reason."""
+    if verdict == "OKAY":
+        return "approve", ""
+    return "reject", "\n".join(f"- {i}" for i in issues) or "- (no reason given)"
+
+
+def intent_of(
+    decision: IntentDecision | str, goal: str, paths: Iterable[str]
+) -> tuple[Intent, str, Literal["model", "rules"]]:
+    """The model's decision when it handed one in, else the rules' (saying why they decided)."""
+    if isinstance(decision, IntentDecision):
+        return decision.intent, decision.reason, "model"
+    intent, reason = classify(goal, paths)
+    return intent, f"{reason} (the model gave no decision: {decision})", "rules"
 
 
 # ---- the intent gate's deterministic fallback ----------------------------------------------------
@@ -94,8 +159,9 @@ def classify(goal: str, paths: Iterable[str] = ()) -> tuple[Intent, str]:
     steps or name files of the repository are explicit; everything else is open-ended."""
     words = goal.split()
     named = sorted({p for p in paths if p in goal or (len(p) > 6 and p.rsplit("/", 1)[-1] in words)})
-    if len(words) <= 12 and _TRIVIAL.search(goal) and not _OPEN.search(goal):
-        return "trivial", f"a short goal about a small kind of change ('{_TRIVIAL.search(goal).group(0)}')"  # type: ignore[union-attr]
+    trivial = _TRIVIAL.search(goal)
+    if len(words) <= 12 and trivial and not _OPEN.search(goal):
+        return "trivial", f"a short goal about a small kind of change ('{trivial.group(0)}')"
     if _STEPS.search(goal):
         return "explicit", "the goal lists its steps"
     if named and len(words) <= 40:

@@ -29,3 +29,11 @@ class Subscription:
         while True:
             for ev in await self.next_batch():
                 yield ev
+
+    async def so_far(self) -> list[Event]:
+        """Every matching event the log holds now, past the cursor (which moves to the end): what
+        an actor folds its state from when it starts again."""
+        out: list[Event] = []
+        while batch := await self.next_batch(timeout=0):
+            out += batch
+        return out

@@ -16,6 +16,7 @@ from typing import Literal
 
 from omoi.runtime.errors import GraphError
 from omoi.runtime.log.events import Event, RunFinished, RunStarted, SpecFinished, Usage
+from omoi.runtime.names import task_branch
 from omoi.runtime.run.taskgraph import TaskGraph
 from omoi.runtime.run.tasks import TaskSpec
 
@@ -40,16 +41,6 @@ FOLLOWED = (
     "budget.",
     "spec.",
 )
-
-
-def task_branch(run_id: str, task_id: str) -> str:
-    return f"omoi/{run_id}/{task_id}"
-
-
-def run_branch(run_id: str) -> str:
-    """Not `omoi/<run-id>`: git cannot hold that ref next to `omoi/<run-id>/<task-id>` (a ref is a
-    file or a directory, not both). Task ids start with a letter or digit, so `_merged` never collides."""
-    return f"omoi/{run_id}/_merged"
 
 
 @dataclass

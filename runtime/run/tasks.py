@@ -7,6 +7,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from omoi.runtime import names
+
 Role = Literal["explorer", "librarian", "planner", "worker", "oracle", "reviewer"]
 ROLES: tuple[str, ...] = get_args(Role)
 
@@ -68,6 +70,11 @@ class TaskSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the command")
     network: bool = Field(default=False, description="let the Docker sandbox reach the network")
     description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        return names.check_plan_task_id(value)
 
     @field_validator("env")
     @classmethod

@@ -1,39 +1,35 @@
-"""The spec's gates as mechanisms: the intent gate's classification (the model first, the rules
-when it gives no decision), a reviewer's verdict, and waiting for a person's decision."""
+"""The spec's gates as mechanisms: the intent gate's conversation, a reviewer's verdict, and
+waiting for a person's decision. What the answers mean is policies/spec/flow.py's to say."""
 
 from __future__ import annotations
 
 import asyncio
 
-from omoi.policies.spec import flow as spec_flow
+from omoi.runtime import names
 from omoi.runtime.clock import Clock
 from omoi.runtime.explore.static import Exploration
-from omoi.runtime.log.events import Intent, SpecGateDecided
+from omoi.runtime.log.events import SpecGateDecided
 from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.ports import BusPort
 from omoi.runtime.spec import documents as docs
 from omoi.runtime.spec import prompts as spec_prompts
-from omoi.runtime.spec.writer import DocumentWriter
+from omoi.runtime.spec.writer import DocumentWriter, Judgement
 
 
 async def classify_intent(
-    writer: DocumentWriter, model: str, goal: str, exploration: Exploration
-) -> tuple[Intent, str, str]:
-    """(intent, reason, by): `model` when it handed in a decision, else `rules`."""
-    decision = await writer.write(
-        task_id="spec-intent",
+    writer: DocumentWriter, model: str, goal: str, exploration: Exploration, judgement: Judgement
+) -> docs.IntentDecision | str:
+    """The model's decision on the goal's intent, or why there is none."""
+    return await writer.write(
+        task_id=names.spec_conversation("intent"),
         attempt=1,
         role="planner",
         model_name=model,
         tool=spec_prompts.SUBMIT_TOOLS["intent"],
         document=docs.IntentDecision,
         prompt=spec_prompts.intent_message(goal, exploration),
-        retries=1,
+        judgement=judgement,
     )
-    if isinstance(decision, docs.IntentDecision):
-        return decision.intent, decision.reason, "model"
-    intent, reason = spec_flow.classify(goal, exploration.paths)
-    return intent, f"{reason} (the model gave no decision: {decision})", "rules"
 
 
 async def review(
@@ -44,16 +40,18 @@ async def review(
     goal: str,
     texts: dict[str, str],
     spec_dir: str,
+    judgement: Judgement,
 ) -> docs.Review | str:
     """The reviewer's verdict on this attempt of the phase, or why there is none."""
     verdict = await writer.write(
-        task_id=f"spec-review-{phase}",
+        task_id=names.spec_conversation(f"review-{phase}"),
         attempt=attempt,
         role="reviewer",
         model_name=model,
         tool=spec_prompts.SUBMIT_TOOLS["review"],
         document=docs.Review,
         prompt=spec_prompts.review_message(phase, goal, texts, spec_dir),
+        judgement=judgement,
     )
     return verdict
 

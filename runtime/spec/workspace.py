@@ -9,20 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from omoi.runtime import names
 from omoi.runtime.errors import SpecError
 from omoi.runtime.git import repo as git
 from omoi.runtime.sandbox.local import LocalSandbox
 from omoi.runtime.sandbox.workspace import Workspace
 from omoi.runtime.spec.documents import file_names
 
-SPEC_TASK = "_spec"  # task ids cannot start with '_', so neither branch nor worktree collide
+SPEC_TASK = names.SPEC  # task ids cannot start with '_', so neither branch nor worktree collide
 
 
 class SpecWorkspace:
     def __init__(self, repo: Path, git_dir: Path, worktrees: Path, run_id: str, base: str) -> None:
         self.repo, self.git_dir, self.base = repo, git_dir, base
         self.path = worktrees / SPEC_TASK
-        self.branch = f"omoi/{run_id}/{SPEC_TASK}"
+        self.branch = names.spec_branch(run_id)
         self.spec_dir = f".omoi/specs/{run_id}"
         self.tree = git.TaskTree(git_dir, self.path, self.branch)
 

@@ -6,23 +6,44 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from omoi.policies.completion import DocumentRules
-from omoi.policies.spec import flow as spec_flow
-from omoi.policies.spec.checks import Evaluation
-from omoi.runtime.agent.loop import AgentLoop, Submission, Verdict
+from omoi.runtime.agent.loop import AgentLoop, AgentRules, Submission, Verdict
 from omoi.runtime.config import AgentSettings
 from omoi.runtime.model.client import ModelPort
 from omoi.runtime.ports import BudgetPort, BusPort
 from omoi.runtime.run.execution import TaskRequest
-from omoi.runtime.run.tasks import AgentSpec
+from omoi.runtime.run.tasks import AgentSpec, Role
 from omoi.runtime.sandbox.seam import Sandbox
+from omoi.runtime.spec.evaluation import Evaluation
 
 D = TypeVar("D", bound=BaseModel)
 OnEvaluated = Callable[[int, Evaluation], Awaitable[None]]  # (submission number, evaluation)
+
+
+class Outcome(Protocol):
+    """What follows a submission: `accept`, `retry` (with the problems) or `fail` (with why)."""
+
+    @property
+    def action(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+class Judgement(Protocol):
+    """How one conversation is judged (policies.spec.flow.Judgement implements it): the rules its
+    agent runs under, and what follows each evaluated submission."""
+
+    @property
+    def rules(self) -> AgentRules: ...
+
+    @property
+    def retries(self) -> int: ...
+
+    def after_evaluation(self, passed: bool, retries_used: int, feedback: str) -> Outcome: ...
 
 
 def schema_problems(exc: ValidationError) -> tuple[str, ...]:
@@ -47,16 +68,17 @@ class DocumentWriter:
         *,
         task_id: str,
         attempt: int,
-        role: str,
+        role: Role,
         model_name: str,
         tool: str,
         document: type[D],
         prompt: str,
+        judgement: Judgement,
         evaluate: Callable[[D], Evaluation] | None = None,
         on_evaluated: OnEvaluated | None = None,
-        retries: int = spec_flow.MAX_RETRIES,
     ) -> D | str:
         """The accepted document, or why there is none."""
+        retries = judgement.retries
         accepted: list[D] = []
         submissions = 0
 
@@ -71,7 +93,7 @@ class DocumentWriter:
                 ev = evaluate(doc) if evaluate is not None else Evaluation(1.0)
             if on_evaluated is not None:
                 await on_evaluated(submissions, ev)
-            after = spec_flow.after_evaluation(ev.passed, submissions - 1, ev.feedback(), retries)
+            after = judgement.after_evaluation(ev.passed, submissions - 1, ev.feedback())
             if after.action == "accept":
                 accepted.append(doc)
                 return Verdict(True, "accepted")
@@ -87,7 +109,7 @@ class DocumentWriter:
             run_id=self.run_id,
             task_id=task_id,
             attempt=attempt,
-            agent=AgentSpec(role=role, prompt=prompt),  # type: ignore[arg-type]
+            agent=AgentSpec(role=role, prompt=prompt),
             timeout=600,
             branch="",
             base="",
@@ -96,7 +118,7 @@ class DocumentWriter:
         loop = AgentLoop(
             request,
             model_name,
-            DocumentRules(role, self.settings.continuations),
+            judgement.rules,
             self.model,
             self.sandbox,
             self.bus,

@@ -63,6 +63,10 @@ def test_json_plan_parses(tmp_path: Path) -> None:
         ("tasks: [{id: a, run: x, retries: -1}]", "task 'a': field 'retries'"),
         ("tasks: [{id: a, run: x, timeout: 0}]", "task 'a': field 'timeout'"),
         ("tasks: []", "field 'tasks'"),
+        (
+            "tasks: [{id: spec-intent, run: x}]",
+            "task 'spec-intent': field 'id': 'spec-intent' starts with 'spec-'",
+        ),
     ],
 )
 def test_bad_plans_name_file_task_and_field(text: str, expected: str) -> None:
