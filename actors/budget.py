@@ -10,14 +10,11 @@ import structlog
 from omoi.policies.budget import RUN, Crossing, Ledger, Limit
 from omoi.runtime import names
 from omoi.runtime.log.events import (
-    AgentTurn,
     BudgetExhausted,
-    BudgetRaised,
     BudgetWarning,
     Event,
-    RunStarted,
-    TaskAdded,
 )
+from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.ports import BusPort
 
 log = structlog.get_logger("omoi.budget")
@@ -39,7 +36,7 @@ class BudgetActor:
         self._ledger = Ledger()
         self._raises: dict[str, int] = {}
         self._changed = asyncio.Condition()
-        self._after = 0
+        self._log = Subscription(bus, FOLLOWS, poll=30.0)  # its cursor is how far the ledger has folded
         self._follower: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -52,7 +49,7 @@ class BudgetActor:
         self._start()
         async with self._changed:
             await self._changed.wait_for(
-                lambda: self._after >= after and self._ledger.blocked(task_id) is None
+                lambda: self._log.cursor >= after and self._ledger.blocked(task_id) is None
             )
 
     async def spent(self, scope: str = RUN) -> tuple[int, float]:
@@ -67,14 +64,13 @@ class BudgetActor:
         """Owned by this actor for its lifetime: fold every relevant event, in log order."""
         while True:
             try:
-                events = await self._bus.read(self._after, FOLLOWS, limit=1000, timeout=30.0)
+                events = await self._log.next_batch()
             except Exception:  # the bus restarting: keep the cursor and ask again
                 log.warning("budget.read_failed", run_id=self._run_id, exc_info=True)
                 await asyncio.sleep(0.5)
                 continue
             crossings = [c for e in events for c in self._fold(e)]
             if events:
-                self._after = events[-1].seq or self._after
                 async with self._changed:
                     self._changed.notify_all()
             if crossings:
@@ -82,17 +78,18 @@ class BudgetActor:
                     await self._bus.publish([self._announce(c) for c in crossings])
 
     def _fold(self, event: Event) -> list[Crossing]:
-        if isinstance(event, RunStarted):
-            self._ledger.run.tokens, self._ledger.run.usd = event.budget_tokens, event.budget_usd
-        elif isinstance(event, TaskAdded) and event.spec.agent is not None:
-            a = event.spec.agent
-            if a.budget_tokens is not None or a.budget_usd is not None:
-                self._ledger.limit_task(event.task_id, Limit(a.budget_tokens, a.budget_usd))
-        elif isinstance(event, AgentTurn):
-            return self._ledger.spend(event.task_id, event.usage.total, event.cost_usd)
-        elif isinstance(event, BudgetRaised):
-            self._raises[event.scope] = self._raises.get(event.scope, 0) + 1
-            self._ledger.raise_limit(event.scope, event.add_tokens, event.add_usd)
+        match event.kind:
+            case "run.started":
+                self._ledger.run.tokens, self._ledger.run.usd = event.budget_tokens, event.budget_usd
+            case "task.added" if event.spec.agent is not None:
+                a = event.spec.agent
+                if a.budget_tokens is not None or a.budget_usd is not None:
+                    self._ledger.limit_task(event.task_id, Limit(a.budget_tokens, a.budget_usd))
+            case "agent.turn":
+                return self._ledger.spend(event.task_id, event.usage.total, event.cost_usd)
+            case "budget.raised":
+                self._raises[event.scope] = self._raises.get(event.scope, 0) + 1
+                self._ledger.raise_limit(event.scope, event.add_tokens, event.add_usd)
         return []
 
     def _announce(self, c: Crossing) -> BudgetWarning | BudgetExhausted:

@@ -10,17 +10,16 @@ from typing import Any
 
 import ray
 from ray.exceptions import RayActorError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from omoi.actors.agent import AgentActor
 from omoi.actors.budget import BudgetActor
 from omoi.actors.concurrency import ConcurrencyActor
-from omoi.cluster.connect import NAMESPACE, actor_name, here
+from omoi.cluster.connect import NAMESPACE, actor_name
 from omoi.cluster.handles import BusProxy, Named, call
+from omoi.cluster.hosting import host
 from omoi.policies.model_calls import ModelRules
 from omoi.runtime.config import AgentSettings, ModelSettings
 from omoi.runtime.errors import AgentLostError, SandboxError
-from omoi.runtime.logging import configure as configure_logging
 from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.run.execution import AgentResult, TaskRequest
 from omoi.runtime.sandbox.seam import ExecResult
@@ -114,7 +113,6 @@ class HostedAgent(AgentActor):
     is the slot named in each `run`."""
 
     def __init__(self, name: str, run_id: str, env: AgentEnv) -> None:
-        configure_logging()
         bus, budget, slots = (
             BusProxy(actor_name(run_id, "bus")),
             BudgetProxy(actor_name(run_id, "budget")),
@@ -157,17 +155,7 @@ class RayAgents:
             self._started += 1
             name = actor_name(run_id, "agent", slot if self._started == 1 else f"{slot}.{self._started}")
             node = ray.get_runtime_context().get_node_id()
-            handle: Any = (
-                ray.remote(HostedAgent)
-                .options(
-                    name=name,
-                    namespace=NAMESPACE,
-                    num_cpus=0,
-                    max_restarts=0,
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=True),
-                )
-                .remote(name, run_id, self.env)
-            )
+            handle: Any = host(HostedAgent, name, run_id, self.env, name=name, node=node, soft=True)
             self._agent = (name, handle, handle.prepare.remote())
         name, handle, _ = self._agent
         return name, handle
@@ -208,43 +196,18 @@ class RayLiveness:
 
 class HostedConcurrency(ConcurrencyActor):
     def __init__(self) -> None:
-        configure_logging()
         super().__init__(RayLiveness())
 
 
 def start_concurrency() -> Any:
     """The cluster's concurrency actor, started by the first run that needs it and shared after."""
-    return (
-        ray.remote(HostedConcurrency)
-        .options(
-            name=CONCURRENCY,
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            num_cpus=0,
-            max_restarts=-1,  # rebuilt from its callers: see ConcurrencyActor
-            max_task_retries=-1,
-        )
-        .remote()
-    )
+    return host(HostedConcurrency, name=CONCURRENCY, restarts="always", detached=True)  # see ConcurrencyActor
 
 
 class HostedBudget(BudgetActor):
     def __init__(self, run_id: str) -> None:
-        configure_logging()
         super().__init__(run_id, BusProxy(actor_name(run_id, "bus")))
 
 
 def start_budget(run_id: str) -> Any:
-    return (
-        ray.remote(HostedBudget)
-        .options(
-            name=actor_name(run_id, "budget"),
-            namespace=NAMESPACE,
-            scheduling_strategy=here(),
-            num_cpus=0,
-            max_restarts=-1,
-            max_task_retries=-1,
-        )
-        .remote(run_id)
-    )
+    return host(HostedBudget, run_id, name=actor_name(run_id, "budget"), restarts="always", node="here")

@@ -20,12 +20,12 @@ from omoi.actors.graph import GraphActor
 from omoi.actors.integrator import IntegratorActor
 from omoi.actors.sandbox import SandboxActor
 from omoi.cluster.agents import AgentEnv, RayAgents
-from omoi.cluster.connect import NAMESPACE, actor_name, here
+from omoi.cluster.connect import NAMESPACE, actor_name
 from omoi.cluster.handles import BusProxy, Named, call
+from omoi.cluster.hosting import host
 from omoi.runtime.errors import SandboxLostError, SandboxUnplaceableError
 from omoi.runtime.log.events import Event
 from omoi.runtime.log.store import Durability, SqliteEventStore
-from omoi.runtime.logging import configure as configure_logging
 from omoi.runtime.ports import BusPort
 from omoi.runtime.run.execution import TaskRequest, TaskResult
 from omoi.runtime.sandbox.seam import SandboxBackend, on_node
@@ -121,18 +121,15 @@ class RaySandboxes:
 
     def handle(self, name: str) -> Any:
         if name not in self._handles:
-            self._handles[name] = (
-                ray.remote(HostedSandbox)
-                .options(
-                    name=name,
-                    namespace=NAMESPACE,
-                    lifetime="detached",
-                    get_if_exists=True,
-                    num_cpus=0,
-                    max_restarts=0,
-                    **self.options,
-                )
-                .remote(name, self.bus, self.backend, self.agents)
+            self._handles[name] = host(
+                HostedSandbox,
+                name,
+                self.bus,
+                self.backend,
+                self.agents,
+                name=name,
+                detached=True,
+                options=self.options,
             )
         return self._handles[name]
 
@@ -177,22 +174,6 @@ class RaySandboxes:
         ray.get([self.handle(self.sandbox_name(i)).prepare.remote(i < agents) for i in range(slots)])
 
 
-_HOSTED: dict[type, type] = {}
-
-
-def hosted(cls: type) -> type:
-    """`cls` as a Ray actor class whose process sets up omoi's logging before anything else runs
-    (a worker starts with structlog's defaults, which print every debug line)."""
-    if cls not in _HOSTED:
-
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            configure_logging()
-            cls.__init__(self, *args, **kwargs)  # type: ignore[misc]
-
-        _HOSTED[cls] = type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__})
-    return _HOSTED[cls]
-
-
 class HostedSandbox(SandboxActor):
     """A sandbox slot as a Ray actor: it learns which node it landed on, and works from that
     node's clone of the origin when the origin is elsewhere."""
@@ -200,7 +181,6 @@ class HostedSandbox(SandboxActor):
     def __init__(
         self, name: str, bus: BusPort, backend: SandboxBackend, agents: AgentEnv | None = None
     ) -> None:
-        configure_logging()
         node = ray.get_runtime_context().get_node_id()
         if hasattr(backend, "origin"):
             backend = on_node(backend, node)
@@ -211,9 +191,7 @@ class HostedSandbox(SandboxActor):
 
 def _start_pinned(cls: type, run_id: str, role: str, *args: Any, **kwargs: Any) -> Any:
     """A restartable bookkeeping actor named `omoi/<run>/<role>`, on this node (the log and repo are here)."""
-    name = actor_name(run_id, role)
-    options = {"name": name, "namespace": NAMESPACE, "scheduling_strategy": here(), **RESTARTABLE}
-    return ray.remote(hosted(cls)).options(**options).remote(*args, **kwargs)
+    return host(cls, *args, name=actor_name(run_id, role), restarts="always", node="here", **kwargs)
 
 
 def start_bus(run_id: str, log_path: Path, durability: Durability = "FULL") -> Any:

@@ -28,6 +28,7 @@ from omoi.runtime.log.events import (
     check_readable,
 )
 from omoi.runtime.log.store import Durability
+from omoi.runtime.log.subscription import advance
 from omoi.runtime.run.begin import RunLock, RunPaths, collect_worktrees, open_log
 from omoi.runtime.run.state import FOLLOWED, fold
 from omoi.runtime.run.tasks import TaskSpec
@@ -138,9 +139,8 @@ class RunHandle:
     def events(self, timeout: float = 0.5, prefixes: tuple[str, ...] | None = FOLLOWED) -> list[Event]:
         """The next events after this handle's cursor (a long-poll of at most `timeout` s)."""
         batch: list[Event] = ray.get(self.bus.read.remote(self.cursor, prefixes, 5000, timeout))
-        if batch:
-            self.cursor = max(e.seq or 0 for e in batch)
-        return batch
+        fresh, self.cursor = advance(self.cursor, batch)  # the same rule as a Subscription's
+        return fresh
 
     def wait(
         self, on_events: EventSink | None = None, timeout: float | None = None, refresh: float = 0.2

@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import ray
-
 from omoi.actors.spec import SpecActor
 from omoi.cluster.agents import CONCURRENCY, AgentEnv, BudgetProxy, SlotsProxy
-from omoi.cluster.connect import NAMESPACE, actor_name, here
+from omoi.cluster.connect import actor_name
 from omoi.cluster.handles import BusProxy
-from omoi.runtime.logging import configure as configure_logging
+from omoi.cluster.hosting import host
 from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.run.begin import RunPaths
 from omoi.runtime.spec.workspace import SpecWorkspace
@@ -25,7 +23,6 @@ class HostedSpec(SpecActor):
     def __init__(
         self, run_id: str, repo: str, git_dir: str, worktrees: str, base: str, env: AgentEnv
     ) -> None:
-        configure_logging()
         name = actor_name(run_id, "spec")
         bus = BusProxy(actor_name(run_id, "bus"))
         model = AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY))
@@ -43,15 +40,16 @@ class HostedSpec(SpecActor):
 
 
 def start_spec(paths: RunPaths, base: str, env: AgentEnv) -> Any:
-    return (
-        ray.remote(HostedSpec)
-        .options(
-            name=actor_name(paths.run_id, "spec"),
-            namespace=NAMESPACE,
-            scheduling_strategy=here(),  # it works in a worktree of the repository on this node
-            num_cpus=0,
-            max_restarts=-1,
-            max_task_retries=-1,
-        )
-        .remote(paths.run_id, str(paths.repo.path), str(paths.repo.git_dir), str(paths.worktrees), base, env)
+    repo, git_dir, trees = str(paths.repo.path), str(paths.repo.git_dir), str(paths.worktrees)
+    return host(  # on this node: it works in a task tree of the repository here
+        HostedSpec,
+        paths.run_id,
+        repo,
+        git_dir,
+        trees,
+        base,
+        env,
+        name=actor_name(paths.run_id, "spec"),
+        restarts="always",
+        node="here",
     )

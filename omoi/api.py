@@ -37,6 +37,7 @@ from omoi.runtime.log.events import (
     check_readable,
 )
 from omoi.runtime.run.begin import RunPaths, goal_new_run, is_live, locate, open_log, plan_new_run, state_root
+from omoi.runtime.run.options import RunOptions
 from omoi.runtime.run.plan import Budget, Plan, check_categories, load_plan
 from omoi.runtime.run.state import RunState, fold
 from omoi.runtime.sandbox.docker import engine_or_none, remove_run_containers
@@ -82,20 +83,19 @@ def start(
     environment; `base` the commit tasks start from (default: the repository's HEAD). Bad input
     raises an InputError before anything is written."""
     plan_file = "" if isinstance(plan, Plan) else str(plan)
+    options = RunOptions.of(
+        run_id=run_id,
+        max_parallel=max_parallel,
+        sandbox=sandbox,
+        state_dir=state_dir,
+        budget=budget,
+        base=base,
+        plan_file=plan_file,
+    )
     plan_obj = plan if isinstance(plan, Plan) else load_plan(plan)
     check_settings()
     check_categories(plan_obj, (agents.models if agents else model_settings()).routes, plan_file)
-    paths, first = plan_new_run(
-        plan_obj,
-        repo,
-        run_id=run_id,
-        state_dir=state_dir,
-        max_parallel=max_parallel,
-        sandbox=sandbox,
-        plan_file=plan_file,
-        budget=budget,
-        base=base,
-    )
+    paths, first = plan_new_run(plan_obj, repo, options)
     first = _resolved(first, _sandbox(sandbox))  # the environment is probed last: input errors come first
     connect(address)
     return launch(paths, first, agents=agents)
@@ -126,20 +126,19 @@ def start_goal(
     """Start a run from a goal and return at once: the spec (Explore, Requirements, Design, Tasks,
     with `gate` between phases) writes the tasks, then they run like a plan's. `plan_only` stops
     after the spec (`omoi plan`). Bad input raises an InputError before anything is written."""
-    check_settings()
-    paths, first = goal_new_run(
-        goal,
-        repo,
+    options = RunOptions.of(
+        run_id=run_id,
+        max_parallel=max_parallel,
+        sandbox=sandbox,
+        state_dir=state_dir,
+        budget=budget,
         gate=gate,
         gate_timeout_s=gate_timeout_s,
         on_gate_timeout=on_gate_timeout,
         plan_only=plan_only,
-        run_id=run_id,
-        state_dir=state_dir,
-        max_parallel=max_parallel,
-        sandbox=sandbox,
-        budget=budget,
     )
+    check_settings()
+    paths, first = goal_new_run(goal, repo, options)
     first = _resolved(first, _sandbox(sandbox, check=not plan_only))  # `omoi plan` needs no engine
     connect(address)
     return launch(paths, first, agents=agents)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -11,45 +10,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
-from omoi.runtime import names
-from omoi.runtime.errors import InputError, OmoiError
+from omoi.console import address_option, err, guard, out, repo_option, state_option, warn_unreadable
+from omoi.runtime.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)  # tables unwrapped in logs
-err = Console(stderr=True, highlight=False)
-
-
-def _guard(fn: F) -> F:
-    """Turn omoi's errors into one clear line and the documented exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except InputError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
-            sys.exit(2)
-        except OmoiError as exc:
-            err.print(f"[bold red]failed:[/] {exc}", markup=True, soft_wrap=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-repo_option = click.option(
-    "--repo", "repo", default=".", show_default=True, type=click.Path(), help="The target git repository."
-)
-state_option = click.option(
-    "--state-dir", type=click.Path(), default=None, help="Where run state lives (default: <repo>/.git/omoi)."
-)
-address_option = click.option(
-    "--address",
-    envvar="RAY_ADDRESS",
-    default=None,
-    help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded one).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,11 +34,6 @@ def _sandbox_or_warn(requested: str) -> str:
     if warning:
         err.print(f"[bold yellow]WARNING:[/] {warning}", markup=True, soft_wrap=True)
     return kind
-
-
-def _warn_unreadable(unreadable: dict[int, str]) -> None:
-    for seq, why in sorted(unreadable.items()):
-        err.print(f"warning: the log's row seq {seq} cannot be read and is skipped: {why}")
 
 
 def _finish(finished: Any) -> None:
@@ -113,7 +73,7 @@ def _follow(run_id: str, start: Callable[[Any], Any]) -> Any:
 )
 @address_option
 @state_option
-@_guard
+@guard
 def exec_cmd(
     plan: str,
     repo: str,
@@ -181,7 +141,7 @@ def _goal_options(fn: F) -> F:
 
 @main.command("plan")
 @_goal_options
-@_guard
+@guard
 def plan_cmd(
     goal: str,
     repo: str,
@@ -229,7 +189,7 @@ def plan_cmd(
 )
 @click.option("--budget-usd", type=float, default=None, help="Dollar budget of the run.")
 @click.option("--budget-tokens", type=int, default=None, help="Token budget of the run.")
-@_guard
+@guard
 def run_cmd(
     goal: str,
     repo: str,
@@ -281,7 +241,7 @@ def run_cmd(
 @click.option("--phase", required=True, type=click.Choice(["requirements", "design", "tasks"]))
 @repo_option
 @state_option
-@_guard
+@guard
 def approve(run_id: str, phase: str, repo: str, state_dir: str | None) -> None:
     """Approve the spec PHASE waiting at RUN_ID's human gate; the spec goes on."""
     from omoi import api
@@ -298,7 +258,7 @@ def approve(run_id: str, phase: str, repo: str, state_dir: str | None) -> None:
 )
 @repo_option
 @state_option
-@_guard
+@guard
 def reject(run_id: str, phase: str, reason: str, repo: str, state_dir: str | None) -> None:
     """Send the spec PHASE waiting at RUN_ID's human gate back, with the reason."""
     from omoi import api
@@ -313,7 +273,7 @@ def reject(run_id: str, phase: str, reason: str, repo: str, state_dir: str | Non
 @click.option("--max-parallel", type=int, default=None, help="Override the run's parallelism.")
 @address_option
 @state_option
-@_guard
+@guard
 def resume(
     run_id: str, repo: str, max_parallel: int | None, address: str | None, state_dir: str | None
 ) -> None:
@@ -340,7 +300,7 @@ def resume(
 @click.argument("text")
 @repo_option
 @state_option
-@_guard
+@guard
 def answer(run_id: str, task_id: str, text: str, repo: str, state_dir: str | None) -> None:
     """Answer the question TASK_ID's agent asked (it waits for this); the run must be live or resumable."""
     from omoi import api
@@ -356,7 +316,7 @@ def answer(run_id: str, task_id: str, text: str, repo: str, state_dir: str | Non
 @click.option("--task", "scope", default="run", help="Raise this task's budget instead of the run's.")
 @repo_option
 @state_option
-@_guard
+@guard
 def raise_budget(run_id: str, usd: float, tokens: int, scope: str, repo: str, state_dir: str | None) -> None:
     """Lift a spent budget so waiting agents go on."""
     from omoi import api
@@ -380,49 +340,22 @@ def _checked(build: Callable[[], Any], where: str) -> Any:
 @repo_option
 @state_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@_guard
+@guard
 def status(run_id: str, repo: str, state_dir: str | None, fmt: str) -> None:
     """Tasks of RUN_ID with status, attempts, start and end times, and branch."""
     from omoi import api
+    from omoi.formats import run_outcome, status_json
     from omoi.progress import status_table
     from omoi.runtime.run.state import fold
 
     log, unreadable = api.read_log(run_id, repo, state_dir=state_dir)
-    _warn_unreadable(unreadable)
+    warn_unreadable(unreadable)
     state = fold(run_id, log)
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "run_id": run_id,
-                    "finished": state.finished.status if state.finished else None,
-                    "branch": state.finished.branch if state.finished else None,
-                    "tasks": [
-                        {
-                            "id": t.id,
-                            "status": t.status,
-                            "attempts": t.attempt,
-                            "started": t.started_at.isoformat() if t.started_at else None,
-                            "ended": t.ended_at.isoformat() if t.ended_at else None,
-                            "branch": names.task_branch(run_id, t.id) if t.attempt else None,
-                            "error": t.error,
-                        }
-                        for t in state.in_order()
-                    ],
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(status_json(state), indent=2))
         return
     out.print(status_table(state))
-    if state.finished:
-        out.print(
-            f"run {state.finished.status}"
-            + (f": {state.finished.branch}" if state.finished.branch else "")
-            + (f" ({state.finished.error})" if state.finished.error else "")
-        )
-    else:
-        out.print("run not finished (live, or interrupted: `omoi resume` continues it)")
+    out.print(run_outcome(state))
 
 
 @main.command()
@@ -431,146 +364,16 @@ def status(run_id: str, repo: str, state_dir: str | None, fmt: str) -> None:
 @state_option
 @click.option("--kind", default=None, help="Only kinds starting with this prefix, e.g. 'task.'.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
-@_guard
+@guard
 def events(run_id: str, repo: str, state_dir: str | None, kind: str | None, fmt: str) -> None:
     """Print RUN_ID's event log (jsonl: one event per line, every field)."""
     from omoi import api
+    from omoi.formats import event_line
 
     log, unreadable = api.read_log(run_id, repo, state_dir=state_dir, kind=kind)
-    _warn_unreadable(unreadable)
+    warn_unreadable(unreadable)
     for ev in log:
-        if fmt == "jsonl":
-            click.echo(ev.model_dump_json())
-        else:
-            extra = {
-                k: v
-                for k, v in ev.model_dump(
-                    mode="json", exclude={"id", "run_id", "ts", "seq", "kind", "source", "spec"}
-                ).items()
-                if v not in (None, "", [], {})
-            }
-            body = " ".join(f"{k}={json.dumps(v)[:100]}" for k, v in extra.items())
-            click.echo(f"{ev.seq:>6} {ev.ts.astimezone().strftime('%H:%M:%S.%f')[:-3]} {ev.kind:<22} {body}")
-
-
-@main.group()
-def schema() -> None:
-    """JSON Schemas of omoi's formats."""
-
-
-@schema.command("events")
-def schema_events() -> None:
-    """The JSON Schema of the event union."""
-    from omoi.runtime.log.events import schema_json
-
-    click.echo(schema_json())
-
-
-@schema.command("script")
-def schema_script() -> None:
-    """The JSON Schema of a scripted-model script (`omoi model serve`)."""
-    from omoi.runtime.model.scripted import Script
-
-    click.echo(json.dumps(Script.model_json_schema(), indent=2))
-
-
-@main.group()
-def model() -> None:
-    """The scripted Anthropic-compatible model server: replay a run offline."""
-
-
-@model.command("serve")
-@click.argument("scripts", type=click.Path(), nargs=-1, required=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: any free port.")
-@_guard
-def model_serve(scripts: tuple[str, ...], port: int) -> None:
-    """Answer Messages API requests on 127.0.0.1 from SCRIPTS (merged) until interrupted. Point
-    omoi (or any Anthropic client) at it with ANTHROPIC_BASE_URL; `omoi schema script` gives the
-    format."""
-    import threading
-
-    from omoi.runtime.model.scripted import ScriptedModelServer, load_scripts
-
-    try:
-        server = ScriptedModelServer(load_scripts(scripts), port=port)
-    except OSError as exc:
-        raise InputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
-    with server:
-        click.echo(f"export ANTHROPIC_BASE_URL={server.url}", nl=True)
-        sys.stdout.flush()
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            err.print(f"served {len(server.requests)} requests")
-
-
-@main.group()
-def bench() -> None:
-    """Benchmarks: omoi against a baseline measured in the same run."""
-
-
-@bench.command("scheduler")
-@click.option("--tasks", type=int, default=1000, show_default=True)
-@click.option("--width", type=int, default=50, show_default=True)
-@click.option("--max-parallel", type=int, default=8, show_default=True)
-@click.option("--repeat", type=int, default=3, show_default=True)
-@address_option
-def bench_scheduler(tasks: int, width: int, max_parallel: int, repeat: int, address: str | None) -> None:
-    """A layered DAG of no-op tasks through the graph actor vs. chained raw Ray tasks."""
-    from omoi.bench import scheduler as b
-
-    out.print(
-        b.scheduler(tasks=tasks, width=width, max_parallel=max_parallel, repeat=repeat, address=address)
-    )
-
-
-@bench.command("bus")
-@click.option("--events", "n_events", type=int, default=20000, show_default=True)
-@click.option("--batch", type=int, default=100, show_default=True)
-@address_option
-def bench_bus(n_events: int, batch: int, address: str | None) -> None:
-    """Durable publish -> every subscriber has it, 1 and 4 subscribers, vs. plain actor calls."""
-    from omoi.bench import bus as b
-
-    out.print(b.bus(n_events=n_events, batch=batch, address=address))
-
-
-@bench.command("agents")
-@click.option("--agents", "n", type=int, default=10, show_default=True, help="Concurrent agents.")
-@click.option("--turns", type=int, default=5, show_default=True, help="Model turns per agent.")
-@address_option
-@_guard
-def bench_agents(n: int, turns: int, address: str | None) -> None:
-    """N scripted agents at once: tool calls/s, ready-to-first-request latency, memory per agent."""
-    from omoi.bench import agents as b
-
-    if n < 1 or turns < 2:
-        raise InputError("--agents must be at least 1 and --turns at least 2")
-    out.print(b.agents(n=n, turns=turns, address=address))
-
-
-@bench.command("explore")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
-@click.option("--repeat", type=int, default=3, show_default=True)
-@_guard
-def bench_explore(path: str, repeat: int) -> None:
-    """The static Explore of PATH (a git checkout): files/s and wall time, against `git ls-files`
-    plus reading every file (the least any analysis must do)."""
-    from omoi.bench import explore as b
-
-    if repeat < 1:
-        raise InputError("--repeat must be at least 1")
-    out.print(b.explore(Path(path), repeat=repeat))
-
-
-@bench.command("sandbox")
-@click.option("--samples", type=int, default=20, show_default=True)
-@_guard
-def bench_sandbox(samples: int) -> None:
-    """Sandbox acquire (cold and warm pool) vs. plain `docker run --rm` and `git worktree add`."""
-    from omoi.bench import sandbox as b
-
-    out.print(b.sandbox(samples=samples))
+        click.echo(ev.model_dump_json() if fmt == "jsonl" else event_line(ev))
 
 
 @main.command()
@@ -589,120 +392,32 @@ def bench_sandbox(samples: int) -> None:
 )
 @click.option("--max-parallel", type=int, default=4, show_default=True)
 @address_option
-@_guard
+@guard
 def demo(directory: str | None, from_plan: bool, max_parallel: int, address: str | None) -> None:
     """The whole pipeline on a bundled example repository, offline, with a scripted model.
 
     A goal becomes a spec (explore, requirements, design, tasks; the first task list is sent back
     by the checks), then three agents work in parallel sandboxes (one fails its acceptance once
     and repairs it, one meets a 429 and recovers), and it all merges into one branch."""
-    import time
+    from omoi.demo import run_demo
 
-    from omoi import api
-    from omoi.cluster.agents import AgentEnv
-    from omoi.examples import DEMO_GOAL, demo_script, demo_scripts, make_example_repo
-    from omoi.progress import run_summary
-    from omoi.runtime.config import agent_settings, model_settings
-    from omoi.runtime.model.scripted import ScriptedModelServer, load_scripts
-
-    sandbox = _sandbox_or_warn("auto")
-    repo, plan = make_example_repo(Path(directory) if directory else None, "agents")
-    scripts = [demo_script()] if from_plan else demo_scripts()
-    with ScriptedModelServer(load_scripts(scripts)) as model:
-        what = f"plan: {plan}" if from_plan else f"goal: {DEMO_GOAL}"
-        out.print(
-            f"example repository: {repo}\n{what}\nsandbox: {sandbox}\n"
-            f"model: scripted, at {model.url} (no network; {', '.join(str(s) for s in scripts)})"
-        )
-        env = AgentEnv(model_settings(base_url=model.url), agent_settings())
-        started = time.monotonic()
-        options: dict[str, Any] = {
-            "max_parallel": max_parallel,
-            "address": address,
-            "sandbox": sandbox,
-            "agents": env,
-        }
-        with (
-            api.start(plan, repo, **options) if from_plan else api.start_goal(DEMO_GOAL, repo, **options)
-        ) as handle:
-            finished = _follow(handle.run_id, handle.wait)
-        wall = time.monotonic() - started
-    state = api.status(handle.run_id, repo)
-    out.print(run_summary(state, api.events(handle.run_id, repo), wall))
-    if state.spec is not None and state.spec.status == "succeeded":
-        out.print(f"spec: {state.spec.spec_dir}/ (requirements, design, tasks) on every branch of the run")
-    if finished.status == "succeeded":
-        out.print(
-            f"\nall work is on branch [bold]{finished.branch}[/] of {repo}; try:\n"
-            f"  git -C {repo} log --oneline --graph {finished.branch}\n"
-            f"  omoi events {handle.run_id} --repo {repo} --kind spec."
-        )
+    finished = run_demo(
+        directory=Path(directory) if directory else None,
+        from_plan=from_plan,
+        max_parallel=max_parallel,
+        address=address,
+        sandbox=_sandbox_or_warn("auto"),
+        follow=_follow,
+        say=out.print,
+    )
     _finish(finished)
 
 
-@main.group()
-def sandbox() -> None:
-    """The Docker sandbox: its image and its health."""
+from omoi.bench.commands import bench  # noqa: E402  (the command groups register on `main`)
+from omoi.toolbox import gc, model, sandbox, schema  # noqa: E402
 
-
-@sandbox.command("build-image")
-@click.option(
-    "--dockerfile",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Build from your own Dockerfile instead of debootstrap.",
-)
-@click.option("--package", "packages", multiple=True, help="Extra Debian package for the image (repeatable).")
-@click.option("--force", is_flag=True, help="Rebuild even if the image exists.")
-@_guard
-def build_image_cmd(dockerfile: Path | None, packages: tuple[str, ...], force: bool) -> None:
-    """Build the sandbox image locally (debootstrap + docker import); nothing is pulled."""
-    from omoi.runtime.sandbox.docker import connect_engine
-    from omoi.runtime.sandbox.image import DEFAULT_PACKAGES, build_image
-
-    pkgs = tuple(dict.fromkeys([*DEFAULT_PACKAGES, *packages]))
-    tag = build_image(connect_engine(), packages=pkgs, dockerfile=dockerfile, force=force, say=out.print)
-    out.print(f"[bold green]ready:[/] {tag}", markup=True)
-
-
-@sandbox.command("doctor")
-def doctor_cmd() -> None:
-    """Check the engine, the image and the limits; say what to fix. Exit 1 if anything is wrong."""
-    from omoi.runtime.sandbox.doctor import run_checks
-
-    ok = True
-    for check in run_checks():
-        ok &= check.ok
-        mark = "[green]ok  [/]" if check.ok else "[red]FAIL[/]"
-        out.print(f"{mark} {check.name}: {check.detail}", markup=True, highlight=False)
-        if not check.ok and check.fix:
-            out.print(f"     fix: {check.fix}", highlight=False)
-    sys.exit(0 if ok else 1)
-
-
-@main.command()
-@click.option("--run", "run_id", default=None, help="Only this run (default: every run).")
-@click.option(
-    "--repo",
-    "repo",
-    default=None,
-    type=click.Path(),
-    help="Only this repository's runs, their task trees included (default: every run's containers).",
-)
-@click.option(
-    "--address", default=None, help="The Ray cluster the runs ran on: their actors are removed too."
-)
-@state_option
-@_guard
-def gc(run_id: str | None, repo: str | None, address: str | None, state_dir: str | None) -> None:
-    """Remove what finished or dead runs left behind: containers, task trees, warm slots and, with
-    --address, their actors. A run some process is still driving is left alone; branches and logs
-    are never touched."""
-    from omoi import api
-
-    found = api.gc(repo, run_id=run_id, address=address, state_dir=state_dir)
-    out.print(str(found))
-
+for _group in (schema, model, sandbox, bench, gc):
+    main.add_command(_group)
 
 if __name__ == "__main__":
     main()

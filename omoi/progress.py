@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from omoi.runtime import names
-from omoi.runtime.log.events import AgentTurn, Event
+from omoi.runtime.log.events import Event
 from omoi.runtime.run.state import STATUSES, RunState
 
 STYLE = {
@@ -198,14 +198,15 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
     spec_tokens, spec_usd = 0, 0.0  # the spec's agents (task ids spec-*): intent, phases, reviews
     for ev in events:
         task = getattr(ev, "task_id", "")
-        if isinstance(ev, AgentTurn):
-            turns[task] += 1
-            if names.is_spec_conversation(task):
-                spec_tokens, spec_usd = spec_tokens + ev.usage.total, spec_usd + ev.cost_usd
-        elif ev.kind == "model.retried":
-            retries[task] += 1
-        elif ev.kind == "agent.acceptance":
-            rounds[task] += 1
+        match ev.kind:
+            case "agent.turn":
+                turns[task] += 1
+                if names.is_spec_conversation(task):
+                    spec_tokens, spec_usd = spec_tokens + ev.usage.total, spec_usd + ev.cost_usd
+            case "model.retried":
+                retries[task] += 1
+            case "agent.acceptance":
+                rounds[task] += 1
     branch = state.finished.branch if state.finished else None
     ended = state.finished.status if state.finished else "unfinished"
     table = Table(

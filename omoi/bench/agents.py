@@ -24,6 +24,7 @@ from omoi.cluster.runner import launch
 from omoi.runtime.config import AgentSettings, model_settings
 from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
 from omoi.runtime.run.begin import open_log, plan_new_run
+from omoi.runtime.run.options import RunOptions
 from omoi.runtime.run.plan import Plan
 from omoi.runtime.run.tasks import AgentSpec, TaskSpec
 
@@ -116,9 +117,7 @@ def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured
     paths, first = plan_new_run(
         Plan(name="bench-agents", tasks=tuple(specs)),
         repo,
-        run_id="bench-agents",
-        max_parallel=n,
-        sandbox="local",
+        RunOptions.of(run_id="bench-agents", max_parallel=n, sandbox="local"),
     )
     env = AgentEnv(model_settings(base_url=server.url, default_limit=0), AgentSettings())
     handle = launch(paths, first, agents=env)

@@ -18,6 +18,7 @@ from omoi.bench.common import scratch_repo
 from omoi.cluster.connect import connect
 from omoi.cluster.runner import launch
 from omoi.runtime.run.begin import open_log, plan_new_run
+from omoi.runtime.run.options import RunOptions
 from omoi.runtime.run.plan import Plan
 from omoi.runtime.run.tasks import TaskSpec
 
@@ -52,7 +53,9 @@ def _graph_run(
 ) -> tuple[float, dict[str, int]]:
     """Seconds from the first task becoming ready to the last one succeeding, read from the log."""
     paths, first = plan_new_run(
-        Plan(name="bench", tasks=tuple(specs)), repo, run_id=run_id, max_parallel=max_parallel, sandbox="noop"
+        Plan(name="bench", tasks=tuple(specs)),
+        repo,
+        RunOptions.of(run_id=run_id, max_parallel=max_parallel, sandbox="noop"),
     )
     handle = launch(paths, first)
     try:

@@ -32,6 +32,7 @@ from omoi.runtime.log.events import (
     ModelRetried,
     Usage,
 )
+from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.model.client import CallTag, ModelPort, ModelReply, Retry
 from omoi.runtime.ports import BudgetPort, BusPort
 from omoi.runtime.run.execution import AgentResult, TaskRequest
@@ -332,11 +333,10 @@ class AgentLoop:
     async def _ask(self, question: str) -> str:
         """Publish the question and wait for an `agent.answered` event for this task."""
         (after,) = await self.bus.publish([AgentNeedsInput(**self._common(), question=question)])
-        while True:
-            for event in await self.bus.read(after, ("agent.answered",), timeout=30.0):
-                after = event.seq or after
-                if isinstance(event, AgentAnswered) and event.task_id == self.request.task_id:
-                    return event.answer
+        async for event in Subscription(self.bus, ("agent.answered",), after=after, poll=30.0):
+            if isinstance(event, AgentAnswered) and event.task_id == self.request.task_id:
+                return event.answer
+        raise AssertionError("a subscription never ends")
 
     # -- events ------------------------------------------------------------------------------------
 

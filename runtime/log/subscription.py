@@ -11,18 +11,32 @@ from omoi.runtime.log.events import Event
 from omoi.runtime.ports import BusPort
 
 
-class Subscription:
-    def __init__(
-        self, bus: BusPort, prefixes: tuple[str, ...] | None = None, after: int = 0, batch: int = 1000
-    ) -> None:
-        self.bus, self.prefixes, self.cursor, self.batch = bus, prefixes, after, batch
+def advance(cursor: int, events: list[Event]) -> tuple[list[Event], int]:
+    """The events past `cursor` and the cursor after them. Delivery is at-least-once, so anything
+    at or below the cursor is a repeat and is dropped: every reader of the log moves this way."""
+    fresh = [e for e in events if e.seq is not None and e.seq > cursor]
+    return fresh, max((e.seq for e in fresh if e.seq is not None), default=cursor)
 
-    async def next_batch(self, timeout: float = 1.0) -> list[Event]:
-        """The next events after the cursor (at-least-once: anything at or below it is dropped)."""
-        events = await self.bus.read(self.cursor, self.prefixes, self.batch, timeout)
-        fresh = [e for e in events if e.seq is not None and e.seq > self.cursor]
-        if fresh:
-            self.cursor = max(e.seq for e in fresh if e.seq is not None)
+
+class Subscription:
+    """`poll`: how long one read may wait for news (a long-poll at the bus) when iterating."""
+
+    def __init__(
+        self,
+        bus: BusPort,
+        prefixes: tuple[str, ...] | None = None,
+        after: int = 0,
+        batch: int = 1000,
+        poll: float = 1.0,
+    ) -> None:
+        self.bus, self.prefixes, self.cursor, self.batch, self.poll = bus, prefixes, after, batch, poll
+
+    async def next_batch(self, timeout: float | None = None) -> list[Event]:
+        """The next events after the cursor, waiting at most `timeout` s (default: `poll`)."""
+        wait = self.poll if timeout is None else timeout
+        fresh, self.cursor = advance(
+            self.cursor, await self.bus.read(self.cursor, self.prefixes, self.batch, wait)
+        )
         return fresh
 
     async def __aiter__(self) -> AsyncIterator[Event]:

@@ -13,9 +13,9 @@ from omoi.runtime.errors import InputError, PlanError, RunNotFoundError
 from omoi.runtime.git.repo import RepoInfo, inspect_repo
 from omoi.runtime.log.events import Event, RunStarted, TaskAdded
 from omoi.runtime.log.store import SqliteEventStore
-from omoi.runtime.run.plan import Budget, Plan
+from omoi.runtime.run.options import LOCAL, RunOptions
+from omoi.runtime.run.plan import Plan
 from omoi.runtime.run.tasks import TaskSpec, check_id
-from omoi.runtime.sandbox.seam import SANDBOX_KINDS
 
 EVENTS_FILE = "events.db"
 
@@ -43,9 +43,6 @@ class RunPaths:
 
     def exists(self) -> bool:
         return self.events_db.exists()
-
-
-MAX_PARALLEL = 256  # slots of one run: each is an actor process, 45-90 MB even when idle
 
 
 def state_root(repo: RepoInfo, state_dir: str | Path | None) -> Path:
@@ -94,26 +91,13 @@ def locate(repo_path: str | Path, run_id: str, state_dir: str | Path | None = No
 
 
 def plan_new_run(
-    plan: Plan,
-    repo_path: str | Path,
-    *,
-    run_id: str | None = None,
-    state_dir: str | Path | None = None,
-    max_parallel: int = 4,
-    sandbox: str = "local",
-    plan_file: str = "",
-    budget: Budget | None = None,
-    base: str | None = None,
+    plan: Plan, repo_path: str | Path, options: RunOptions = LOCAL
 ) -> tuple[RunPaths, list[Event]]:
-    """Check everything and return where the run will live and its first events. Writes nothing.
-    `base`: the commit tasks start from (default: the repository's HEAD)."""
-    if sandbox not in SANDBOX_KINDS:
-        raise InputError(f"--sandbox: unknown backend '{sandbox}' (choose from {', '.join(SANDBOX_KINDS)})")
-    if not 1 <= max_parallel <= MAX_PARALLEL:
-        raise InputError(f"--max-parallel must be from 1 to {MAX_PARALLEL}, got {max_parallel}")
+    """Check the repository and the plan and return where the run will live and its first
+    events. Writes nothing. The options were checked when they were made."""
     repo = inspect_repo(repo_path)
-    rid = validate_run_id(run_id) if run_id is not None else new_run_id()
-    paths = RunPaths(repo, rid, state_root(repo, state_dir))
+    rid = options.run_id if options.run_id is not None else new_run_id()
+    paths = RunPaths(repo, rid, state_root(repo, options.state_dir))
     if paths.exists():
         raise InputError(
             f"run '{rid}' already exists under {paths.state_root / 'runs'}; "
@@ -121,20 +105,19 @@ def plan_new_run(
         )
     check_branch_room(repo, rid)
     if not plan.tasks:
-        raise PlanError("a plan needs at least one task", file=plan_file or None, field="tasks")
+        raise PlanError("a plan needs at least one task", file=options.plan_file or None, field="tasks")
+    budget = options.budget or plan.budget
     events: list[Event] = [
         RunStarted(
             run_id=rid,
             repo=str(repo.path),
-            base_commit=base or repo.head_commit,
-            base_ref="" if base else repo.head_ref,
+            base_commit=options.base or repo.head_commit,
+            base_ref="" if options.base else repo.head_ref,
             plan_name=plan.name,
-            plan_file=plan_file,
-            max_parallel=max_parallel,
-            sandbox=sandbox,
-            budget_tokens=(budget or plan.budget).tokens,
-            budget_usd=(budget or plan.budget).usd,
+            budget_tokens=budget.tokens,
+            budget_usd=budget.usd,
             source="omoi",
+            **options.started_fields(),
         )
     ]
     events += [
@@ -143,54 +126,17 @@ def plan_new_run(
     return paths, events
 
 
-GATES = ("auto", "review", "human")
-
-
 def goal_new_run(
-    goal: str,
-    repo_path: str | Path,
-    *,
-    gate: str = "auto",
-    gate_timeout_s: float | None = None,
-    on_gate_timeout: str = "fail",
-    plan_only: bool = False,
-    run_id: str | None = None,
-    state_dir: str | Path | None = None,
-    max_parallel: int = 4,
-    sandbox: str = "local",
-    budget: Budget | None = None,
+    goal: str, repo_path: str | Path, options: RunOptions = LOCAL
 ) -> tuple[RunPaths, list[Event]]:
     """A run from a goal: its first event carries the goal and the gate, and no task: the spec
     writes them. Checks everything and writes nothing, like plan_new_run."""
     goal = goal.strip()
     if not goal:
         raise InputError('the goal is empty: say what the change should do, e.g. "add JWT authentication"')
-    if gate not in GATES:
-        raise InputError(f"--gate: unknown gate '{gate}' (choose from {', '.join(GATES)})")
-    if on_gate_timeout not in ("approve", "reject", "fail"):
-        raise InputError(f"--on-gate-timeout: '{on_gate_timeout}' is not approve, reject or fail")
-    if gate_timeout_s is not None and gate_timeout_s <= 0:
-        raise InputError(f"--gate-timeout must be positive, got {gate_timeout_s:g}")
     placeholder = Plan(name="goal", tasks=(TaskSpec(id="placeholder", run="true"),))
-    paths, events = plan_new_run(
-        placeholder,
-        repo_path,
-        run_id=run_id,
-        state_dir=state_dir,
-        max_parallel=max_parallel,
-        sandbox=sandbox,
-        budget=budget,
-    )
-    started = events[0].model_copy(
-        update={
-            "plan_name": "goal",
-            "goal": goal,
-            "gate": gate,
-            "gate_timeout_s": gate_timeout_s,
-            "on_gate_timeout": on_gate_timeout,
-            "plan_only": plan_only,
-        }
-    )
+    paths, events = plan_new_run(placeholder, repo_path, options)
+    started = events[0].model_copy(update={"plan_name": "goal", "goal": goal})
     return paths, [RunStarted.model_validate(started.model_dump())]
 
 

@@ -11,11 +11,8 @@ from omoi.runtime.log.events import (
     Intent,
     RunStarted,
     SpecFinished,
-    SpecGateDecided,
-    SpecGateWaiting,
     SpecIntent,
     SpecPhaseCompleted,
-    SpecPhaseStarted,
 )
 
 
@@ -41,21 +38,22 @@ class SpecState:
         return self.intent.intent if self.intent is not None else None
 
     def apply(self, ev: Event) -> None:
-        if isinstance(ev, RunStarted):
-            self.started = self.started or ev
-        elif isinstance(ev, SpecIntent):
-            self.intent = self.intent or ev
-        elif isinstance(ev, SpecPhaseStarted):
-            self.attempts[ev.phase] = max(self.attempts.get(ev.phase, 0), ev.attempt)
-        elif isinstance(ev, SpecGateWaiting):
-            self.waiting[ev.phase] = max(self.waiting.get(ev.phase, 0), ev.attempt)
-        elif isinstance(ev, SpecGateDecided) and ev.decision == "reject":
-            self.rejections[ev.phase] = self.rejections.get(ev.phase, 0) + 1
-            self.feedback[ev.phase] = ev.reason
-        elif isinstance(ev, SpecPhaseCompleted):
-            self.completed.setdefault(ev.phase, ev)
-        elif isinstance(ev, SpecFinished):
-            self.finished = self.finished or ev
+        match ev.kind:
+            case "run.started":
+                self.started = self.started or ev
+            case "spec.intent":
+                self.intent = self.intent or ev
+            case "spec.phase_started":
+                self.attempts[ev.phase] = max(self.attempts.get(ev.phase, 0), ev.attempt)
+            case "spec.gate_waiting":
+                self.waiting[ev.phase] = max(self.waiting.get(ev.phase, 0), ev.attempt)
+            case "spec.gate_decided" if ev.decision == "reject":
+                self.rejections[ev.phase] = self.rejections.get(ev.phase, 0) + 1
+                self.feedback[ev.phase] = ev.reason
+            case "spec.phase_completed":
+                self.completed.setdefault(ev.phase, ev)
+            case "spec.finished":
+                self.finished = self.finished or ev
 
 
 def fold_spec(events: Iterable[Event]) -> SpecState:

@@ -245,9 +245,10 @@ def test_bad_scripts_are_clean_errors(tmp_path: Path, text: bytes, expected: str
 
 def _offline_run(repo: Path) -> str:
     from omoi.runtime.run.begin import open_log, plan_new_run
+    from omoi.runtime.run.options import RunOptions
     from omoi.runtime.run.plan import parse_plan
 
-    paths, first = plan_new_run(parse_plan(GOOD_TASKS), repo, run_id="offline")
+    paths, first = plan_new_run(parse_plan(GOOD_TASKS), repo, RunOptions(run_id="offline", sandbox="local"))
     paths.run_dir.mkdir(parents=True)
     log = open_log(paths, create=True)
     log.append(first)

@@ -1,0 +1,102 @@
+"""`omoi bench ...`: each verb prints a table with ratios against a baseline measured in the same
+run. The benchmarks themselves are the other modules of this package; they import lazily, so
+`omoi --help` loads none of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from omoi.console import address_option, guard, out
+from omoi.runtime.errors import InputError
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks: omoi against a baseline measured in the same run."""
+
+
+@bench.command("scheduler")
+@click.option("--tasks", type=int, default=1000, show_default=True)
+@click.option("--width", type=int, default=50, show_default=True)
+@click.option("--max-parallel", type=int, default=8, show_default=True)
+@click.option("--repeat", type=int, default=3, show_default=True)
+@address_option
+def bench_scheduler(tasks: int, width: int, max_parallel: int, repeat: int, address: str | None) -> None:
+    """A layered DAG of no-op tasks through the graph actor vs. chained raw Ray tasks."""
+    from omoi.bench import scheduler as b
+
+    out.print(
+        b.scheduler(tasks=tasks, width=width, max_parallel=max_parallel, repeat=repeat, address=address)
+    )
+
+
+@bench.command("bus")
+@click.option("--events", "n_events", type=int, default=20000, show_default=True)
+@click.option("--batch", type=int, default=100, show_default=True)
+@address_option
+def bench_bus(n_events: int, batch: int, address: str | None) -> None:
+    """Durable publish -> every subscriber has it, 1 and 4 subscribers, vs. plain actor calls."""
+    from omoi.bench import bus as b
+
+    out.print(b.bus(n_events=n_events, batch=batch, address=address))
+
+
+@bench.command("agents")
+@click.option("--agents", "n", type=int, default=10, show_default=True, help="Concurrent agents.")
+@click.option("--turns", type=int, default=5, show_default=True, help="Model turns per agent.")
+@address_option
+@guard
+def bench_agents(n: int, turns: int, address: str | None) -> None:
+    """N scripted agents at once: tool calls/s, ready-to-first-request latency, memory per agent."""
+    from omoi.bench import agents as b
+
+    if n < 1 or turns < 2:
+        raise InputError("--agents must be at least 1 and --turns at least 2")
+    out.print(b.agents(n=n, turns=turns, address=address))
+
+
+@bench.command("explore")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--repeat", type=int, default=3, show_default=True)
+@guard
+def bench_explore(path: str, repeat: int) -> None:
+    """The static Explore of PATH (a git checkout): files/s and wall time, against `git ls-files`
+    plus reading every file (the least any analysis must do)."""
+    from omoi.bench import explore as b
+
+    if repeat < 1:
+        raise InputError("--repeat must be at least 1")
+    out.print(b.explore(Path(path), repeat=repeat))
+
+
+@bench.command("startup")
+@click.option("--repeat", type=int, default=1, show_default=True)
+@click.option(
+    "--sandbox",
+    type=click.Choice(["local", "docker"]),
+    default="local",
+    show_default=True,
+    help="The sandbox of the run measured (local: omoi's own start-up, no container).",
+)
+@guard
+def bench_startup(repeat: int, sandbox: str) -> None:
+    """Where a run's first seconds go (Ray up, run actors up, spec agent started, first model
+    request), each side in a fresh process with its own Ray, against a bare ray.init() + one
+    actor call."""
+    from omoi.bench import startup as b
+
+    if repeat < 1:
+        raise InputError("--repeat must be at least 1")
+    out.print(b.startup(repeat=repeat, sandbox=sandbox))
+
+
+@bench.command("sandbox")
+@click.option("--samples", type=int, default=20, show_default=True)
+@guard
+def bench_sandbox(samples: int) -> None:
+    """Sandbox acquire (cold and warm pool) vs. plain `docker run --rm` and `git worktree add`."""
+    from omoi.bench import sandbox as b
+
+    out.print(b.sandbox(samples=samples))
