@@ -155,7 +155,7 @@ class RayAgents:
             self._started += 1
             name = actor_name(run_id, "agent", slot if self._started == 1 else f"{slot}.{self._started}")
             node = ray.get_runtime_context().get_node_id()
-            handle: Any = host(HostedAgent, name, run_id, self.env, name=name, node=node, soft=True)
+            handle: Any = host(HostedAgent, name, run_id, self.env, actor=name, node=node, soft=True)
             self._agent = (name, handle, handle.prepare.remote())
         name, handle, _ = self._agent
         return name, handle
@@ -201,7 +201,8 @@ class HostedConcurrency(ConcurrencyActor):
 
 def start_concurrency() -> Any:
     """The cluster's concurrency actor, started by the first run that needs it and shared after."""
-    return host(HostedConcurrency, name=CONCURRENCY, restarts="always", detached=True)  # see ConcurrencyActor
+    # restarted empty, and rebuilt from its callers: see ConcurrencyActor
+    return host(HostedConcurrency, actor=CONCURRENCY, restarts="always", detached=True)
 
 
 class HostedBudget(BudgetActor):
@@ -210,4 +211,4 @@ class HostedBudget(BudgetActor):
 
 
 def start_budget(run_id: str) -> Any:
-    return host(HostedBudget, run_id, name=actor_name(run_id, "budget"), restarts="always", node="here")
+    return host(HostedBudget, run_id, actor=actor_name(run_id, "budget"), restarts="always", node="here")

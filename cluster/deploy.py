@@ -127,7 +127,7 @@ class RaySandboxes:
                 self.bus,
                 self.backend,
                 self.agents,
-                name=name,
+                actor=name,
                 detached=True,
                 options=self.options,
             )
@@ -191,7 +191,7 @@ class HostedSandbox(SandboxActor):
 
 def _start_pinned(cls: type, run_id: str, role: str, *args: Any, **kwargs: Any) -> Any:
     """A restartable bookkeeping actor named `omoi/<run>/<role>`, on this node (the log and repo are here)."""
-    return host(cls, *args, name=actor_name(run_id, role), restarts="always", node="here", **kwargs)
+    return host(cls, *args, actor=actor_name(run_id, role), restarts="always", node="here", **kwargs)
 
 
 def start_bus(run_id: str, log_path: Path, durability: Durability = "FULL") -> Any:

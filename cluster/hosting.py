@@ -32,7 +32,7 @@ def hosted(cls: type) -> type:
 def host(
     cls: type,
     *args: Any,
-    name: str,
+    actor: str,
     restarts: Restarts = "never",
     detached: bool = False,
     node: str | None = None,
@@ -40,14 +40,14 @@ def host(
     options: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Start `cls(*args, **kwargs)` as the actor `name` and return its handle.
+    """Start `cls(*args, **kwargs)` as the actor named `actor` and return its handle.
 
     `restarts="always"`: Ray restarts it and re-sends the calls in flight (the actor rebuilds its
     state from the log or from its callers). `detached`: it outlives the driver, and a second
     start of the same name returns the actor already there. `node`: pinned to that node id
     (`here` for this one; `soft` lets Ray place it elsewhere when that node is gone). `options`:
     Ray options a caller adds (tests place slots on given nodes through it)."""
-    opts: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "num_cpus": 0}
+    opts: dict[str, Any] = {"name": actor, "namespace": NAMESPACE, "num_cpus": 0}
     if restarts == "always":
         opts |= {"max_restarts": -1, "max_task_retries": -1}
     else:

@@ -49,7 +49,7 @@ def start_spec(paths: RunPaths, base: str, env: AgentEnv) -> Any:
         trees,
         base,
         env,
-        name=actor_name(paths.run_id, "spec"),
+        actor=actor_name(paths.run_id, "spec"),
         restarts="always",
         node="here",
     )

@@ -193,30 +193,10 @@ def decide_gate(
 
 
 def exec_plan(
-    plan: Plan | str | Path,
-    repo: str | Path,
-    *,
-    run_id: str | None = None,
-    max_parallel: int = 4,
-    address: str | None = None,
-    state_dir: str | Path | None = None,
-    sandbox: str = "auto",
-    budget: Budget | None = None,
-    agents: AgentEnv | None = None,
-    on_events: EventSink | None = None,
+    plan: Plan | str | Path, repo: str | Path, *, on_events: EventSink | None = None, **options: Any
 ) -> RunFinished:
-    """Run a plan to the end and return its `run.finished` event."""
-    with start(
-        plan,
-        repo,
-        run_id=run_id,
-        max_parallel=max_parallel,
-        address=address,
-        state_dir=state_dir,
-        sandbox=sandbox,
-        budget=budget,
-        agents=agents,
-    ) as handle:
+    """Run a plan to the end and return its `run.finished` event. `options` are `start`'s."""
+    with start(plan, repo, **options) as handle:
         return handle.wait(on_events)
 
 
