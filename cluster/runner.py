@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import ray
+import structlog
 
 from omoi.cluster import deploy
 from omoi.cluster.agents import AgentEnv, start_budget, start_concurrency
@@ -18,6 +19,7 @@ from omoi.cluster.handles import BusProxy
 from omoi.cluster.spec import start_spec
 from omoi.runtime.config import agent_settings, model_settings, sandbox_settings
 from omoi.runtime.errors import InputError, SandboxError
+from omoi.runtime.git.repo import clear_stale_locks
 from omoi.runtime.log.events import (
     AgentAnswered,
     BudgetRaised,
@@ -44,6 +46,8 @@ from omoi.runtime.sandbox.local import LocalBackend, NoopBackend
 from omoi.runtime.sandbox.seam import SandboxBackend
 
 EventSink = Callable[[list[Event]], None]
+
+logger = structlog.get_logger("omoi.runner")
 
 
 SLOT_RESOURCE = "omoi_sandbox"
@@ -285,6 +289,9 @@ def launch(
     lock.acquire()  # refuses a second driver for the same run
     try:
         kill_run_actors(paths.run_id)  # leftovers of an interrupted driver would hold stale state
+        stale = clear_stale_locks(paths.repo.git_dir, paths.run_id, paths.worktrees)
+        if stale:  # their git was killed with its actor: nothing else of this run is running now
+            logger.warning("run.stale_git_locks_removed", run_id=paths.run_id, files=[str(p) for p in stale])
         bus = deploy.start_bus(paths.run_id, paths.events_db, durability)
         if first_events is not None:  # a run starts when it is launched: stamped as it becomes durable
             now = datetime.now(UTC)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import git as gitpython
 
+from omoi.runtime import names
 from omoi.runtime.errors import GitError, MergeConflictError, RepoError
 
 GIT_TIMEOUT = 300.0  # seconds any one git command may take before it is killed
@@ -207,6 +208,19 @@ def integrate(git_dir: Path, branch: str, base: str, branches: Sequence[str]) ->
     head = merge_chain(git_dir, base, branches)
     set_branch(git_dir, branch, head)
     return head
+
+
+def clear_stale_locks(git_dir: Path, run_id: str, trees: Path) -> list[Path]:
+    """Remove the lock files of this run's own branch refs and task-tree indexes that a git
+    process left when it was killed with its actor (Ray kills a worker's children with it), and
+    return them. Call it only under the run's lock once the run's earlier actors are gone: then
+    no live git of ours can hold one. The user's refs and index are never looked at."""
+    refs = git_dir / "refs" / "heads" / names.run_prefix(run_id).rstrip("/")
+    found = [*refs.rglob("*.lock")] if refs.is_dir() else []
+    found += [*trees.glob(".*.index.lock")] if trees.is_dir() else []
+    for lock_file in found:
+        lock_file.unlink(missing_ok=True)
+    return found
 
 
 @dataclass(frozen=True)
