@@ -31,7 +31,9 @@ from omoi.runtime.spec.workspace import SpecWorkspace
 from omoi.runtime.spec.writer import DocumentWriter
 
 log = structlog.get_logger("omoi.spec")
-Decision = tuple[Literal["approve", "reject"], str, str]  # (decision, by, reason)
+Decision = tuple[
+    Literal["approve", "reject"], Literal["auto", "reviewer", "human", "timeout"], str
+]  # (decision, by, reason)
 
 
 class _Failed(Exception):
@@ -150,13 +152,8 @@ class SpecActor:
             decision, by, reason = gate
             if phase in spec_flow.GATED and by != "human":  # a person's decision is in the log already
                 await self._publish(
-                    E.SpecGateDecided.model_validate(
-                        {
-                            **self._events.ids(phase, attempt, "gate"),
-                            "decision": decision,
-                            "reason": reason,
-                            "by": by,
-                        }
+                    E.SpecGateDecided(
+                        **self._events.ids(phase, attempt, "gate"), decision=decision, reason=reason, by=by
                     )
                 )
             rejections += decision == "reject"

@@ -30,9 +30,6 @@ from omoi.runtime.ports import BusPort
 from omoi.runtime.run.execution import TaskRequest, TaskResult
 from omoi.runtime.sandbox.seam import SandboxBackend, on_node
 
-# Bookkeeping actors compute nothing: they take no CPU slot, and a restart re-runs their
-# constructor and re-sends in-flight calls (all of which are idempotent).
-RESTARTABLE: dict[str, Any] = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
 # How long an attempt waits for its sandbox slot's actor to be placed on a node before it is tried
 # on another slot: covers a worker process start on a loaded machine, not a node that is gone.
 PLACE_TIMEOUT_S = 30.0

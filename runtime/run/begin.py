@@ -13,9 +13,9 @@ from omoi.runtime.errors import InputError, PlanError, RunNotFoundError
 from omoi.runtime.git.repo import RepoInfo, inspect_repo
 from omoi.runtime.log.events import Event, RunStarted, TaskAdded
 from omoi.runtime.log.store import SqliteEventStore
-from omoi.runtime.run.options import LOCAL, RunOptions
+from omoi.runtime.run.options import LOCAL, RunOptions, validate_run_id
 from omoi.runtime.run.plan import Plan
-from omoi.runtime.run.tasks import TaskSpec, check_id
+from omoi.runtime.run.tasks import TaskSpec
 
 EVENTS_FILE = "events.db"
 
@@ -72,13 +72,6 @@ def check_branch_room(repo: RepoInfo, run_id: str) -> None:
                 f"--run-id {run_id}: the repository has a branch '{name}', and git cannot hold the "
                 f"run's branches omoi/{run_id}/<task> next to it; choose another run id or rename it"
             )
-
-
-def validate_run_id(run_id: str) -> str:
-    try:
-        return check_id(run_id)
-    except ValueError as exc:
-        raise InputError(f"--run-id: {exc}") from exc
 
 
 def locate(repo_path: str | Path, run_id: str, state_dir: str | Path | None = None) -> RunPaths:

@@ -19,6 +19,13 @@ GATES = ("auto", "review", "human")
 TIMEOUT_POLICIES = ("approve", "reject", "fail")
 
 
+def validate_run_id(run_id: str) -> str:
+    try:
+        return check_id(run_id)
+    except ValueError as exc:
+        raise InputError(f"--run-id: {exc}") from exc
+
+
 class RunOptions(BaseModel):
     """`sandbox` may be `auto` until the run is launched, which resolves it (see api._sandbox)."""
 
@@ -40,10 +47,7 @@ class RunOptions(BaseModel):
     def _check(self) -> RunOptions:
         """Each problem is named by the command-line option a user would change."""
         if self.run_id is not None:
-            try:
-                check_id(self.run_id)
-            except ValueError as exc:
-                raise ValueError(f"--run-id: {exc}") from None
+            validate_run_id(self.run_id)
         if self.sandbox not in SANDBOX_KINDS:
             kinds = ", ".join(SANDBOX_KINDS)
             raise ValueError(f"--sandbox: unknown backend '{self.sandbox}' (choose from {kinds})")
