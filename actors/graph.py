@@ -11,13 +11,16 @@ from omoi.runtime.clock import Clock, SystemClock
 from omoi.runtime.errors import OmoiError
 from omoi.runtime.log.events import Event, RunCancelRequested, RunFinished, TaskAdded, TaskCancelRequested
 from omoi.runtime.log.subscription import Subscription
-from omoi.runtime.names import run_branch, task_branch
-from omoi.runtime.ports import BusPort, ExecutorPort, IntegratorPort
+from omoi.runtime.names import run_branch
+from omoi.runtime.ports import BusPort, ExecutorPort
 from omoi.runtime.run.execution import TaskResult
 from omoi.runtime.run.state import RunState
 from omoi.runtime.run.tasks import TaskSpec
 
-_WATCHED = ("run.cancel_requested", "task.cancel_requested", "task.added", "spec.finished")
+_WATCHED = (
+    "run.cancel_requested", "task.cancel_requested", "task.added", "spec.finished",
+    "merge.succeeded", "merge.failed",
+)  # fmt: skip
 
 
 class GraphActor:
@@ -28,8 +31,11 @@ class GraphActor:
     first: a refused batch publishes nothing), `cancel`, `snapshot`, `stats` and `stop`. Emits
     `task.ready`, `task.started`, `task.succeeded`, `task.failed`, `task.retrying`, `task.skipped`,
     `task.cancelled` and `run.finished`, as decided by `policies.progression`; reads cancel
-    requests and additions that others publish. Every event is durable before the action it
-    announces (write-ahead), so a replay of the log rebuilds exactly this state.
+    requests and additions that others publish, and the merge queue's `merge.succeeded` and
+    `merge.failed`: a task's dependents start once its work is on the integration head, from
+    that head, and the run ends once every succeeded branch is merged or refused. Every event is
+    durable before the action it announces (write-ahead), so a replay of the log rebuilds exactly
+    this state.
     If it dies: Ray restarts it and re-sends `run`; it replays the log and re-attaches to running
     attempts by sandbox name. A lost sandbox means a retry that does not count as a failure, and a
     succeeded task is never run again."""
@@ -39,14 +45,13 @@ class GraphActor:
         run_id: str,
         bus: BusPort,
         executor: ExecutorPort,
-        integrator: IntegratorPort,
         *,
         max_parallel: int = 4,
         ordering: str = "critical-path",
         clock: Clock | None = None,
         name: str = "graph",
     ) -> None:
-        self._run_id, self._bus, self._executor, self._integrator = run_id, bus, executor, integrator
+        self._run_id, self._bus, self._executor = run_id, bus, executor
         self._clock, self._name = clock or SystemClock(), name
         self._state = RunState(run_id)
         self._progress = Progression(
@@ -146,7 +151,7 @@ class GraphActor:
                     self._take(self._progress.step(self._clock.now(), completions))
                     self._count(steps=1, completions=len(completions), step_us=self._since(t0))
                     await self._flush()
-                    if self._state.all_terminal() and not self._inflight and self._state.finished is None:
+                    if self._done() and not self._inflight and self._state.finished is None:
                         await self._finish()
                         continue
                 t0 = self._clock.monotonic()
@@ -179,19 +184,18 @@ class GraphActor:
                 w.cancel()
         self._wake.clear()
 
+    def _done(self) -> bool:
+        """Every task is terminal and the merge queue has settled each succeeded one (a cancelled
+        run does not wait for merges)."""
+        st = self._state
+        return st.all_terminal() and (st.cancel_reason is not None or st.merges_settled())
+
     async def _finish(self) -> None:
-        branch = commit = error = None
-        if self._state.outcome() == "succeeded" and not self._state.plan_only_done:
-            assert self._state.started is not None
-            try:
-                # Every task branch already holds its ancestors' work, so merging the sinks (in
-                # dependency order) merges everything, without a merge commit per ancestor.
-                sinks = [task_branch(self._run_id, tid) for tid in self._state.graph.sinks()]
-                commit = await self._integrator.integrate(self._run_id, self._state.base_commit, sinks)
-                branch = run_branch(self._run_id)
-            except OmoiError as exc:
-                error = f"integration failed: {exc}"
-        self._take(self._progress.finish(self._clock.now(), branch=branch, commit=commit, error=error))
+        branch = commit = None
+        st = self._state
+        if not st.plan_only_done and st.outcome() == "succeeded":  # a failed run delivers nothing
+            branch, commit = run_branch(self._run_id), st.integration_head
+        self._take(self._progress.finish(self._clock.now(), branch=branch, commit=commit, error=None))
         await self._flush()
 
     # ---- plumbing ------------------------------------------------------------------------------

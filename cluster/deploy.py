@@ -20,9 +20,10 @@ from omoi.actors.graph import GraphActor
 from omoi.actors.integrator import IntegratorActor
 from omoi.actors.sandbox import SandboxActor
 from omoi.cluster.agents import AgentEnv, RayAgents
-from omoi.cluster.connect import NAMESPACE, actor_name
-from omoi.cluster.handles import BusProxy, Named, call
+from omoi.cluster.connect import NAMESPACE, actor_name, here
+from omoi.cluster.handles import BusProxy, call
 from omoi.cluster.hosting import host
+from omoi.runtime.config import merge_settings
 from omoi.runtime.errors import SandboxLostError, SandboxUnplaceableError
 from omoi.runtime.log.events import Event
 from omoi.runtime.log.store import Durability, SqliteEventStore
@@ -83,12 +84,6 @@ class WriteAheadBus(BusProxy):
             self._moved.clear()
             with contextlib.suppress(RayActorError, RayTaskError):
                 await self.handle.sync.remote()
-
-
-class IntegratorProxy(Named):
-    async def integrate(self, run_id: str, base: str, branches: Sequence[str]) -> str:
-        result: str = await call(self.handle.integrate.remote(run_id, base, list(branches)))
-        return result
 
 
 class RaySandboxes:
@@ -195,8 +190,30 @@ def start_bus(run_id: str, log_path: Path, durability: Durability = "FULL") -> A
     return _start_pinned(DurableBus, run_id, "bus", str(log_path), durability)
 
 
-def start_integrator(run_id: str, git_dir: Path, *, dry_run: bool = False) -> Any:
-    return _start_pinned(IntegratorActor, run_id, "integrator", str(git_dir), dry_run=dry_run)
+class HostedIntegrator(IntegratorActor):
+    """The merge queue on Ray: its checks and rung attempts run on a sandbox slot of its own,
+    `omoi/<run>/sandbox/merge`, on this node (where the repository is)."""
+
+    def __init__(self, run_id: str, git_dir: str, sandboxes: RaySandboxes) -> None:
+        bus = BusProxy(actor_name(run_id, "bus"))
+        super().__init__(
+            run_id,
+            git_dir,
+            bus,
+            sandboxes,
+            slot=actor_name(run_id, "sandbox", "merge"),
+            radar_interval=merge_settings().radar_interval,
+            name=actor_name(run_id, "integrator"),
+        )
+
+
+def start_integrator(run_id: str, git_dir: Path, sandboxes: RaySandboxes) -> Any:
+    """Its slot is placed here, outside the run's `omoi_sandbox` slots: a merge never waits for a
+    task's slot to free up."""
+    here_only = RaySandboxes(
+        run_id, sandboxes.bus, sandboxes.backend, {"scheduling_strategy": here()}, sandboxes.agents
+    )
+    return _start_pinned(HostedIntegrator, run_id, "integrator", run_id, str(git_dir), here_only)
 
 
 def start_graph(
@@ -209,7 +226,6 @@ def start_graph(
     durability: Durability = "FULL",
 ) -> Any:
     bus = WriteAheadBus(actor_name(run_id, "bus"), str(log_path), durability)
-    integrator = IntegratorProxy(actor_name(run_id, "integrator"))
     return _start_pinned(
         GraphActor,
         run_id,
@@ -217,7 +233,6 @@ def start_graph(
         run_id,
         bus,
         sandboxes,
-        integrator,
         max_parallel=max_parallel,
         ordering=ordering,
         name=actor_name(run_id, "graph"),

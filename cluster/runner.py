@@ -310,7 +310,8 @@ def launch(
         slots_now = max_parallel if state.started.goal else min(max_parallel, len(state.tasks))
         sandboxes.warm(0 if state.started.plan_only else slots_now, agents=min(slots_now, agents_ahead))
         ray.get(budget_following)
-        integrator = deploy.start_integrator(paths.run_id, paths.repo.git_dir, dry_run=sandbox == "noop")
+        integrator = deploy.start_integrator(paths.run_id, paths.repo.git_dir, sandboxes)
+        keep += [integrator, integrator.run.remote()]  # it follows the log until the run ends
         graph = deploy.start_graph(
             paths.run_id,
             sandboxes,
@@ -323,4 +324,4 @@ def launch(
         clear_run(paths)  # a failed launch leaves nothing: actors, warm containers, slot directories
         lock.release()
         raise
-    return RunHandle(paths, bus, graph, graph.run.remote(), keep=[integrator, *keep], lock=lock)
+    return RunHandle(paths, bus, graph, graph.run.remote(), keep=keep, lock=lock)

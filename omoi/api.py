@@ -31,6 +31,7 @@ from omoi.runtime.log.events import (
     AgentNeedsInput,
     BudgetRaised,
     Event,
+    MergeHumanResolved,
     RunFinished,
     SpecGateDecided,
     SpecGateWaiting,
@@ -75,16 +76,19 @@ def start(
     budget: Budget | None = None,
     agents: AgentEnv | None = None,
     base: str | None = None,
+    merge_timeout_s: float | None = None,
 ) -> RunHandle:
     """Validate the plan and the repository, then start the run and return at once.
 
     `sandbox`: `docker`, `local` (on the host, not isolated) or `auto` (docker when an engine
     answers). `budget` overrides the plan's; `agents` the model and agent settings read from the
-    environment; `base` the commit tasks start from (default: the repository's HEAD). Bad input
-    raises an InputError before anything is written."""
+    environment; `base` the commit tasks start from (default: the repository's HEAD);
+    `merge_timeout_s` how long a conflict left to a person waits (default: until resolved). Bad
+    input raises an InputError before anything is written."""
     plan_file = "" if isinstance(plan, Plan) else str(plan)
     options = RunOptions.of(
         run_id=run_id,
+        merge_timeout_s=merge_timeout_s,
         max_parallel=max_parallel,
         sandbox=sandbox,
         state_dir=state_dir,
@@ -122,6 +126,7 @@ def start_goal(
     sandbox: str = "auto",
     budget: Budget | None = None,
     agents: AgentEnv | None = None,
+    merge_timeout_s: float | None = None,
 ) -> RunHandle:
     """Start a run from a goal and return at once: the spec (Explore, Requirements, Design, Tasks,
     with `gate` between phases) writes the tasks, then they run like a plan's. `plan_only` stops
@@ -136,6 +141,7 @@ def start_goal(
         gate_timeout_s=gate_timeout_s,
         on_gate_timeout=on_gate_timeout,
         plan_only=plan_only,
+        merge_timeout_s=merge_timeout_s,
     )
     check_settings()
     paths, first = goal_new_run(goal, repo, options)
@@ -353,5 +359,45 @@ def raise_budget(
     if scope != "run" and scope not in state.tasks:
         raise InputError(f"run '{run_id}' has no task '{scope}' (the scope is 'run' or a task id)")
     ev = BudgetRaised(run_id=run_id, scope=scope, add_tokens=tokens, add_usd=usd, source="user")
+    (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
+    return seq
+
+
+def resolve(
+    run_id: str,
+    task_id: str,
+    repo: str | Path,
+    *,
+    take: Literal["ours", "theirs"] | None = None,
+    state_dir: str | Path | None = None,
+) -> int:
+    """Hand a conflict the merge queue left to a person back to it; returns the event's seq.
+
+    Without `take`, the resolution is what you committed on the task's branch (merge the run's
+    integration branch into it and fix the files); it is checked to merge cleanly now. With
+    `take`, every conflicting hunk is taken from one side: `ours` the integration head (the work
+    merged before), `theirs` the task's branch."""
+    from omoi.runtime.merge import trees
+    from omoi.runtime.merge.state import fold_merges
+    from omoi.runtime.names import run_branch, task_branch
+
+    paths = locate(repo, run_id, state_dir)
+    state = fold_merges(run_id, events(run_id, repo, state_dir=state_dir))
+    entry = state.entries.get(task_id)
+    if entry is None or entry.status != "needs_human":
+        waiting = sorted(e.task_id for e in state.waiting_on_person())
+        hint = f"; waiting for a person: {', '.join(waiting)}" if waiting else "; no merge waits for a person"
+        raise InputError(f"task '{task_id}' of run '{run_id}' has no open merge conflict{hint}")
+    if take is None:
+        git_dir, branch = paths.repo.git_dir, task_branch(run_id, task_id)
+        tip = trees.rev(git_dir, branch)
+        left = trees.merge(git_dir, state.integration_head, tip).files
+        if left:
+            raise InputError(
+                f"branch {branch} still conflicts with the integration head in: {', '.join(left)}. "
+                f"Commit a resolution on it first (git switch {branch}; git merge {run_branch(run_id)}; "
+                "fix the files; git commit), or pass --take ours|theirs"
+            )
+    ev = MergeHumanResolved(run_id=run_id, task_id=task_id, take=take or "branch", source="user")
     (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
     return seq

@@ -71,6 +71,12 @@ def _follow(run_id: str, start: Callable[[Any], Any]) -> Any:
 @click.option(
     "--budget-tokens", type=int, default=None, help="Token budget of the run (overrides the plan's)."
 )
+@click.option(
+    "--merge-timeout",
+    type=float,
+    default=None,
+    help="A conflict left to a person (`omoi resolve`): seconds to wait before the task fails to merge.",
+)
 @address_option
 @state_option
 @guard
@@ -82,6 +88,7 @@ def exec_cmd(
     sandbox: str,
     budget_usd: float | None,
     budget_tokens: int | None,
+    merge_timeout: float | None,
     address: str | None,
     state_dir: str | None,
 ) -> None:
@@ -103,6 +110,7 @@ def exec_cmd(
         state_dir=state_dir,
         sandbox=sandbox,
         budget=budget,
+        merge_timeout_s=merge_timeout,
     ) as handle:
         finished = _follow(handle.run_id, handle.wait)
     _finish(finished)
@@ -189,6 +197,12 @@ def plan_cmd(
 )
 @click.option("--budget-usd", type=float, default=None, help="Dollar budget of the run.")
 @click.option("--budget-tokens", type=int, default=None, help="Token budget of the run.")
+@click.option(
+    "--merge-timeout",
+    type=float,
+    default=None,
+    help="A conflict left to a person (`omoi resolve`): seconds to wait before the task fails to merge.",
+)
 @guard
 def run_cmd(
     goal: str,
@@ -203,6 +217,7 @@ def run_cmd(
     sandbox: str,
     budget_usd: float | None,
     budget_tokens: int | None,
+    merge_timeout: float | None,
     from_spec: str | None,
 ) -> None:
     """From GOAL to one merged branch: spec (Explore, Requirements, Design, Tasks, gated), then the
@@ -225,6 +240,7 @@ def run_cmd(
         "state_dir": state_dir,
         "sandbox": sandbox,  # resolved by the API once the input is checked
         "budget": budget,
+        "merge_timeout_s": merge_timeout,
     }
     gates: dict[str, Any] = {"gate": gate, "gate_timeout_s": gate_timeout, "on_gate_timeout": on_gate_timeout}
     with (
@@ -414,9 +430,10 @@ def demo(directory: str | None, from_plan: bool, max_parallel: int, address: str
 
 
 from omoi.bench.commands import bench  # noqa: E402  (the command groups register on `main`)
+from omoi.delivery import resolve  # noqa: E402
 from omoi.toolbox import gc, model, sandbox, schema  # noqa: E402
 
-for _group in (schema, model, sandbox, bench, gc):
+for _group in (schema, model, sandbox, bench, gc, resolve):
     main.add_command(_group)
 
 if __name__ == "__main__":

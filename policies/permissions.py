@@ -1,8 +1,9 @@
 """What each agent role may do: one table, read by the agent loop before every tool call.
 
 Read-only roles see the workspace but cannot change it (no writes, no commands, which could write).
-A planner writes only Markdown. Only a worker has the whole tool set. No role has a tool that starts
-another agent: the runtime alone starts agents (an oracle is consulted by the loop, not by a role)."""
+A planner writes only Markdown. Only a worker (and the merge queue's resolver) has the whole tool
+set. No role has a tool that starts another agent: the runtime alone starts agents (an oracle is
+consulted by the loop, not by a role)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ TOOLS_BY_ROLE: dict[str, frozenset[str]] = {
     "oracle": READ_ONLY,
     "planner": READ_ONLY | WRITE,
     "worker": ALL_TOOLS,
+    "resolver": ALL_TOOLS,  # reads, edits and runs commands: a merge conflict needs all three
 }
 # Roles whose writes are confined to some files: role -> (allowed suffixes, how to say it).
 WRITE_SUFFIXES: dict[str, tuple[str, ...]] = {"planner": (".md", ".markdown")}

@@ -115,6 +115,9 @@ class Progression:
         failed = next((t for t in self.state.in_order() if t.status == "failed"), None)
         if failed is not None and error is None:
             error = f"task '{failed.id}' failed: {failed.error}"
+        unmerged = next(iter(self.state.merge_failed.items()), None)
+        if unmerged is not None and error is None:
+            error = f"task '{unmerged[0]}' could not be merged: {unmerged[1]}"
         self.emit(
             RunFinished(
                 run_id=self.state.run_id,
@@ -151,11 +154,12 @@ class Progression:
                 TaskSkipped(
                     **self._common(t, t.attempt),
                     blocked_by=blocker.id,
-                    reason=f"dependency '{blocker.id}' {blocker.status}",
+                    reason=f"dependency '{blocker.id}' "
+                    + ("could not be merged" if blocker.id in self.state.merge_failed else blocker.status),
                 ),
                 now,
             )
-        elif t.status == "pending" and self.state.deps_succeeded(t.id):
+        elif t.status == "pending" and self.state.deps_done(t.id):
             if t.not_before is not None and t.not_before > now:
                 self.backoff.add(t.id)
             else:
@@ -186,7 +190,8 @@ class Progression:
             self.order(ready, st.graph.remaining_depth(), orders)[:n], slots, strict=False
         ):
             t = st.tasks[task_id]
-            self.emit(TaskStarted(**self._common(t, t.attempt + 1), sandbox=sandbox), now)
+            base = st.integration_head
+            self.emit(TaskStarted(**self._common(t, t.attempt + 1), sandbox=sandbox, base=base), now)
             request = TaskRequest(
                 run_id=st.run_id,
                 task_id=task_id,
@@ -197,8 +202,7 @@ class Progression:
                 timeout=t.spec.timeout,
                 env=t.spec.env,
                 branch=task_branch(st.run_id, task_id),
-                base=st.base_commit,
-                merges=tuple(st.dep_branches(task_id)),
+                base=base,
                 network=t.spec.network,
             )
             self._out.launches.append(Launch(sandbox, request))

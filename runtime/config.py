@@ -194,6 +194,20 @@ class AgentSettings(BaseSettings):
     event_cap: int = Field(default=2000, ge=64, description="characters of arguments/results in events")
 
 
+class MergeSettings(BaseSettings):
+    """The merge queue's timers."""
+
+    model_config = SettingsConfigDict(env_prefix="OMOI_", extra="ignore")
+
+    radar_interval: float = Field(
+        default=30.0, gt=0, le=86400, description="seconds between conflict predictions over running branches"
+    )
+
+
+def merge_settings() -> MergeSettings:
+    return _load(MergeSettings, "OMOI_")
+
+
 def model_settings(**overrides: Any) -> ModelSettings:
     return _load(ModelSettings, "OMOI_MODEL_", **overrides)
 
@@ -229,3 +243,4 @@ def check_settings() -> None:
     sandbox_settings()
     model_settings()
     agent_settings()
+    merge_settings()

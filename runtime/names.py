@@ -4,6 +4,7 @@
     omoi/<run>/<task>               a task's branch
     omoi/<run>/_merged              the run's integration branch (task ids never start with '_')
     omoi/<run>/_spec                the spec's branch
+    omoi/<run>/_verify              where the merge queue checks a candidate head
     spec-<phase>                    a spec conversation's task id: reserved, no plan task may use it
 
 A name is one string in the log, in git and in Ray at once, so building it anywhere else is how
@@ -14,6 +15,7 @@ from __future__ import annotations
 ROOT = "omoi"
 MERGED = "_merged"
 SPEC = "_spec"
+VERIFY = "_verify"  # the merge queue's checks run on a tree of this name
 SPEC_CONVERSATION = "spec-"  # the prefix of the spec's conversations; plan task ids cannot start with it
 
 

@@ -38,12 +38,6 @@ class ExecutorPort(Protocol):
     async def cancel(self, sandbox: str, task_id: str, attempt: int) -> None: ...
 
 
-class IntegratorPort(Protocol):
-    async def integrate(self, run_id: str, base: str, branches: Sequence[str]) -> str:
-        """Merge the task branches in order onto `base` as branch `omoi/<run-id>`; returns its head."""
-        ...
-
-
 class SlotsPort(Protocol):
     """The cluster-wide concurrency limits on model calls: a slot is a lease with a caller-chosen id."""
 

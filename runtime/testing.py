@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from omoi.runtime.errors import SandboxLostError
@@ -103,12 +103,3 @@ class ScriptedExecutor:
         task = self._running.get((task_id, attempt))
         if task is not None:
             task.cancel()
-
-
-class RecordingIntegrator:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, list[str]]] = []
-
-    async def integrate(self, run_id: str, base: str, branches: Sequence[str]) -> str:
-        self.calls.append((run_id, base, list(branches)))
-        return "integrated"

@@ -15,6 +15,10 @@ ROLE_BRIEFS = {
         "You are a senior engineer consulted when another agent keeps failing. Read what you need, find the "
         "root cause, and answer with concrete advice: what is wrong and what to change. You change nothing."
     ),
+    "resolver": (
+        "You resolve merge conflicts between the work of other engineers. You keep the intent of both "
+        "sides, remove every conflict marker, run the checks, and finish."
+    ),
     "reviewer": (
         "You review work against its requirements and answer with concrete issues. You change nothing."
     ),

@@ -42,6 +42,11 @@ _CONFIG = (
 _SAFE_MERGE = "git merge-file --marker-size=%L %A %O %B"
 
 
+def _env(env: dict[str, str] | None) -> dict[str, str]:
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return {**base_env, "LC_ALL": "C", **(env or {})}
+
+
 def git(
     args: Sequence[str],
     cwd: str | Path,
@@ -50,13 +55,11 @@ def git(
     env: dict[str, str] | None = None,
     timeout: float = GIT_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    full_env = {**base_env, "LC_ALL": "C", **(env or {})}
     try:
         proc = subprocess.run(
             ["git", *_CONFIG, *args],
             cwd=cwd,
-            env=full_env,
+            env=_env(env),
             capture_output=True,
             text=True,
             encoding="utf-8",
@@ -69,6 +72,34 @@ def git(
     if check and proc.returncode != 0:
         raise GitError(args, proc.returncode, proc.stderr or proc.stdout, str(cwd))
     return proc
+
+
+def git_bytes(
+    git_dir: Path | None,
+    args: Sequence[str],
+    *,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+    ok: tuple[int, ...] = (0,),
+) -> bytes:
+    """A git command whose input or output is file content, as bytes: on the repository
+    (`git_dir`), or on plain files (None, `git merge-file`). An exit code in `ok` is an answer."""
+    full = ["--git-dir", str(git_dir), *drivers_off(git_dir), *args] if git_dir else list(args)
+    try:
+        proc = subprocess.run(
+            ["git", *_CONFIG, *full],
+            cwd=git_dir or "/",
+            env=_env(env),
+            input=stdin,
+            capture_output=True,
+            check=False,
+            timeout=GIT_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(args, -9, f"timed out after {GIT_TIMEOUT:g}s and was killed", str(git_dir)) from exc
+    if proc.returncode not in ok:
+        raise GitError(args, proc.returncode, proc.stderr.decode("utf-8", "replace"), str(git_dir))
+    return proc.stdout
 
 
 def _config_stamp(git_dir: Path) -> tuple[int, ...]:
@@ -203,6 +234,17 @@ def merge_chain(git_dir: Path, base: str, branches: Sequence[str]) -> str:
     return head
 
 
+def merged_tree(git_dir: Path, head: str, other: str | None) -> str | None:
+    """The tree git's merge of `other` into `head` writes, conflict markers and all (None: no
+    merge asked for)."""
+    if other is None:
+        return None
+    proc = in_repo(git_dir, ["merge-tree", "--write-tree", "--no-messages", head, other], check=False)
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+        raise GitError(["merge-tree", head, other], proc.returncode, proc.stderr, str(git_dir))
+    return proc.stdout.splitlines()[0].strip()
+
+
 def integrate(git_dir: Path, branch: str, base: str, branches: Sequence[str]) -> str:
     """Make `branch` the merge of `branches` (in the given dependency order) on top of `base`."""
     head = merge_chain(git_dir, base, branches)
@@ -232,6 +274,7 @@ class TaskTree:
     git_dir: Path
     workspace: Path
     branch: str
+    merge_parent: str | None = None  # the tree holds a merge of the branch with this commit
 
     @property
     def index(self) -> Path:
@@ -252,16 +295,16 @@ class TaskTree:
             env={"GIT_INDEX_FILE": str(self.index)},
         )
 
-    def checkout(self, commit: str) -> None:
-        """Reset the branch to `commit` and lay its files out in the workspace. An existing empty
-        workspace is kept, not replaced: it may be the mount source of a container started ahead
-        of time (a warm sandbox), which would lose sight of a new directory."""
+    def checkout(self, commit: str, tree: str | None = None) -> None:
+        """Reset the branch to `commit` and lay its files (or `tree`'s) out in the workspace. An
+        existing empty workspace is kept, not replaced: it may be the mount source of a container
+        started ahead of time (a warm sandbox), which would lose sight of a new directory."""
         if self.workspace.is_dir() and any(self.workspace.iterdir()):
             shutil.rmtree(self.workspace)
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.index.unlink(missing_ok=True)
         set_branch(self.git_dir, self.branch, commit)
-        self.run(["read-tree", "--reset", "-u", commit])
+        self.run(["read-tree", "--reset", "-u", tree or commit])
 
     def head(self) -> str:
         head = branch_head(self.git_dir, self.branch)
@@ -288,9 +331,11 @@ class TaskTree:
         self._stage(leave_out)
         tree = self.run(["write-tree"]).stdout.strip()
         parent = self.head()
-        if tree == in_repo(self.git_dir, ["rev-parse", f"{parent}^{{tree}}"]).stdout.strip():
+        unchanged = tree == in_repo(self.git_dir, ["rev-parse", f"{parent}^{{tree}}"]).stdout.strip()
+        if unchanged and self.merge_parent is None:
             return parent
-        new = in_repo(self.git_dir, ["commit-tree", tree, "-p", parent, "-m", message]).stdout.strip()
+        parents = ["-p", parent, *(["-p", self.merge_parent] if self.merge_parent else [])]
+        new = in_repo(self.git_dir, ["commit-tree", tree, *parents, "-m", message]).stdout.strip()
         set_branch(self.git_dir, self.branch, new, parent)
         if self.head() != new:
             raise GitError(

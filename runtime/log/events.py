@@ -63,6 +63,8 @@ class RunStarted(EventBase):
     gate_timeout_s: float | None = Field(default=None, gt=0, description="human gate: wait at most this")
     on_gate_timeout: Literal["approve", "reject", "fail"] = "fail"
     plan_only: bool = Field(default=False, description="stop once the spec has written the tasks")
+    verify: tuple[str, ...] = Field(default=(), description="commands every merge must pass (plan's verify)")
+    merge_timeout_s: float | None = Field(default=None, gt=0, description="a person's merge: wait this long")
 
 
 class RunFinished(EventBase):
@@ -94,6 +96,7 @@ class TaskReady(TaskEvent):
 class TaskStarted(TaskEvent):
     kind: Literal["task.started"] = "task.started"
     sandbox: str
+    base: str = Field(default="", description="the integration head the attempt starts from")
 
 
 class TaskOutput(TaskEvent):
@@ -368,6 +371,119 @@ class SpecFinished(EventBase):
     error: str | None = None
 
 
+MergeHow = Literal["rule", "rerun", "agent", "resolver", "human"]
+Rung = Literal["rerun", "agent", "resolver", "human"]
+
+
+class MergeEvent(TaskEvent):
+    """Something the integrator (the run's merge queue) did with a task's branch."""
+
+
+class MergeQueued(MergeEvent):
+    kind: Literal["merge.queued"] = "merge.queued"
+    commit: str = Field(description="the branch tip that is to be merged")
+
+
+class MergeStarted(EventBase):
+    """A batch of queued branches is merged onto the integration head, then verified."""
+
+    kind: Literal["merge.started"] = "merge.started"
+    tasks: tuple[str, ...]
+    head: str
+
+
+class MergeConflicted(MergeEvent):
+    """git could not merge the branch by itself; `next` is the rung of the ladder that takes it."""
+
+    kind: Literal["merge.conflicted"] = "merge.conflicted"
+    files: tuple[str, ...]
+    head: str
+    next: Literal["rule", "rerun", "agent", "resolver", "human", "fail"]
+    detail: str = ""
+
+
+class MergeResolved(MergeEvent):
+    kind: Literal["merge.resolved"] = "merge.resolved"
+    files: tuple[str, ...]
+    how: MergeHow
+    detail: str = ""
+
+
+class MergeSucceeded(MergeEvent):
+    """The branch is on the integration branch: `head` is its new commit (verified)."""
+
+    kind: Literal["merge.succeeded"] = "merge.succeeded"
+    head: str
+    files: tuple[str, ...] = Field(default=(), description="files the merge changed on the head")
+
+
+class MergeFailed(MergeEvent):
+    """The branch will not be merged: its dependents are skipped and the run fails."""
+
+    kind: Literal["merge.failed"] = "merge.failed"
+    reason: str
+    output_tail: str = ""
+
+
+class MergeNeedsHuman(MergeEvent):
+    """A person resolves it: `omoi resolve RUN_ID TASK_ID` (optionally `--take ours|theirs`)."""
+
+    kind: Literal["merge.needs_human"] = "merge.needs_human"
+    files: tuple[str, ...]
+    head: str
+    timeout_s: float | None = None
+
+
+class MergeHumanResolved(MergeEvent):
+    """Injected by `omoi resolve`: `branch` merges the task branch as the person left it."""
+
+    kind: Literal["merge.human_resolved"] = "merge.human_resolved"
+    take: Literal["branch", "ours", "theirs"] = "branch"
+
+
+class MergeConflictPredicted(EventBase):
+    """The radar: these running branches (or one, against the head) would conflict in `files`."""
+
+    kind: Literal["merge.conflict_predicted"] = "merge.conflict_predicted"
+    tasks: tuple[str, ...]
+    files: tuple[str, ...]
+    head: str
+
+
+class VerifyEvent(EventBase):
+    tasks: tuple[str, ...]
+    commit: str = Field(description="the candidate head the checks ran on")
+    round: int = Field(default=1, ge=1, description="2 for the retry that filters a flaky failure")
+
+
+class VerifyStarted(VerifyEvent):
+    kind: Literal["verify.started"] = "verify.started"
+    commands: tuple[str, ...]
+
+
+class VerifyPassed(VerifyEvent):
+    kind: Literal["verify.passed"] = "verify.passed"
+    duration_s: float = 0.0
+
+
+class VerifyFailed(VerifyEvent):
+    kind: Literal["verify.failed"] = "verify.failed"
+    command: str = ""
+    exit_code: int | None = None
+    output_tail: str = ""
+
+
+class DeliveryReady(EventBase):
+    """`omoi pr` wrote the pull request's text (and pushed, or opened it, when asked)."""
+
+    kind: Literal["delivery.ready"] = "delivery.ready"
+    branch: str
+    commit: str
+    description: str = Field(description="path of the Markdown file")
+    pushed_to: str = ""
+    pull_request: str = ""
+
+
 Event = Annotated[
     RunStarted
     | RunFinished
@@ -403,7 +519,20 @@ Event = Annotated[
     | SpecGateDecided
     | SpecPhaseCompleted
     | SpecPhaseFailed
-    | SpecFinished,
+    | SpecFinished
+    | MergeQueued
+    | MergeStarted
+    | MergeConflicted
+    | MergeResolved
+    | MergeSucceeded
+    | MergeFailed
+    | MergeNeedsHuman
+    | MergeHumanResolved
+    | MergeConflictPredicted
+    | VerifyStarted
+    | VerifyPassed
+    | VerifyFailed
+    | DeliveryReady,
     Field(discriminator="kind"),
 ]
 

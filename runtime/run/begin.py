@@ -107,6 +107,7 @@ def plan_new_run(
             base_commit=options.base or repo.head_commit,
             base_ref="" if options.base else repo.head_ref,
             plan_name=plan.name,
+            verify=plan.verify,
             budget_tokens=budget.tokens,
             budget_usd=budget.usd,
             source="omoi",

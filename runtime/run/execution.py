@@ -12,7 +12,9 @@ from omoi.runtime.run.tasks import AgentSpec
 
 class TaskRequest(BaseModel):
     """One attempt of one task: start from `base` merged with `merges`, run `command` (or the
-    `agent`, checked by the `acceptance` commands), commit."""
+    `agent`, checked by the `acceptance` commands), commit. With `merge_parent` the tree holds
+    git's merge of `base` with that commit, conflict markers and all, and the commit has both as
+    parents: how the merge queue hands a conflict to an agent."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -27,6 +29,7 @@ class TaskRequest(BaseModel):
     branch: str
     base: str
     merges: tuple[str, ...] = ()
+    merge_parent: str | None = None  # a merge to resolve: the tree holds `base` merged with it
     network: bool = False
 
 

@@ -42,6 +42,7 @@ class RunOptions(BaseModel):
     gate_timeout_s: float | None = None
     on_gate_timeout: str = "fail"
     plan_only: bool = False
+    merge_timeout_s: float | None = None
 
     @model_validator(mode="after")
     def _check(self) -> RunOptions:
@@ -59,6 +60,8 @@ class RunOptions(BaseModel):
             raise ValueError(f"--on-gate-timeout: '{self.on_gate_timeout}' is not approve, reject or fail")
         if self.gate_timeout_s is not None and self.gate_timeout_s <= 0:
             raise ValueError(f"--gate-timeout must be positive, got {self.gate_timeout_s:g}")
+        if self.merge_timeout_s is not None and self.merge_timeout_s <= 0:
+            raise ValueError(f"--merge-timeout must be positive, got {self.merge_timeout_s:g}")
         return self
 
     @classmethod
@@ -82,6 +85,7 @@ class RunOptions(BaseModel):
             "on_gate_timeout": self.on_gate_timeout,
             "plan_only": self.plan_only,
             "plan_file": self.plan_file,
+            "merge_timeout_s": self.merge_timeout_s,
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from omoi.runtime import input_files
 from omoi.runtime.errors import GraphError, PlanError
@@ -29,7 +29,19 @@ class Plan(BaseModel):
 
     name: str = Field(default="plan", min_length=1)
     budget: Budget = Budget()
+    verify: tuple[str, ...] = Field(
+        default=(), description="commands every merge must pass on the merged result (the repository's tests)"
+    )
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
+
+    @field_validator("verify")
+    @classmethod
+    def _commands(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not c.strip() for c in value):
+            raise ValueError("has an empty command")
+        if any("\0" in c for c in value):
+            raise ValueError("contains a NUL byte, which no shell command can hold")
+        return value
 
     def graph(self) -> TaskGraph:
         g = TaskGraph()

@@ -16,7 +16,6 @@ from typing import Literal
 
 from omoi.runtime.errors import GraphError
 from omoi.runtime.log.events import Event, RunFinished, RunStarted, SpecFinished, Usage
-from omoi.runtime.names import task_branch
 from omoi.runtime.run.taskgraph import TaskGraph
 from omoi.runtime.run.tasks import TaskSpec
 
@@ -40,6 +39,9 @@ FOLLOWED = (
     "model.retried",
     "budget.",
     "spec.",
+    "merge.",
+    "verify.",
+    "delivery.",
 )
 
 
@@ -85,6 +87,9 @@ class RunState:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     spec: SpecFinished | None = None
+    merged: dict[str, str] = field(default_factory=dict)  # task id -> the integration head it made
+    merge_failed: dict[str, str] = field(default_factory=dict)  # task id -> why it was not merged
+    last_head: str | None = None  # the integration branch's head, once anything was merged
     _by_status: dict[str, set[str]] = field(default_factory=lambda: {s: set() for s in STATUSES})
 
     def apply(self, ev: Event) -> None:
@@ -101,6 +106,13 @@ class RunState:
                 self.cancel_reason = self.cancel_reason or ev.reason
             case "task.added":
                 self._add(ev.spec, ev.order, ev.id)
+            case "merge.succeeded" if ev.task_id in self.tasks:
+                self.merged[ev.task_id] = ev.head
+                self.last_head = ev.head
+                self.changed.update(self.graph.dependents(ev.task_id))
+            case "merge.failed" if ev.task_id in self.tasks:
+                self.merge_failed.setdefault(ev.task_id, ev.reason)
+                self.changed.update(self.graph.dependents(ev.task_id))
             case "agent.turn":
                 self.usage += ev.usage
                 self.cost_usd += ev.cost_usd
@@ -128,6 +140,28 @@ class RunState:
             return self.spec.commit
         assert self.started is not None
         return self.started.base_commit
+
+    @property
+    def merging(self) -> bool:
+        """Whether succeeded branches go through the merge queue: not in a run whose sandboxes
+        write no branches (`noop`, the scheduler's benchmark), where succeeded means merged."""
+        return self.started is not None and self.started.sandbox != "noop"
+
+    @property
+    def integration_head(self) -> str:
+        """Where a task starts now: everything merged so far (the run's base before that)."""
+        return self.last_head or self.base_commit
+
+    def integrated(self, task_id: str) -> bool:
+        t = self.tasks[task_id]
+        return t.status == "succeeded" and (not self.merging or task_id in self.merged)
+
+    def merges_settled(self) -> bool:
+        """Every succeeded branch is merged, or will never be."""
+        if not self.merging:
+            return True
+        done = self._by_status["succeeded"]
+        return all(i in self.merged or i in self.merge_failed for i in done)
 
     def _add(self, spec: TaskSpec, order: int, event_id: str) -> None:
         if spec.id in self.tasks:
@@ -217,18 +251,13 @@ class RunState:
         """A dependency that ended without succeeding, which means this task can never run."""
         for dep in self.graph.deps(task_id):
             d = self.tasks[dep]
-            if d.terminal and d.status != "succeeded":
+            if (d.terminal and d.status != "succeeded") or dep in self.merge_failed:
                 return d
         return None
 
-    def deps_succeeded(self, task_id: str) -> bool:
-        return all(self.tasks[d].status == "succeeded" for d in self.graph.deps(task_id))
-
-    def dep_branches(self, task_id: str) -> list[str]:
-        """Branches a task starts from: its direct dependencies' (each holds its own ancestors'
-        work), in topological order so merges happen in dependency order."""
-        deps = sorted(self.graph.deps(task_id), key=self.graph.topo_index)
-        return [task_branch(self.run_id, d) for d in deps]
+    def deps_done(self, task_id: str) -> bool:
+        """Every dependency's work is on the integration head, where this task will start."""
+        return all(self.integrated(d) for d in self.graph.deps(task_id))
 
     def outcome(self) -> Literal["succeeded", "failed", "cancelled"]:
         if self.spec is not None and self.spec.status == "failed":
@@ -236,6 +265,8 @@ class RunState:
         if self.started is not None and self.started.plan_only:  # the spec was the whole run
             return "succeeded" if self.spec is not None else "failed"
         statuses = {s for s in STATUSES if self._by_status[s]}
+        if self.merge_failed and self.cancel_reason is None:
+            return "failed"
         if statuses <= {"succeeded"}:
             return "succeeded"
         if self.cancel_reason is not None or ("cancelled" in statuses and "failed" not in statuses):

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from omoi.runtime import names
 
-Role = Literal["explorer", "librarian", "planner", "worker", "oracle", "reviewer"]
+Role = Literal["explorer", "librarian", "planner", "worker", "oracle", "reviewer", "resolver"]
 ROLES: tuple[str, ...] = get_args(Role)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

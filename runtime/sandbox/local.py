@@ -227,9 +227,10 @@ def prepare_tree(git_dir: Path, workspace: Path, request: TaskRequest) -> git.Ta
     """The task's tree on its branch: base merged with its dependencies' branches. Any command
     an earlier attempt's dead sandbox left running there is killed first."""
     processes.reap(process_marker(workspace))
-    tree = git.TaskTree(git_dir, workspace, request.branch)
+    tree = git.TaskTree(git_dir, workspace, request.branch, request.merge_parent)
     try:
-        tree.checkout(git.merge_chain(git_dir, request.base, request.merges))
+        start = git.merge_chain(git_dir, request.base, request.merges)
+        tree.checkout(start, git.merged_tree(git_dir, start, request.merge_parent))
     except BaseException:
         tree.remove()
         raise

@@ -96,7 +96,8 @@ tasks:
     assert failed.exit_code == 4
     assert "error: it broke" in failed.output_tail
     assert state.tasks["b"].error == "dependency 'a' failed"
-    assert "omoi/fails/_merged" not in run_git(repo, "branch", "--list", "omoi/*")
+    # Merged as it finished: the integration branch holds the work that succeeded, nothing else.
+    assert run_git(repo, "show", "omoi/fails/_merged:fine.txt").strip() == "fine"
     assert checkout_fingerprint(repo) == before
 
 
@@ -188,7 +189,9 @@ tasks:
     assert max(ids.values()) == 1
     for task in ("a", "b", "c"):
         kinds = [e.kind for e in log if getattr(e, "task_id", None) == task and e.kind != "task.output"]
-        assert kinds == ["task.added", "task.ready", "task.started", "task.succeeded"], (task, kinds)
+        assert kinds == [
+            "task.added", "task.ready", "task.started", "task.succeeded", "merge.queued", "merge.succeeded",
+        ], (task, kinds)  # fmt: skip
     assert log[-1].kind == "run.finished"
 
 

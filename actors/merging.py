@@ -1,0 +1,86 @@
+"""The integrator's git work, synchronous (it runs in a thread): one branch onto a head with the
+deterministic rules applied, a person's `--take`, and the radar's predictions. Merges are git
+objects only (runtime/merge/trees.py); no branch moves here."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from omoi.policies.merge import rules
+from omoi.runtime.merge import trees
+
+
+@dataclass(frozen=True)
+class Onto:
+    """One branch merged onto a head: the new head, the files git could not merge and the rules
+    resolved (with the rule), and those left for the ladder."""
+
+    head: str
+    resolved: tuple[tuple[str, str], ...] = ()  # (file, rule)
+    unresolved: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        return not self.unresolved
+
+
+def onto(git_dir: Path, head: str, tip: str, task_id: str) -> Onto:
+    """`tip` merged onto `head`: a fast-forward when `tip` holds `head`, nothing when `head`
+    holds `tip`, else a merge commit whose conflicts the rules resolved (or none made)."""
+    if trees.is_ancestor(git_dir, tip, head):
+        return Onto(head)
+    if trees.is_ancestor(git_dir, head, tip):
+        return Onto(tip, changed=trees.changed(git_dir, head, tip))
+    m = trees.merge(git_dir, head, tip)
+    resolved: dict[str, tuple[str, bytes] | None] = {}
+    used: list[tuple[str, str]] = []
+    left: list[str] = []
+    for c in m.conflicts:
+        found = None
+        if c.ours is not None and c.theirs is not None and c.ours.mode == c.theirs.mode:
+            base = trees.blob(git_dir, c.base)
+            found = rules.resolve(base, trees.blob(git_dir, c.ours), trees.blob(git_dir, c.theirs))
+        if found is None:
+            left.append(c.path)
+            continue
+        assert c.ours is not None
+        resolved[c.path] = (c.ours.mode, found.content)
+        used.append((c.path, found.rule))
+    if left:
+        return Onto(head, tuple(used), tuple(left))
+    tree = trees.replace(git_dir, m.tree, resolved) if resolved else m.tree
+    new = trees.commit(git_dir, tree, [head, tip], f"omoi: merge task {task_id}")
+    return Onto(new, tuple(used), changed=trees.changed(git_dir, head, new))
+
+
+def take(git_dir: Path, head: str, tip: str, side: str, task_id: str) -> str:
+    """The merge of `tip` onto `head` with every conflicting hunk taken from `side` (ours: the
+    integration head; theirs: the task's branch), as a commit on top of both."""
+    m = trees.merge(git_dir, head, tip)
+    chosen: Mapping[str, tuple[str, bytes] | None] = {
+        c.path: trees.take_side(git_dir, c, side) for c in m.conflicts
+    }
+    tree = trees.replace(git_dir, m.tree, chosen) if chosen else m.tree
+    return trees.commit(git_dir, tree, [head, tip], f"omoi: merge task {task_id} (a person took {side})")
+
+
+def predict(
+    git_dir: Path, head: str, tips: Mapping[str, str], limit: int = 200
+) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Conflicts the radar predicts: each running branch against the head, then pairwise (at most
+    `limit` merges a sweep), as {tasks: files}; branches with nothing committed yet are left out."""
+    out: dict[tuple[str, ...], tuple[str, ...]] = {}
+    pairs: list[tuple[str, ...]] = [(t,) for t in sorted(tips)]
+    pairs += list(itertools.combinations(sorted(tips), 2))
+    for tasks in pairs[:limit]:
+        a, b = (head, tips[tasks[0]]) if len(tasks) == 1 else (tips[tasks[0]], tips[tasks[1]])
+        if trees.is_ancestor(git_dir, a, b) or trees.is_ancestor(git_dir, b, a):
+            continue
+        m = trees.merge(git_dir, a, b)
+        if m.conflicts:
+            out[tasks] = m.files
+    return out

@@ -1,0 +1,31 @@
+"""The commands of the merge queue's end of a run: `omoi resolve` (a person's answer to a
+conflict) and `omoi pr` (the pull request's text, a push, a GitHub pull request). Registered on
+the `omoi` group by cli.py."""
+
+from __future__ import annotations
+
+import click
+
+from omoi.console import guard, out, repo_option, state_option
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("task_id")
+@click.option(
+    "--take",
+    type=click.Choice(["ours", "theirs"]),
+    default=None,
+    help="Take each conflicting hunk from one side: ours (the integration head) or theirs (the task branch).",
+)
+@repo_option
+@state_option
+@guard
+def resolve(run_id: str, task_id: str, take: str | None, repo: str, state_dir: str | None) -> None:
+    """Continue a merge that waits for a person (`merge.needs_human`): with what you committed on
+    the task's branch, or with --take."""
+    from omoi import api
+
+    seq = api.resolve(run_id, task_id, repo, take=take, state_dir=state_dir)  # type: ignore[arg-type]
+    how = f"taking {take}" if take else "with the task branch as you left it"
+    out.print(f"merge of task {task_id} of run {run_id} continues {how} (event {seq})", highlight=False)

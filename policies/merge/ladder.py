@@ -1,0 +1,41 @@
+"""The conflict ladder: which rung takes a conflict the rules could not resolve, and the order
+in which ready branches are merged. Pure over plain values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+Next = Literal["rerun", "agent", "resolver", "human", "fail"]
+
+MAX_FILES = 20  # a conflict over more files than this goes straight to a person: no model sees it
+MAX_RERUNS = 2  # a command re-run whose result conflicts again (the head moved meanwhile)
+BATCH = 4  # branches merged and verified together; a red batch is bisected
+
+
+def next_rung(is_agent: bool, tried: Sequence[str], files: int, *, semantic: bool = False) -> Next:
+    """The rung after those `tried`. A command task is re-run on the integration head; an agent
+    task's own agent resolves it, then a neutral resolver; a person comes last. A semantic
+    conflict (verification red) is never a command's to fix: it fails with the output."""
+    if semantic:
+        if not is_agent:
+            return "fail"
+        return "agent" if "agent" not in tried else "fail"
+    if files > MAX_FILES:
+        return "human" if "human" not in tried else "fail"
+    reruns: list[Next] = ["rerun"] * MAX_RERUNS
+    steps: list[Next] = [*reruns, "human"] if not is_agent else ["agent", "resolver", "human"]
+    for i, step in enumerate(steps):
+        if tried.count(step) < steps[: i + 1].count(step):
+            return step
+    return "fail"
+
+
+def merge_order(ready: Sequence[str], conflicts: Mapping[str, int], order: Mapping[str, int]) -> list[str]:
+    """Fewest predicted conflicting files against the head first, then plan order."""
+    return sorted(ready, key=lambda t: (conflicts.get(t, 0), order.get(t, 0)))
+
+
+def halves(batch: Sequence[str]) -> tuple[list[str], list[str]]:
+    mid = (len(batch) + 1) // 2
+    return list(batch[:mid]), list(batch[mid:])

@@ -1,0 +1,129 @@
+"""The merge queue on real Ray, real git and local sandboxes: branches merge as they finish,
+conflicts climb the ladder, every merge is verified, a person can take over."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from omoi import api
+from omoi.runtime.errors import InputError
+from omoi.runtime.log.events import Event
+from omoi.runtime.run.plan import parse_plan
+from tests.conftest import RepoFactory, checkout_fingerprint, run_git
+from tests.helpers import has, of, wait_for_events
+
+pytestmark = pytest.mark.ray
+
+
+def kinds(log: list[Event], prefix: str) -> list[str]:
+    return [e.kind for e in log if e.kind.startswith(prefix)]
+
+
+def test_two_appends_to_one_file_merge_by_rule(ray_address: str, make_repo: RepoFactory) -> None:
+    repo = make_repo({"NOTES.md": "# notes\n"})
+    before = checkout_fingerprint(repo)
+    text = """
+tasks:
+  - {id: a, run: "echo 'from a' >> NOTES.md"}
+  - {id: b, run: "echo 'from b' >> NOTES.md"}
+  - {id: c, deps: [a, b], run: "grep -q 'from a' NOTES.md && grep -q 'from b' NOTES.md"}
+"""
+    finished = api.exec_plan(parse_plan(text), repo, run_id="appends", sandbox="local", max_parallel=2)
+    assert finished.status == "succeeded", finished.error
+    log = api.events("appends", repo)
+    resolved = of(log, "merge.resolved")
+    assert len(resolved) == 1 and resolved[0].how == "rule" and resolved[0].files == ("NOTES.md",)
+    assert "append" in resolved[0].detail
+    merged = run_git(repo, "show", f"{finished.commit}:NOTES.md")
+    assert "from a" in merged and "from b" in merged
+    c_started = of(log, "task.started", "c")[0]
+    assert c_started.base == of(log, "merge.succeeded")[1].head, "c starts from the head holding both"
+    assert checkout_fingerprint(repo) == before
+
+
+def test_a_command_that_rewrote_the_same_line_is_rerun_on_the_head(
+    ray_address: str, make_repo: RepoFactory
+) -> None:
+    repo = make_repo({"VERSION": "1\n"})
+    text = """
+tasks:
+  - {id: a, run: "sed -i 's/^1$/1-a/' VERSION"}
+  - {id: b, run: "sed -i 's/$/-b/' VERSION"}
+"""
+    finished = api.exec_plan(parse_plan(text), repo, run_id="rerun", sandbox="local", max_parallel=2)
+    assert finished.status == "succeeded", finished.error
+    log = api.events("rerun", repo)
+    conflicted = [e for e in of(log, "merge.conflicted") if e.next == "rerun"]
+    assert len(conflicted) == 1 and conflicted[0].files == ("VERSION",)
+    later = conflicted[0].task_id
+    assert [e.how for e in of(log, "merge.resolved", later)] == ["rerun"]
+    # the later task's command ran again on top of the other's work: both changes are there
+    assert run_git(repo, "show", f"{finished.commit}:VERSION").strip() in ("1-a-b",)
+
+
+def test_a_semantic_conflict_is_named_by_verification_and_fails_the_command_task(
+    ray_address: str, make_repo: RepoFactory
+) -> None:
+    repo = make_repo({"README.md": "x\n"})
+    # Each branch alone passes `verify`; merged together they do not.
+    text = """
+verify: ["test ! -f a.txt || test ! -f b.txt"]
+tasks:
+  - {id: a, run: "echo a > a.txt"}
+  - {id: b, run: "echo b > b.txt"}
+  - {id: after, deps: [a, b], run: "true"}
+"""
+    finished = api.exec_plan(parse_plan(text), repo, run_id="semantic", sandbox="local", max_parallel=2)
+    assert finished.status == "failed"
+    log = api.events("semantic", repo)
+    failed = of(log, "merge.failed")
+    assert len(failed) == 1
+    culprit = failed[0].task_id
+    assert "verification failed" in failed[0].reason or "exited" in failed[0].reason
+    assert f"could not be merged" in (finished.error or "") and culprit in (finished.error or "")
+    rounds = [e for e in of(log, "verify.failed") if e.tasks == (culprit,)]
+    assert [e.round for e in rounds] == [1, 2], "one retry filters a flaky check"
+    assert of(log, "task.skipped", "after")[0].reason == f"dependency '{culprit}' could not be merged"
+    head = run_git(repo, "rev-parse", "omoi/semantic/_merged").strip()
+    other = "b" if culprit == "a" else "a"
+    files = run_git(repo, "ls-tree", "--name-only", head).split()
+    assert f"{other}.txt" in files and f"{culprit}.txt" not in files, "the head stays at the last green merge"
+
+
+def test_a_person_resolves_a_conflict_with_take(ray_address: str, make_repo: RepoFactory) -> None:
+    repo = make_repo({"VERSION": "1\n"})
+    text = """
+tasks:
+  - {id: a, run: "grep -q '^1$' VERSION && sed -i 's/^1$/one-a/' VERSION"}
+  - {id: b, run: "grep -q '^1$' VERSION && sed -i 's/^1$/one-b/' VERSION"}
+"""
+    handle = api.start(parse_plan(text), repo, run_id="human", sandbox="local", max_parallel=2)
+    result: dict[str, object] = {}
+
+    def wait() -> None:
+        result["finished"] = handle.wait()
+
+    waiter = threading.Thread(target=wait)
+    try:
+        # a re-run on the other's work fails (its line is gone): after two, a person decides
+        seen = wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("merge.needs_human"), 120)
+        needs = of(seen, "merge.needs_human")[0]
+        assert needs.files == ("VERSION",)
+        with pytest.raises(InputError, match="has no open merge conflict"):
+            api.resolve("human", "nope", repo)
+        with pytest.raises(InputError, match="still conflicts"):
+            api.resolve("human", needs.task_id, repo)
+        api.resolve("human", needs.task_id, repo, take="theirs")
+        waiter.start()
+        waiter.join(120)
+    finally:
+        handle.shutdown()
+    finished = result["finished"]
+    assert finished.status == "succeeded", finished.error  # type: ignore[attr-defined]
+    log = api.events("human", repo)
+    assert [e.how for e in of(log, "merge.resolved", needs.task_id)] == ["human"]
+    mine = "one-a" if needs.task_id == "a" else "one-b"
+    assert run_git(repo, "show", "omoi/human/_merged:VERSION").strip() == mine
