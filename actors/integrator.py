@@ -11,7 +11,7 @@ import structlog
 
 from omoi.actors import merging
 from omoi.actors.merge_requests import RungRequests
-from omoi.policies.merge.ladder import BATCH, halves, merge_order, next_rung
+from omoi.policies.merge.ladder import BATCH, climb, halves, merge_order
 from omoi.runtime import names
 from omoi.runtime.clock import Clock, SystemClock
 from omoi.runtime.errors import OmoiError
@@ -19,7 +19,6 @@ from omoi.runtime.git import repo as git
 from omoi.runtime.log import events as E
 from omoi.runtime.log.events import Event
 from omoi.runtime.log.subscription import Subscription
-from omoi.runtime.merge import trees
 from omoi.runtime.merge.prompts import failed_command
 from omoi.runtime.merge.state import Entry, MergeState
 from omoi.runtime.ports import BusPort, ExecutorPort
@@ -77,7 +76,7 @@ class IntegratorActor:
             self._main = asyncio.create_task(self._drive())
         return await asyncio.shield(self._main)
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # shutdown, or a test standing in for a crash
         if self._main is not None and not self._main.done():
             self._main.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -92,7 +91,7 @@ class IntegratorActor:
         if self._st.sandbox == "noop":  # no branches are written: succeeded means merged
             return self._st.base
         if self._st.head:  # the head the log verified is the branch's, whatever a crash left
-            await asyncio.to_thread(git.set_branch, self._git, self._branch, self._st.head)
+            await asyncio.to_thread(git.set_branch, self._git, names.run_branch(self._run_id), self._st.head)
         follower = asyncio.create_task(self._follow(sub))
         self._radar_at = self._clock.monotonic() + self._radar_every
         try:
@@ -149,7 +148,8 @@ class IntegratorActor:
 
     async def _merge(self, ready: list[str]) -> None:
         head = self._st.integration_head
-        counts = await asyncio.to_thread(self._conflict_counts, head, ready)
+        tips = {t: self._st.entries[t].tip for t in ready}
+        counts = await asyncio.to_thread(merging.conflict_counts, self._git, head, tips)
         batch: list[tuple[str, merging.Onto]] = []
         for tid in merge_order(ready, counts, self._st.order):
             if len(batch) == BATCH:
@@ -172,14 +172,6 @@ class IntegratorActor:
         if batch:
             await self._land([t for t, _ in batch], head, {t: o.changed for t, o in batch})
 
-    def _conflict_counts(self, head: str, ready: list[str]) -> dict[str, int]:
-        out = {}
-        for tid in ready:
-            tip = self._st.entries[tid].tip
-            if tip and not trees.is_ancestor(self._git, head, tip):
-                out[tid] = len(trees.merge(self._git, head, tip).conflicts)
-        return out
-
     async def _land(self, tasks: list[str], candidate: str, changed: dict[str, tuple[str, ...]]) -> None:
         """Verify the candidate; advance the head if green, else bisect down to the culprit."""
         old = self._st.integration_head
@@ -195,7 +187,7 @@ class IntegratorActor:
                     out.append(E.MergeResolved(**self._of(e), files=e.files, how=e.rung))  # type: ignore[arg-type]
                 out.append(E.MergeSucceeded(**self._of(e), head=candidate, files=changed.get(tid, ())))
             await self._publish(out)
-            await asyncio.to_thread(git.set_branch, self._git, self._branch, candidate)
+            await asyncio.to_thread(git.set_branch, self._git, names.run_branch(self._run_id), candidate)
             return
         if len(tasks) > 1:  # bisect: each half is merged onto the head as it is by then
             for half in halves(tasks):
@@ -233,21 +225,8 @@ class IntegratorActor:
     def _climb(
         self, e: Entry, files: tuple[str, ...], head: str, *, detail: str = "", semantic: bool = False
     ) -> list[Event]:
-        """The events that hand a conflict to its next rung (or end it)."""
-        spec = self._st.specs[e.task_id]
-        rung = "human" if e.rung == "human" and not semantic else None  # a person's merge conflicts again
-        rung = rung or next_rung(spec.agent is not None, e.tried, len(files), semantic=semantic)
-        out: list[Event] = [
-            E.MergeConflicted(**self._of(e), files=files, head=head, next=rung, detail=detail)
-        ]
-        if rung == "human":
-            out.append(
-                E.MergeNeedsHuman(**self._of(e), files=files, head=head, timeout_s=self._st.merge_timeout_s)
-            )
-        elif rung == "fail":
-            why = detail.split("\n", 1)[0] if detail else f"conflicts in {', '.join(files)} were not resolved"
-            out.append(E.MergeFailed(**self._of(e), reason=why, output_tail=detail[-4000:]))
-        return out
+        is_agent = self._st.specs[e.task_id].agent is not None
+        return climb(self._of(e), e, is_agent, files, head, self._st.merge_timeout_s, detail, semantic)
 
     async def _rung(self, e: Entry) -> None:
         """One rung's attempt in the merge slot: its new tip is queued, or the ladder goes on."""
@@ -283,15 +262,9 @@ class IntegratorActor:
     # ---- the radar -----------------------------------------------------------------------------
 
     async def _radar(self) -> None:
-        tips: dict[str, str] = {}
-        for tid, (_attempt, base) in list(self._st.running.items()):
-            tip = await asyncio.to_thread(git.branch_head, self._git, names.task_branch(self._run_id, tid))
-            if tip and tip != base:
-                tips[tid] = tip
-        if not tips:
-            return
+        running = {t: base for t, (_attempt, base) in self._st.running.items()}
         head = self._st.integration_head
-        found = await asyncio.to_thread(merging.predict, self._git, head, tips)
+        found = await asyncio.to_thread(merging.radar, self._git, self._run_id, head, running)
         fresh = [(t, f) for t, f in found.items() if self._st.predicted.get(t) != f]
         await self._publish(
             [
@@ -301,10 +274,6 @@ class IntegratorActor:
         )
 
     # ---- plumbing ------------------------------------------------------------------------------
-
-    @property
-    def _branch(self) -> str:
-        return names.run_branch(self._run_id)
 
     def _of(self, e: Entry) -> dict[str, Any]:
         return {"run_id": self._run_id, "task_id": e.task_id, "source": self._name}

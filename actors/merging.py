@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omoi.policies.merge import rules
+from omoi.runtime import names
+from omoi.runtime.git import repo as git
 from omoi.runtime.merge import trees
 
 
@@ -84,3 +86,25 @@ def predict(
         if m.conflicts:
             out[tasks] = m.files
     return out
+
+
+def conflict_counts(git_dir: Path, head: str, tips: Mapping[str, str]) -> dict[str, int]:
+    """How many files each tip would conflict in, merged onto `head`."""
+    out = {}
+    for tid, tip in tips.items():
+        if tip and not trees.is_ancestor(git_dir, head, tip):
+            out[tid] = len(trees.merge(git_dir, head, tip).conflicts)
+    return out
+
+
+def radar(
+    git_dir: Path, run_id: str, head: str, running: Mapping[str, str]
+) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """The radar's sweep: running tasks' branches (their work in progress, committed after each
+    turn that changed files) that moved past the head they started from, predicted."""
+    tips = {}
+    for tid, base in running.items():
+        tip = git.branch_head(git_dir, names.task_branch(run_id, tid))
+        if tip and tip != base:
+            tips[tid] = tip
+    return predict(git_dir, head, tips) if tips else {}

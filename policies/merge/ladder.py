@@ -4,7 +4,11 @@ in which ready branches are merged. Pure over plain values."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
+
+from omoi.runtime.log import events as E
+from omoi.runtime.log.events import Event
+from omoi.runtime.merge.state import Entry
 
 Next = Literal["rerun", "agent", "resolver", "human", "fail"]
 
@@ -39,3 +43,35 @@ def merge_order(ready: Sequence[str], conflicts: Mapping[str, int], order: Mappi
 def halves(batch: Sequence[str]) -> tuple[list[str], list[str]]:
     mid = (len(batch) + 1) // 2
     return list(batch[:mid]), list(batch[mid:])
+
+
+def climb(
+    common: dict[str, Any],
+    e: Entry,
+    is_agent: bool,
+    files: tuple[str, ...],
+    head: str,
+    timeout_s: float | None,
+    detail: str = "",
+    semantic: bool = False,
+) -> list[Event]:
+    """The events that hand a conflict to its next rung, or end it. A person's resolution that
+    conflicts again goes back to the person."""
+    rung: Next = (
+        "human"
+        if e.rung == "human" and not semantic
+        else next_rung(is_agent, e.tried, len(files), semantic=semantic)
+    )
+    out: list[Event] = [E.MergeConflicted(**common, files=files, head=head, next=rung, detail=detail)]
+    if rung == "human":
+        out.append(E.MergeNeedsHuman(**common, files=files, head=head, timeout_s=timeout_s))
+    elif rung == "fail":
+        why = detail.split("\n", 1)[0] if detail else f"conflicts in {', '.join(files)} were not resolved"
+        out.append(
+            E.MergeFailed(
+                **common,
+                reason=f"verification failed: {why}" if semantic else why,
+                output_tail=detail[-4000:],
+            )
+        )
+    return out

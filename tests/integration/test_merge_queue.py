@@ -4,7 +4,6 @@ conflicts climb the ladder, every merge is verified, a person can take over."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -35,10 +34,13 @@ tasks:
     assert finished.status == "succeeded", finished.error
     log = api.events("appends", repo)
     resolved = of(log, "merge.resolved")
-    assert len(resolved) == 1 and resolved[0].how == "rule" and resolved[0].files == ("NOTES.md",)
+    assert len(resolved) == 1
+    assert resolved[0].how == "rule"
+    assert resolved[0].files == ("NOTES.md",)
     assert "append" in resolved[0].detail
     merged = run_git(repo, "show", f"{finished.commit}:NOTES.md")
-    assert "from a" in merged and "from b" in merged
+    assert "from a" in merged
+    assert "from b" in merged
     c_started = of(log, "task.started", "c")[0]
     assert c_started.base == of(log, "merge.succeeded")[1].head, "c starts from the head holding both"
     assert checkout_fingerprint(repo) == before
@@ -57,7 +59,8 @@ tasks:
     assert finished.status == "succeeded", finished.error
     log = api.events("rerun", repo)
     conflicted = [e for e in of(log, "merge.conflicted") if e.next == "rerun"]
-    assert len(conflicted) == 1 and conflicted[0].files == ("VERSION",)
+    assert len(conflicted) == 1
+    assert conflicted[0].files == ("VERSION",)
     later = conflicted[0].task_id
     assert [e.how for e in of(log, "merge.resolved", later)] == ["rerun"]
     # the later task's command ran again on top of the other's work: both changes are there
@@ -83,14 +86,16 @@ tasks:
     assert len(failed) == 1
     culprit = failed[0].task_id
     assert "verification failed" in failed[0].reason or "exited" in failed[0].reason
-    assert f"could not be merged" in (finished.error or "") and culprit in (finished.error or "")
+    assert "could not be merged" in (finished.error or "")
+    assert culprit in (finished.error or "")
     rounds = [e for e in of(log, "verify.failed") if e.tasks == (culprit,)]
     assert [e.round for e in rounds] == [1, 2], "one retry filters a flaky check"
     assert of(log, "task.skipped", "after")[0].reason == f"dependency '{culprit}' could not be merged"
     head = run_git(repo, "rev-parse", "omoi/semantic/_merged").strip()
     other = "b" if culprit == "a" else "a"
     files = run_git(repo, "ls-tree", "--name-only", head).split()
-    assert f"{other}.txt" in files and f"{culprit}.txt" not in files, "the head stays at the last green merge"
+    assert f"{other}.txt" in files, "the green branch is merged"
+    assert f"{culprit}.txt" not in files, "the head stays at the last green merge"
 
 
 def test_a_person_resolves_a_conflict_with_take(ray_address: str, make_repo: RepoFactory) -> None:
@@ -109,7 +114,8 @@ tasks:
     waiter = threading.Thread(target=wait)
     try:
         # a re-run on the other's work fails (its line is gone): after two, a person decides
-        seen = wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("merge.needs_human"), 120)
+        read = lambda: handle.events(timeout=1.0, prefixes=None)  # noqa: E731
+        seen = wait_for_events(read, has("merge.needs_human"), 120)
         needs = of(seen, "merge.needs_human")[0]
         assert needs.files == ("VERSION",)
         with pytest.raises(InputError, match="has no open merge conflict"):
