@@ -401,3 +401,43 @@ def resolve(
     ev = MergeHumanResolved(run_id=run_id, task_id=task_id, take=take or "branch", source="user")
     (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
     return seq
+
+
+def pull_request(
+    run_id: str, repo: str | Path, *, push: str | None = None, state_dir: str | Path | None = None
+) -> tuple[Path, str]:
+    """The run's pull-request description (written to `PR.md` in the run's directory and
+    returned), once the run has finished; with `push`, the run's merged branch is pushed to that
+    remote under the same name, and a `delivery.ready` event records it."""
+    from omoi.runtime.git.repo import git
+    from omoi.runtime.log.events import DeliveryReady
+    from omoi.runtime.merge.describe import describe
+
+    paths = locate(repo, run_id, state_dir)
+    log_ = events(run_id, repo, state_dir=state_dir)
+    state = fold(run_id, log_)
+    if state.finished is None:
+        raise InputError(f"run '{run_id}' has not finished: `omoi pr` describes a finished run")
+    if state.finished.branch is None or state.finished.commit is None:
+        raise InputError(
+            f"run '{run_id}' {state.finished.status} and delivered no branch: {state.finished.error}"
+        )
+    text = describe(run_id, log_)
+    target = paths.run_dir / "PR.md"
+    if push is not None:
+        ref = f"{state.finished.commit}:refs/heads/{state.finished.branch}"
+        proc = git(["push", "--quiet", push, ref], paths.repo.path, check=False)
+        if proc.returncode != 0:
+            raise InputError(f"--push {push}: git push failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    target.write_text(text)
+    ev = DeliveryReady(
+        run_id=run_id,
+        branch=state.finished.branch,
+        commit=state.finished.commit,
+        description=str(target),
+        pushed_to=push or "",
+        source="user",
+    )
+    with contextlib.closing(open_log(paths)) as store:  # after run.finished: appended, not injected
+        store.append([ev])
+    return target, text

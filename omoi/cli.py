@@ -430,10 +430,10 @@ def demo(directory: str | None, from_plan: bool, max_parallel: int, address: str
 
 
 from omoi.bench.commands import bench  # noqa: E402  (the command groups register on `main`)
-from omoi.delivery import resolve  # noqa: E402
+from omoi.delivery import pr, resolve  # noqa: E402
 from omoi.toolbox import gc, model, sandbox, schema  # noqa: E402
 
-for _group in (schema, model, sandbox, bench, gc, resolve):
+for _group in (schema, model, sandbox, bench, gc, resolve, pr):
     main.add_command(_group)
 
 if __name__ == "__main__":

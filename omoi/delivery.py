@@ -29,3 +29,22 @@ def resolve(run_id: str, task_id: str, take: str | None, repo: str, state_dir: s
     seq = api.resolve(run_id, task_id, repo, take=take, state_dir=state_dir)  # type: ignore[arg-type]
     how = f"taking {take}" if take else "with the task branch as you left it"
     out.print(f"merge of task {task_id} of run {run_id} continues {how} (event {seq})", highlight=False)
+
+
+@click.command("pr")
+@click.argument("run_id")
+@click.option(
+    "--push", "remote", default=None, help="Push the run's merged branch to this git remote (name or URL)."
+)
+@repo_option
+@state_option
+@guard
+def pr(run_id: str, remote: str | None, repo: str, state_dir: str | None) -> None:
+    """Print the pull request's description of a finished run (Markdown: the goal, each task and
+    its agent's summary, the spec, discoveries, every conflict and how it was resolved, the
+    checks, tokens and cost) and write it into the run's directory as PR.md."""
+    from omoi import api
+
+    path, text = api.pull_request(run_id, repo, push=remote, state_dir=state_dir)
+    click.echo(text)
+    click.echo(f"written to {path}" + (f"; pushed to {remote}" if remote else ""), err=True)

@@ -21,7 +21,9 @@ def kinds(log: list[Event], prefix: str) -> list[str]:
     return [e.kind for e in log if e.kind.startswith(prefix)]
 
 
-def test_two_appends_to_one_file_merge_by_rule(ray_address: str, make_repo: RepoFactory) -> None:
+def test_two_appends_to_one_file_merge_by_rule(
+    ray_address: str, make_repo: RepoFactory, tmp_path: Path
+) -> None:
     repo = make_repo({"NOTES.md": "# notes\n"})
     before = checkout_fingerprint(repo)
     text = """
@@ -43,6 +45,18 @@ tasks:
     assert "from b" in merged
     c_started = of(log, "task.started", "c")[0]
     assert c_started.base == of(log, "merge.succeeded")[1].head, "c starts from the head holding both"
+    # delivery: the description tells the conflict story; the branch goes to a remote
+    bare = tmp_path / "remote.git"
+    run_git(tmp_path, "init", "--quiet", "--bare", str(bare))
+    path, text = api.pull_request("appends", repo, push=str(bare))
+    assert path.read_text() == text
+    for task in ("a", "b", "c"):
+        assert f"**{task}**: succeeded (merged)" in text
+    assert "resolved by rule (NOTES.md)" in text
+    assert run_git(bare, "rev-parse", "omoi/appends/_merged").strip() == finished.commit
+    assert of(api.events("appends", repo), "delivery.ready")[0].pushed_to == str(bare)
+    with pytest.raises(InputError, match="git push failed"):
+        api.pull_request("appends", repo, push=str(tmp_path / "nowhere"))
     assert checkout_fingerprint(repo) == before
 
 
