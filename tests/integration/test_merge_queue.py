@@ -4,6 +4,7 @@ conflicts climb the ladder, every merge is verified, a person can take over."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
