@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
-import threading
 from pathlib import Path
 
 import click
@@ -55,13 +55,15 @@ def model_serve(scripts: tuple[str, ...], port: int) -> None:
         server = ScriptedModelServer(load_scripts(scripts), port=port)
     except OSError as exc:
         raise InputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
+    # Ctrl-C (or a TERM) is waited for, not raised: blocked before the server's threads start (they
+    # inherit the mask), so it is never delivered half-way, and one sent early is still pending.
+    stops = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     with server:
         click.echo(f"export ANTHROPIC_BASE_URL={server.url}", nl=True)
         sys.stdout.flush()
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            err.print(f"served {len(server.requests)} requests")
+        signal.sigwait(stops)
+        err.print(f"served {len(server.requests)} requests")
 
 
 @click.group()
