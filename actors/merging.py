@@ -33,9 +33,9 @@ class Onto:
 def onto(git_dir: Path, head: str, tip: str, task_id: str) -> Onto:
     """`tip` merged onto `head`: a fast-forward when `tip` holds `head`, nothing when `head`
     holds `tip`, else a merge commit whose conflicts the rules resolved (or none made)."""
-    if trees.is_ancestor(git_dir, tip, head):
+    if git.is_ancestor(git_dir, tip, head):
         return Onto(head)
-    if trees.is_ancestor(git_dir, head, tip):
+    if git.is_ancestor(git_dir, head, tip):
         return Onto(tip, changed=trees.changed(git_dir, head, tip))
     m = trees.merge(git_dir, head, tip)
     resolved: dict[str, tuple[str, bytes] | None] = {}
@@ -80,7 +80,7 @@ def predict(
     pairs += list(itertools.combinations(sorted(tips), 2))
     for tasks in pairs[:limit]:
         a, b = (head, tips[tasks[0]]) if len(tasks) == 1 else (tips[tasks[0]], tips[tasks[1]])
-        if trees.is_ancestor(git_dir, a, b) or trees.is_ancestor(git_dir, b, a):
+        if git.is_ancestor(git_dir, a, b) or git.is_ancestor(git_dir, b, a):
             continue
         m = trees.merge(git_dir, a, b)
         if m.conflicts:
@@ -92,7 +92,7 @@ def conflict_counts(git_dir: Path, head: str, tips: Mapping[str, str]) -> dict[s
     """How many files each tip would conflict in, merged onto `head`."""
     out = {}
     for tid, tip in tips.items():
-        if tip and not trees.is_ancestor(git_dir, head, tip):
+        if tip and not git.is_ancestor(git_dir, head, tip):
             out[tid] = len(trees.merge(git_dir, head, tip).conflicts)
     return out
 

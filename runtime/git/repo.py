@@ -202,7 +202,7 @@ def set_branch(git_dir: Path, branch: str, commit: str, old: str | None = None) 
     in_repo(git_dir, ["update-ref", f"refs/heads/{branch}", commit, *([old] if old else [])])
 
 
-def _is_ancestor(git_dir: Path, a: str, b: str) -> bool:
+def is_ancestor(git_dir: Path, a: str, b: str) -> bool:
     return in_repo(git_dir, ["merge-base", "--is-ancestor", a, b], check=False).returncode == 0
 
 
@@ -213,9 +213,9 @@ def merge_chain(git_dir: Path, base: str, branches: Sequence[str]) -> str:
     head = in_repo(git_dir, ["rev-parse", "--verify", f"{base}^{{commit}}"]).stdout.strip()
     for branch in branches:
         tip = in_repo(git_dir, ["rev-parse", "--verify", f"{branch}^{{commit}}"]).stdout.strip()
-        if _is_ancestor(git_dir, tip, head):
+        if is_ancestor(git_dir, tip, head):
             continue
-        if _is_ancestor(git_dir, head, tip):
+        if is_ancestor(git_dir, head, tip):
             head = tip
             continue
         proc = in_repo(

@@ -52,10 +52,6 @@ def rev(git_dir: Path, name: str) -> str:
     return in_repo(git_dir, ["rev-parse", "--verify", f"{name}^{{commit}}"]).stdout.strip()
 
 
-def is_ancestor(git_dir: Path, a: str, b: str) -> bool:
-    return in_repo(git_dir, ["merge-base", "--is-ancestor", a, b], check=False).returncode == 0
-
-
 def merge(git_dir: Path, ours: str, theirs: str) -> Merged:
     """Merge commit `theirs` into commit `ours`; `ours` wins nothing, git decides or leaves markers."""
     out = git_bytes(git_dir, ["merge-tree", "--write-tree", "-z", ours, theirs], ok=(0, 1))
