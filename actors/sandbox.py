@@ -17,8 +17,9 @@ from omoi.runtime.sandbox.seam import Sandbox, SandboxBackend
 
 log = structlog.get_logger("omoi.sandbox")
 _MEMO = 16
-# What an agent may ask of its task's sandbox: the file and command API, never commit or destroy.
-TOOL_OPS = frozenset({"exec", "read_file", "write_file", "list_files", "search", "diff"})
+# What an agent may ask of its task's sandbox: the file and command API and a work-in-progress
+# checkpoint, never the final commit or destroy.
+TOOL_OPS = frozenset({"exec", "read_file", "write_file", "list_files", "search", "diff", "checkpoint"})
 
 
 class SandboxActor:

@@ -101,6 +101,10 @@ class SlotTools:
         text: str = await self._op("diff")
         return text
 
+    async def checkpoint(self, message: str) -> str:
+        head: str = await self._op("checkpoint", message=message)
+        return head
+
     async def commit(self, message: str) -> str:
         raise SandboxError("an agent does not commit: its slot commits when the agent is complete")
 

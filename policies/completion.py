@@ -7,10 +7,11 @@ failures brings in the oracle."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from omoi.policies.permissions import READ_ONLY, denial, tools_for
+from omoi.policies.permissions import CHANGES_FILES, READ_ONLY, denial, tools_for
 from omoi.runtime.agent.loop import Action, Claim
 
 
@@ -72,6 +73,9 @@ class RoleRules:
 
     def after_failed_acceptance(self, failed_rounds: int, streak: int) -> Repair:
         return after_failed_acceptance(failed_rounds, streak, self.repairs, self.escalate_after)
+
+    def checkpoints(self, tools_run: Sequence[str]) -> bool:
+        return not CHANGES_FILES.isdisjoint(tools_run)
 
 
 @dataclass(frozen=True)

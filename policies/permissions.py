@@ -14,6 +14,7 @@ __all__ = ["ROLES", "TOOLS_BY_ROLE", "Role", "denial", "tools_for"]
 READ_ONLY = frozenset({"list_files", "read_file", "search", "todo_write", "report_discovery", "finish"})
 WRITE = frozenset({"write_file", "edit_file"})
 ALL_TOOLS = READ_ONLY | WRITE | {"run"}
+CHANGES_FILES = WRITE | {"run"}  # a turn that used one of these is checkpointed for the radar
 
 TOOLS_BY_ROLE: dict[str, frozenset[str]] = {
     "explorer": READ_ONLY,

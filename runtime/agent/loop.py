@@ -14,9 +14,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import structlog
+
 from omoi.runtime.agent import prompts
 from omoi.runtime.agent.tools import ToolBox, cap, tool_definitions
 from omoi.runtime.config import AgentSettings
+from omoi.runtime.errors import OmoiError
 from omoi.runtime.log.events import (
     AgentAcceptance,
     AgentAnswered,
@@ -40,6 +43,8 @@ from omoi.runtime.sandbox.seam import Sandbox
 
 Claim = Literal["complete", "blocked", "need_input"]
 Action = Literal["remind", "check", "ask", "fail"]
+log = structlog.get_logger("omoi.agent")
+
 _MARKERS = re.compile(
     r"\[(?:(?P<complete>TASK COMPLETE)|BLOCKED:\s*(?P<blocked>.*?)|NEED INPUT:\s*(?P<need_input>.*?))\]\s*\Z",
     re.DOTALL,
@@ -85,6 +90,11 @@ class AgentRules(Protocol):
 
     def after_failed_acceptance(self, failed_rounds: int, streak: int) -> tuple[bool, bool, str]:
         """(try again, consult the oracle first, why not)."""
+        ...
+
+    def checkpoints(self, tools_run: Sequence[str]) -> bool:
+        """Whether a turn that ran these tools may have changed files (its work in progress is
+        then committed to the task's branch, where the merge queue's radar reads it)."""
         ...
 
 
@@ -141,7 +151,9 @@ class AgentLoop:
             if self.turns >= self.settings.max_turns:
                 return await self._end("failed", f"no result after {self.turns} model turns (the limit)")
             reply = await self._turn(messages)
-            results, claim = await self._tools(reply)
+            results, claim, ran = await self._tools(reply)
+            if self.submission is None and self.rules.checkpoints(ran):
+                await self._checkpoint()
             if (handed := self._handed_in) is not None:
                 return await self._end("complete" if handed.accepted else "failed", handed.text)
             if claim is None:
@@ -232,11 +244,15 @@ class AgentLoop:
         )
         return reply
 
-    async def _tools(self, reply: ModelReply) -> tuple[list[dict[str, Any]], tuple[Claim, str] | None]:
-        """Run the turn's tool calls in order; returns the tool results and a finish claim if any."""
+    async def _tools(
+        self, reply: ModelReply
+    ) -> tuple[list[dict[str, Any]], tuple[Claim, str] | None, list[str]]:
+        """Run the turn's tool calls in order; returns the tool results, a finish claim if any,
+        and the names of the tools that ran (not denied)."""
         results: list[dict[str, Any]] = []
         events: list[Event] = []
         claim: tuple[Claim, str] | None = None
+        ran: list[str] = []
         for use in reply.tool_uses:
             name, args = use["name"], use.get("input") or {}
             started = time.monotonic()
@@ -252,6 +268,7 @@ class AgentLoop:
             else:
                 outcome = await self.tools.call(name, args)
                 text, is_error = outcome.text, outcome.is_error
+                ran.append(name)
                 if outcome.finish is not None:
                     claim = (outcome.finish.status, outcome.finish.summary)
                 if (d := outcome.discovery) is not None:
@@ -274,7 +291,17 @@ class AgentLoop:
             )
         if events:
             await self.bus.publish(events)
-        return results, claim
+        return results, claim, ran
+
+    async def _checkpoint(self) -> None:
+        """Work in progress onto the branch. A checkpoint that cannot be made (the workspace over
+        its quota, say) costs the radar a look, not the task: the final commit reports it."""
+        try:
+            await self.sandbox.checkpoint(
+                f"omoi: task {self.request.task_id}, turn {self.turns} (in progress)"
+            )
+        except OmoiError as exc:
+            log.warning("agent.checkpoint_skipped", task_id=self.request.task_id, error=str(exc))
 
     def _submits(self, tool: str) -> bool:
         return self.submission is not None and tool == self.submission.name and self._handed_in is None

@@ -325,18 +325,23 @@ class TaskTree:
         finally:
             spec.unlink(missing_ok=True)
 
-    def commit(self, message: str, leave_out: Iterable[str] = ()) -> str:
+    def commit(self, message: str, leave_out: Iterable[str] = (), onto: str | None = None) -> str:
         """Commit every change in the workspace (if any) on the branch and return the branch head,
-        read back from the repository: a commit that did not happen is never reported."""
+        read back from the repository: a commit that did not happen is never reported. With `onto`
+        the commit's parent is that ancestor of the head instead: the work-in-progress commits
+        since it are folded into this one."""
         self._stage(leave_out)
         tree = self.run(["write-tree"]).stdout.strip()
-        parent = self.head()
+        head = self.head()
+        parent = onto or head
         unchanged = tree == in_repo(self.git_dir, ["rev-parse", f"{parent}^{{tree}}"]).stdout.strip()
         if unchanged and self.merge_parent is None:
+            if parent != head:
+                set_branch(self.git_dir, self.branch, parent, head)
             return parent
         parents = ["-p", parent, *(["-p", self.merge_parent] if self.merge_parent else [])]
         new = in_repo(self.git_dir, ["commit-tree", tree, *parents, "-m", message]).stdout.strip()
-        set_branch(self.git_dir, self.branch, new, parent)
+        set_branch(self.git_dir, self.branch, new, head)
         if self.head() != new:
             raise GitError(
                 ["update-ref", self.branch], 1, "the branch did not move to the new commit", str(self.git_dir)

@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,22 +208,32 @@ class DockerBackend:
 
 class DockerSandbox(WorktreeSandbox):
     """A container over a task tree. Host-side git reads the tree only while no process of the
-    task can change it: a diff freezes the container (cgroup freezer) for its duration, and a
-    commit kills it first; the commit is the attempt's last use of the container."""
+    task can change it: a diff or a work-in-progress checkpoint freezes the container (cgroup
+    freezer) for its duration, and the final commit kills it first: its last use of the container."""
 
     def __init__(self, backend: DockerBackend, container: Any, tree: git.TaskTree) -> None:
         super().__init__(tree, owner_uid=SANDBOX_UID, publish=backend.node_repo, limits=backend.tree_limits)
         self.backend, self.container = backend, container
 
     def _diff(self) -> str:
+        with self._held("read its diff"):
+            return super()._diff()
+
+    def _checkpoint(self, message: str) -> str:
+        with self._held("commit its work in progress"):
+            return super()._checkpoint(message)
+
+    @contextlib.contextmanager
+    def _held(self, why: str) -> Iterator[None]:
+        """The container frozen (cgroup freezer): no process of the task runs while host git reads."""
         import docker.errors
 
         try:
             self.container.pause()
         except docker.errors.APIError as exc:
-            raise SandboxError(f"cannot hold the sandbox still to read its diff: {exc}") from exc
+            raise SandboxError(f"cannot hold the sandbox still to {why}: {exc}") from exc
         try:
-            return super()._diff()
+            yield
         finally:
             with contextlib.suppress(docker.errors.APIError):
                 self.container.unpause()

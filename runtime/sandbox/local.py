@@ -42,6 +42,7 @@ class WorktreeSandbox:
         self.files = Workspace(tree.workspace, owner_uid)
         self.publish = publish  # where the branch goes when committed, if this node is not the origin
         self.limits = limits or TreeLimits()
+        self._start: str | None = None  # the branch head before the first work-in-progress commit
 
     async def read_file(self, path: str, start: int | None = None, end: int | None = None) -> str:
         return await asyncio.to_thread(self.files.read_file, path, start, end)
@@ -74,7 +75,26 @@ class WorktreeSandbox:
     def _commit(self, message: str) -> str:
         found = tree_quota.scan(self.workspace, self.limits, remove=True)
         tree_quota.enforce(found, self.limits)
-        head = self.tree.commit(message + tree_quota.left_out_note(found))
+        head = self.tree.commit(message + tree_quota.left_out_note(found), onto=self._start)
+        if self.publish is not None:
+            self.publish.push(self.tree.branch)
+        return head
+
+    async def checkpoint(self, message: str) -> str:
+        """Commit the work so far to the branch while the task goes on, so the merge queue's radar
+        sees it. The workspace is left as it is (what git must not see is left out, not removed),
+        and the final commit folds these commits into one. A tree that holds a merge to resolve
+        is not checkpointed: "" then."""
+        if self.tree.merge_parent is not None:
+            return ""
+        return await asyncio.to_thread(self._checkpoint, message)
+
+    def _checkpoint(self, message: str) -> str:
+        found = tree_quota.scan(self.workspace, self.limits)
+        tree_quota.enforce(found, self.limits, per_file=False)
+        if self._start is None:
+            self._start = self.tree.head()
+        head = self.tree.commit(message, [*found.hides, *(p for p, _ in found.too_large)])
         if self.publish is not None:
             self.publish.push(self.tree.branch)
         return head
@@ -247,6 +267,9 @@ class NoopSandbox(WorktreeSandbox):
         return ExecResult(exit_code=0, output="", truncated=False, timed_out=False, duration_s=0.0)
 
     async def commit(self, message: str) -> str:
+        return ""
+
+    async def checkpoint(self, message: str) -> str:
         return ""
 
     async def destroy(self) -> None:

@@ -43,6 +43,11 @@ class Sandbox(Protocol):
         """Commit all changes to the sandbox's branch and return its head."""
         ...
 
+    async def checkpoint(self, message: str) -> str:
+        """Commit work in progress to the branch while the task goes on (the merge queue's radar
+        reads it); the final `commit` folds these into one. "" where there is nothing to do."""
+        ...
+
     async def destroy(self) -> None:
         """Remove the workspace; committed work stays on the branch."""
         ...
