@@ -194,7 +194,7 @@ class HostedIntegrator(IntegratorActor):
     """The merge queue on Ray: its checks and rung attempts run on a sandbox slot of its own,
     `omoi/<run>/sandbox/merge`, on this node (where the repository is)."""
 
-    def __init__(self, run_id: str, git_dir: str, sandboxes: RaySandboxes) -> None:
+    def __init__(self, run_id: str, git_dir: str, sandboxes: RaySandboxes, radar_interval: float) -> None:
         bus = BusProxy(actor_name(run_id, "bus"))
         super().__init__(
             run_id,
@@ -202,18 +202,20 @@ class HostedIntegrator(IntegratorActor):
             bus,
             sandboxes,
             slot=actor_name(run_id, "sandbox", "merge"),
-            radar_interval=merge_settings().radar_interval,
+            radar_interval=radar_interval,
             name=actor_name(run_id, "integrator"),
         )
 
 
 def start_integrator(run_id: str, git_dir: Path, sandboxes: RaySandboxes) -> Any:
     """Its slot is placed here, outside the run's `omoi_sandbox` slots: a merge never waits for a
-    task's slot to free up."""
+    task's slot to free up. Its timers are read from the driver's environment (OMOI_RADAR_INTERVAL),
+    validated at start, not from a Ray worker's."""
     here_only = RaySandboxes(
         run_id, sandboxes.bus, sandboxes.backend, {"scheduling_strategy": here()}, sandboxes.agents
     )
-    return _start_pinned(HostedIntegrator, run_id, "integrator", run_id, str(git_dir), here_only)
+    radar = merge_settings().radar_interval
+    return _start_pinned(HostedIntegrator, run_id, "integrator", run_id, str(git_dir), here_only, radar)
 
 
 def start_graph(

@@ -83,3 +83,11 @@ class AgentRig:
 
     async def wait_for(self, kind: str, timeout: float = 30.0) -> Event:
         return await first_event(self.bus, kind, timeout)
+
+
+def env(server: ScriptedModelServer, **models: Any) -> Any:
+    """What a run's agents need to reach the scripted server (an AgentEnv), with quick backoffs."""
+    from omoi.cluster.agents import AgentEnv
+
+    settings = {"backoff": 0.01, "backoff_cap": 0.05, **models}
+    return AgentEnv(model_settings(base_url=server.url, **settings), AgentSettings())

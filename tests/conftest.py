@@ -102,3 +102,20 @@ def docker_image() -> tuple[Any, str]:
             pytest.skip(f"{tag} is not built (omoi sandbox build-image)")
         build_image(client, tag=tag)
     return client, tag
+
+
+@pytest.fixture
+def model_server() -> Iterator[Any]:
+    """Starts scripted model servers on 127.0.0.1 (`model_server(script)`); stops them after."""
+    from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
+
+    servers: list[Any] = []
+
+    def start(script: dict[str, Any]) -> ScriptedModelServer:
+        server = ScriptedModelServer(parse_script(script)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()

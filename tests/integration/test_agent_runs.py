@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,38 +13,16 @@ import pytest
 import ray
 
 from omoi import api
-from omoi.cluster.agents import AgentEnv
 from omoi.cluster.connect import NAMESPACE
-from omoi.runtime.config import AgentSettings, model_settings
 from omoi.runtime.log.events import Event
-from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
 from omoi.runtime.run.plan import Budget, parse_plan
-from tests.agents import WORKER_MODEL, call
+from tests.agents import WORKER_MODEL, call, env
 from tests.conftest import RepoFactory, run_git
 from tests.helpers import gate_cmd, has, of, wait_for_events, wait_until
 
 pytestmark = pytest.mark.ray
 
 FINISH = {"tools": [call("finish", status="complete", summary="done")]}
-
-
-@pytest.fixture
-def model_server() -> Iterator[Any]:
-    servers: list[ScriptedModelServer] = []
-
-    def start(script: dict[str, Any]) -> ScriptedModelServer:
-        server = ScriptedModelServer(parse_script(script)).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for s in servers:
-        s.stop()
-
-
-def env(server: ScriptedModelServer, **models: Any) -> AgentEnv:
-    settings = {"backoff": 0.01, "backoff_cap": 0.05, **models}
-    return AgentEnv(model_settings(base_url=server.url, **settings), AgentSettings())
 
 
 def agent_task(
