@@ -353,3 +353,32 @@ async def test_a_command_filling_the_disk_is_killed_at_the_quota(rig: Rig) -> No
     assert "OMOI_SANDBOX_DISK" in res.output
     assert size < 1_600_000_000
     rig.assert_host_untouched()
+
+
+async def test_a_checkpoint_commits_work_in_progress_and_the_task_goes_on(rig: Rig) -> None:
+    """Work in progress reaches the branch while the container is frozen: nothing the task planted
+    runs on the host, what git must not see is left out but left in place, and the final commit
+    folds the checkpoints into one on top of the base."""
+    sb = await rig.sandbox()
+    branch = f"omoi/atk/t{rig.n}"
+    base = git.branch_head(rig.info.git_dir, branch)
+    plant = GIT_PLANTS["hooks"].format(m=rig.marker, repo=rig.repo)
+    try:
+        setup = f"{plant} && echo one > wip.txt && mkfifo pipe && ln -s {rig.host}/secret.txt link"
+        assert (await sb.exec(setup, 30)).exit_code == 0
+        wip = await asyncio.wait_for(sb.checkpoint("in progress"), 60)
+        assert git.branch_head(rig.info.git_dir, branch) == wip != base
+        assert run_git(rig.repo, "show", f"{wip}:wip.txt") == "one\n"
+        names = run_git(rig.repo, "ls-tree", "-r", "--name-only", wip).split()
+        assert "pipe" not in names
+        assert ".git/" not in " ".join(names)
+        # the container runs on, its special files still there
+        res = await sb.exec("test -p pipe && echo two >> wip.txt", 30)
+        assert res.exit_code == 0, res.output
+        final = await asyncio.wait_for(sb.commit("final"), 60)
+    finally:
+        await sb.destroy()
+    assert run_git(rig.repo, "show", f"{final}:wip.txt") == "one\ntwo\n"
+    assert run_git(rig.repo, "rev-list", "--parents", "-n", "1", final).split()[1:] == [base]
+    assert run_git(rig.repo, "cat-file", "-p", f"{final}:link") == f"{rig.host}/secret.txt"
+    rig.assert_host_untouched()
