@@ -54,16 +54,11 @@ class IntegratorActor:
         radar_interval: float = RADAR_INTERVAL_S,
         name: str = "integrator",
     ) -> None:
-        self._run_id, self._git, self._bus, self._exec, self._slot = (
-            run_id,
-            Path(git_dir),
-            bus,
-            executor,
-            slot,
-        )
+        self._run_id, self._git, self._bus, self._exec = run_id, Path(git_dir), bus, executor
+        self._slot = slot
         self._clock, self._radar_every, self._name = clock or SystemClock(), radar_interval, name
         self._st = MergeState(run_id)
-        self._asks = RungRequests(self._st, run_id)
+        self._asks, self._counts = RungRequests(self._st, run_id), merging.ConflictCounts()
         self._main: asyncio.Task[str] | None = None
         self._wake = asyncio.Event()
         self._working: dict[str, asyncio.Task[None]] = {}
@@ -143,13 +138,14 @@ class IntegratorActor:
         ready = [e.task_id for e in self._st.mergeable() if e.task_id not in self._working]
         if ready and not self._st.over:
             await self._merge(ready)
+            self._wake.set()  # a batch takes at most 4: step again at once for the rest
 
     # ---- merging -------------------------------------------------------------------------------
 
     async def _merge(self, ready: list[str]) -> None:
         head = self._st.integration_head
-        tips = {t: self._st.entries[t].tip for t in ready}
-        counts = await asyncio.to_thread(merging.conflict_counts, self._git, head, tips)
+        tips = {t: self._st.entries[t].tip for t in ready}  # room for all in one batch: plan order
+        counts = await asyncio.to_thread(self._counts, self._git, head, tips) if len(ready) > BATCH else {}
         batch: list[tuple[str, merging.Onto]] = []
         for tid in merge_order(ready, counts, self._st.order):
             if len(batch) == BATCH:

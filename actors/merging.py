@@ -33,9 +33,10 @@ class Onto:
 def onto(git_dir: Path, head: str, tip: str, task_id: str) -> Onto:
     """`tip` merged onto `head`: a fast-forward when `tip` holds `head`, nothing when `head`
     holds `tip`, else a merge commit whose conflicts the rules resolved (or none made)."""
-    if git.is_ancestor(git_dir, tip, head):
+    common = git.merge_base(git_dir, head, tip)
+    if common == tip:
         return Onto(head)
-    if git.is_ancestor(git_dir, head, tip):
+    if common == head:
         return Onto(tip, changed=trees.changed(git_dir, head, tip))
     m = trees.merge(git_dir, head, tip)
     resolved: dict[str, tuple[str, bytes] | None] = {}
@@ -88,13 +89,20 @@ def predict(
     return out
 
 
-def conflict_counts(git_dir: Path, head: str, tips: Mapping[str, str]) -> dict[str, int]:
-    """How many files each tip would conflict in, merged onto `head`."""
-    out = {}
-    for tid, tip in tips.items():
-        if tip and not git.is_ancestor(git_dir, head, tip):
-            out[tid] = len(trees.merge(git_dir, head, tip).conflicts)
-    return out
+class ConflictCounts:
+    """The merge order's prediction: how many files a branch tip conflicts in, counted once per
+    tip against the head of the moment it is first asked about. The head moves with every batch;
+    recounting every ready branch against each new head would cost merges in the square of the
+    queue's length, and the merge itself finds the real conflicts anyway."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, int] = {}
+
+    def __call__(self, git_dir: Path, head: str, tips: Mapping[str, str]) -> dict[str, int]:
+        for tip in tips.values():
+            if tip and tip not in self._known:
+                self._known[tip] = len(trees.merge(git_dir, head, tip).conflicts)
+        return {tid: self._known.get(tip, 0) for tid, tip in tips.items()}
 
 
 def radar(

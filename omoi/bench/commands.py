@@ -100,3 +100,17 @@ def bench_sandbox(samples: int) -> None:
     from omoi.bench import sandbox as b
 
     out.print(b.sandbox(samples=samples))
+
+
+@bench.command("merge")
+@click.option("--branches", type=int, default=20, show_default=True)
+@click.option("--repeat", type=int, default=3, show_default=True)
+@guard
+def bench_merge(branches: int, repeat: int) -> None:
+    """BRANCHES task branches (every third appending to one file) through the merge queue, against
+    a plain sequential `git merge` loop over the same branches: time per merge and the ratio."""
+    from omoi.bench import merge as b
+
+    if branches < 2 or repeat < 1:
+        raise InputError("--branches must be at least 2 and --repeat at least 1")
+    out.print(b.merge(branches=branches, repeat=repeat))

@@ -202,6 +202,11 @@ def set_branch(git_dir: Path, branch: str, commit: str, old: str | None = None) 
     in_repo(git_dir, ["update-ref", f"refs/heads/{branch}", commit, *([old] if old else [])])
 
 
+def merge_base(git_dir: Path, a: str, b: str) -> str:
+    """The best common ancestor of two commits ("" when they share none)."""
+    return in_repo(git_dir, ["merge-base", a, b], check=False).stdout.strip()
+
+
 def is_ancestor(git_dir: Path, a: str, b: str) -> bool:
     return in_repo(git_dir, ["merge-base", "--is-ancestor", a, b], check=False).returncode == 0
 

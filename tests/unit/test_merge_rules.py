@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from omoi.actors import merging
@@ -74,3 +75,17 @@ def test_the_radar_predicts_a_conflict_between_running_branches(make_repo: RepoF
     branch(repo, "omoi/r/y", base, {"app.py": "def f():\n    return 3\n"})
     found = merging.radar(info.git_dir, "r", base, {"x": base, "y": base, "idle": base})
     assert found == {("x", "y"): ("app.py",)}, "each against the head is clean; the pair is not"
+
+
+async def test_more_ready_branches_than_a_batch_all_merge_with_no_other_event(tmp_path: Path) -> None:
+    """Ten branches succeed at once and nothing else happens in the run: the queue goes on batch
+    after batch by itself (it once slept until the radar's next tick), and keeps every append."""
+    from omoi.bench import merge as bench
+    from omoi.bench.common import scratch_repo
+
+    with scratch_repo({"README.md": "x\n", "LOG.md": "# log\n"}) as repo:
+        branches = bench.make_branches(repo, 10, 3)
+        _took, ruled = await asyncio.wait_for(bench.through_queue(repo, branches, tmp_path / "e.db"), 60)
+        bench.check_merged(repo, branches)
+    assert branches.appends == 4
+    assert ruled == 3, "every append after the first is resolved by rule"
