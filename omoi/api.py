@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from omoi.cluster.runner import (
 )
 from omoi.runtime.config import check_settings, model_settings
 from omoi.runtime.errors import InputError
-from omoi.runtime.git.repo import inspect_repo
+from omoi.runtime.git.repo import git, inspect_repo
 from omoi.runtime.log.events import (
     AgentAnswered,
     AgentNeedsInput,
@@ -37,6 +38,7 @@ from omoi.runtime.log.events import (
     SpecGateWaiting,
     check_readable,
 )
+from omoi.runtime.merge import github as gh
 from omoi.runtime.run.begin import RunPaths, goal_new_run, is_live, locate, open_log, plan_new_run, state_root
 from omoi.runtime.run.options import RunOptions
 from omoi.runtime.run.plan import Budget, Plan, check_categories, load_plan
@@ -404,12 +406,20 @@ def resolve(
 
 
 def pull_request(
-    run_id: str, repo: str | Path, *, push: str | None = None, state_dir: str | Path | None = None
+    run_id: str,
+    repo: str | Path,
+    *,
+    push: str | None = None,
+    github: str | None = None,
+    base: str | None = None,
+    state_dir: str | Path | None = None,
 ) -> tuple[Path, str]:
     """The run's pull-request description (written to `PR.md` in the run's directory and
-    returned), once the run has finished; with `push`, the run's merged branch is pushed to that
-    remote under the same name, and a `delivery.ready` event records it."""
-    from omoi.runtime.git.repo import git
+    returned), once the run has finished. With `push`, the run's merged branch is pushed to that
+    remote under the same name; then, with `GITHUB_TOKEN` set and a GitHub repository (`github`
+    as OWNER/REPO, or the remote's github.com URL), a pull request into `base` (default: the
+    branch the run started from) is opened, or the open one updated. `GITHUB_API_URL` points at
+    another API host (GitHub Enterprise). A `delivery.ready` event records what was done."""
     from omoi.runtime.log.events import DeliveryReady
     from omoi.runtime.merge.describe import describe
 
@@ -422,22 +432,57 @@ def pull_request(
         raise InputError(
             f"run '{run_id}' {state.finished.status} and delivered no branch: {state.finished.error}"
         )
-    text = describe(run_id, log_)
+    branch, commit = state.finished.branch, state.finished.commit
     target = paths.run_dir / "PR.md"
+    hub = _pull_request_target(paths.repo.path, push, github)
+    into = base or (state.started.base_ref if state.started else "")
+    if hub is not None and not into:
+        raise InputError("--base: the run started from a detached commit; name the branch to merge into")
+    text = describe(run_id, log_)
     if push is not None:
-        ref = f"{state.finished.commit}:refs/heads/{state.finished.branch}"
-        proc = git(["push", "--quiet", push, ref], paths.repo.path, check=False)
+        proc = git(["push", "--quiet", push, f"{commit}:refs/heads/{branch}"], paths.repo.path, check=False)
         if proc.returncode != 0:
             raise InputError(f"--push {push}: git push failed: {proc.stderr.strip() or proc.stdout.strip()}")
     target.write_text(text)
+    url = ""
+    if hub is not None:
+        title = text.splitlines()[0].lstrip("# ").strip() or f"omoi run {run_id}"
+        body = gh.fit_body(text, str(target))
+        url = gh.open_or_update(hub[0], hub[1], branch, into, title[:250], body)
     ev = DeliveryReady(
         run_id=run_id,
-        branch=state.finished.branch,
-        commit=state.finished.commit,
+        branch=branch,
+        commit=commit,
         description=str(target),
         pushed_to=push or "",
+        pull_request=url,
         source="user",
     )
     with contextlib.closing(open_log(paths)) as store:  # after run.finished: appended, not injected
         store.append([ev])
     return target, text
+
+
+def _pull_request_target(
+    repo: Path, push: str | None, github: str | None
+) -> tuple[gh.Repository, str] | None:
+    """(the GitHub repository, the token) when a pull request is to be opened, else None; bad
+    combinations are refused before anything is pushed or written."""
+    token, api_url = os.environ.get("GITHUB_TOKEN", ""), os.environ.get("GITHUB_API_URL") or None
+    if api_url is not None and not api_url.startswith(("https://", "http://")):
+        raise InputError(f"GITHUB_API_URL must be an http(s) URL, not {api_url!r}")
+    if github is not None:
+        if (hub := gh.named(github, api_url)) is None:
+            raise InputError(f"--github {github!r}: name the repository as OWNER/REPO")
+        if push is None:
+            raise InputError(
+                "--github needs --push REMOTE: the branch must be on GitHub before a pull request"
+            )
+        if not token:
+            raise InputError("--github needs GITHUB_TOKEN set to a token that may open pull requests")
+        return hub, token
+    if push is None or not token:
+        return None
+    proc = git(["remote", "get-url", push], repo, check=False)
+    found = gh.from_remote(proc.stdout.strip() if proc.returncode == 0 else push, api_url)
+    return None if found is None else (found, token)

@@ -36,15 +36,32 @@ def resolve(run_id: str, task_id: str, take: str | None, repo: str, state_dir: s
 @click.option(
     "--push", "remote", default=None, help="Push the run's merged branch to this git remote (name or URL)."
 )
+@click.option(
+    "--github",
+    default=None,
+    metavar="OWNER/REPO",
+    help="Open (or update) the pull request in this GitHub repository; default: the --push remote's, "
+    "if it is on github.com. Needs GITHUB_TOKEN; GITHUB_API_URL names another API host.",
+)
+@click.option(
+    "--base", default=None, help="The branch the pull request merges into (default: the run's base)."
+)
 @repo_option
 @state_option
 @guard
-def pr(run_id: str, remote: str | None, repo: str, state_dir: str | None) -> None:
+def pr(
+    run_id: str, remote: str | None, github: str | None, base: str | None, repo: str, state_dir: str | None
+) -> None:
     """Print the pull request's description of a finished run (Markdown: the goal, each task and
     its agent's summary, the spec, discoveries, every conflict and how it was resolved, the
-    checks, tokens and cost) and write it into the run's directory as PR.md."""
+    checks, tokens and cost) and write it into the run's directory as PR.md. With --push and
+    GITHUB_TOKEN, open the pull request on GitHub, or update the one already open."""
     from omoi import api
 
-    path, text = api.pull_request(run_id, repo, push=remote, state_dir=state_dir)
+    path, text = api.pull_request(run_id, repo, push=remote, github=github, base=base, state_dir=state_dir)
     click.echo(text)
-    click.echo(f"written to {path}" + (f"; pushed to {remote}" if remote else ""), err=True)
+    said = [f"written to {path}"] + ([f"pushed to {remote}"] if remote else [])
+    opened = [e for e in api.events(run_id, repo, state_dir=state_dir) if e.kind == "delivery.ready"]
+    if opened and opened[-1].pull_request:
+        said.append(f"pull request: {opened[-1].pull_request}")
+    click.echo("; ".join(said), err=True)

@@ -18,7 +18,8 @@
     │       └── SandboxUnplaceableError  a slot found no node to run on within the bound
     ├── AgentLostError             the agent actor of a task attempt died mid-conversation
     ├── SpecError                  a spec cannot go on (a phase failed, its branch lost a document)
-    └── ModelError                 a model call failed for good (status, tries, the provider's words)
+    ├── ModelError                 a model call failed for good (status, tries, the provider's words)
+    └── DeliveryError              the pull request could not be opened (repository, step, the host's words)
 
 GraphError subclasses are also InputErrors when they come from a plan file: the plan loader wraps them
 in a PlanError naming the file.
@@ -185,3 +186,12 @@ class AgentLostError(OmoiError):
     def __init__(self, agent: str, task_id: str, attempt: int) -> None:
         self.agent, self.task_id, self.attempt = agent, task_id, attempt
         super().__init__(f"agent {agent} of task '{task_id}' attempt {attempt} died")
+
+
+class DeliveryError(OmoiError):
+    """The hosting service refused or failed a pull request step: which repository, which step,
+    and what it answered (a token without access, a base branch that does not exist, ...)."""
+
+    def __init__(self, repository: str, step: str, answer: str) -> None:
+        self.repository, self.step, self.answer = repository, step, answer
+        super().__init__(f"{repository}: could not {step}: {answer}")

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from omoi import api
-from omoi.runtime.errors import InputError
+from omoi.runtime.errors import DeliveryError, InputError
 from omoi.runtime.log.events import Event
 from omoi.runtime.run.plan import parse_plan
 from tests.conftest import RepoFactory, checkout_fingerprint, run_git
+from tests.fake_github import FakeGitHub
 from tests.helpers import has, of, wait_for_events
 
 pytestmark = pytest.mark.ray
@@ -59,6 +60,43 @@ tasks:
     with pytest.raises(InputError, match="git push failed"):
         api.pull_request("appends", repo, push=str(tmp_path / "nowhere"))
     assert checkout_fingerprint(repo) == before
+
+
+def test_omoi_pr_opens_then_updates_a_pull_request_on_a_fake_github(
+    ray_address: str, make_repo: RepoFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo({"README.md": "x\n"})
+    finished = api.exec_plan(parse_plan("tasks: [{id: a, run: 'echo a > a.txt'}]"), repo, run_id="prs")
+    assert finished.status == "succeeded", finished.error
+    bare = tmp_path / "remote.git"
+    run_git(tmp_path, "init", "--quiet", "--bare", str(bare))
+    fake = FakeGitHub()
+    try:
+        monkeypatch.setenv("GITHUB_API_URL", fake.url)
+        # refused before anything is pushed or written: no token, no --push, a malformed name
+        with pytest.raises(InputError, match="needs GITHUB_TOKEN"):
+            api.pull_request("prs", repo, push=str(bare), github="acme/widgets")
+        monkeypatch.setenv("GITHUB_TOKEN", fake.token)
+        with pytest.raises(InputError, match="needs --push"):
+            api.pull_request("prs", repo, github="acme/widgets")
+        with pytest.raises(InputError, match="OWNER/REPO"):
+            api.pull_request("prs", repo, push=str(bare), github="widgets")
+        assert not of(api.events("prs", repo), "delivery.ready")
+        assert run_git(bare, "branch", "--list").strip() == ""
+        path, text = api.pull_request("prs", repo, push=str(bare), github="acme/widgets")
+        api.pull_request("prs", repo, push=str(bare), github="acme/widgets")
+        with pytest.raises(DeliveryError, match="HTTP 422"):
+            api.pull_request("prs", repo, push=str(bare), github="acme/widgets", base="release")
+    finally:
+        fake.stop()
+    assert len(fake.pulls) == 1, "the second delivery updates the open pull request"
+    pull = fake.pulls[1]
+    assert (pull["head"]["ref"], pull["base"]["ref"]) == ("omoi/prs/_merged", "main")
+    assert pull["body"] == text == path.read_text()
+    assert "**a**: succeeded (merged)" in pull["body"]
+    ready = of(api.events("prs", repo), "delivery.ready")
+    assert [e.pull_request for e in ready] == [pull["html_url"]] * 2
+    assert run_git(bare, "rev-parse", "omoi/prs/_merged").strip() == finished.commit
 
 
 def test_a_command_that_rewrote_the_same_line_is_rerun_on_the_head(
