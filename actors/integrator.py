@@ -129,7 +129,7 @@ class IntegratorActor:
         for e in self._st.waiting_on_person():
             await self._person(e)
         for e in list(self._st.entries.values()):
-            rung_due = e.status == "conflicted" and e.rung in ("rerun", "agent", "resolver")
+            rung_due = e.status == "conflicted" and e.rung in ("regenerate", "rerun", "agent", "resolver")
             if rung_due and e.task_id not in self._working:
                 self._working[e.task_id] = asyncio.create_task(self._rung(e))
         if self._clock.monotonic() >= self._radar_at:
@@ -157,8 +157,7 @@ class IntegratorActor:
                 files = tuple(f for f, _ in o.resolved)
                 how = ", ".join(f"{f}: {rule}" for f, rule in o.resolved)
                 out.append(E.MergeConflicted(**self._of(e), files=files, head=head, next="rule"))
-                if o.clean:
-                    out.append(E.MergeResolved(**self._of(e), files=files, how="rule", detail=how))
+                out.append(E.MergeResolved(**self._of(e), files=files, how="rule", detail=how))
             if not o.clean:
                 out += self._climb(e, o.unresolved, head)
             else:
@@ -180,7 +179,7 @@ class IntegratorActor:
             for tid in tasks:
                 e = self._st.entries[tid]
                 if e.rung is not None and e.rung != "rule":
-                    out.append(E.MergeResolved(**self._of(e), files=e.files, how=e.rung))  # type: ignore[arg-type]
+                    out.append(E.MergeResolved(**self._of(e), files=e.files, **self._asks.resolved(e)))  # type: ignore[arg-type]
                 out.append(E.MergeSucceeded(**self._of(e), head=candidate, files=changed.get(tid, ())))
             await self._publish(out)
             await asyncio.to_thread(git.set_branch, self._git, names.run_branch(self._run_id), candidate)
@@ -221,13 +220,15 @@ class IntegratorActor:
     def _climb(
         self, e: Entry, files: tuple[str, ...], head: str, *, detail: str = "", semantic: bool = False
     ) -> list[Event]:
-        is_agent = self._st.specs[e.task_id].agent is not None
-        return climb(self._of(e), e, is_agent, files, head, self._st.merge_timeout_s, detail, semantic)
+        is_agent, made = self._st.specs[e.task_id].agent is not None, bool(self._asks.regenerators(files))
+        return climb(self._of(e), e, is_agent, files, head, self._st.merge_timeout_s, detail, semantic, made)
 
     async def _rung(self, e: Entry) -> None:
         """One rung's attempt in the merge slot: its new tip is queued, or the ladder goes on."""
         try:
-            res = await self._execute(self._asks.rung(e))
+            head = self._st.integration_head  # a rerun needs no merge tree; it costs one merge-tree
+            tree = await asyncio.to_thread(merging.rung_tree, self._git, head, e.tip, e.task_id)
+            res = await self._execute(self._asks.rung(e, tree))
             if res is not None and res.status == "succeeded" and res.commit:
                 await self._publish([E.MergeQueued(**self._of(e), commit=res.commit)])
                 return

@@ -24,6 +24,7 @@ class Onto:
     resolved: tuple[tuple[str, str], ...] = ()  # (file, rule)
     unresolved: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
+    tree: str | None = None  # the merge's tree, the rules' resolutions in it (markers where none)
 
     @property
     def clean(self) -> bool:
@@ -43,29 +44,42 @@ def onto(git_dir: Path, head: str, tip: str, task_id: str) -> Onto:
     used: list[tuple[str, str]] = []
     left: list[str] = []
     for c in m.conflicts:
-        found = None
-        if c.ours is not None and c.theirs is not None and c.ours.mode == c.theirs.mode:
-            base = trees.blob(git_dir, c.base)
-            found = rules.resolve(base, trees.blob(git_dir, c.ours), trees.blob(git_dir, c.theirs))
+        found = by_rule(git_dir, c)
         if found is None:
             left.append(c.path)
             continue
-        assert c.ours is not None
-        resolved[c.path] = (c.ours.mode, found.content)
-        used.append((c.path, found.rule))
-    if left:
-        return Onto(head, tuple(used), tuple(left))
+        resolved[c.path] = found[1]
+        used.append((c.path, found[0]))
     tree = trees.replace(git_dir, m.tree, resolved) if resolved else m.tree
+    if left:
+        return Onto(head, tuple(used), tuple(left), tree=tree)
     new = trees.commit(git_dir, tree, [head, tip], f"omoi: merge task {task_id}")
-    return Onto(new, tuple(used), changed=trees.changed(git_dir, head, new))
+    return Onto(new, tuple(used), changed=trees.changed(git_dir, head, new), tree=tree)
+
+
+def by_rule(git_dir: Path, c: trees.Conflict) -> tuple[str, tuple[str, bytes]] | None:
+    """(the rule, (mode, content)) when a deterministic rule resolves the conflicted file."""
+    if c.ours is None or c.theirs is None or c.ours.mode != c.theirs.mode:
+        return None
+    base = trees.blob(git_dir, c.base)
+    found = rules.resolve(base, trees.blob(git_dir, c.ours), trees.blob(git_dir, c.theirs))
+    return None if found is None else (found.rule, (c.ours.mode, found.content))
+
+
+def rung_tree(git_dir: Path, head: str, tip: str, task_id: str) -> str | None:
+    """What a rung's attempt starts from: the merge of `tip` onto `head` with every conflict the
+    rules can resolve resolved, so markers are left only where the rung has work to do."""
+    return onto(git_dir, head, tip, task_id).tree
 
 
 def take(git_dir: Path, head: str, tip: str, side: str, task_id: str) -> str:
     """The merge of `tip` onto `head` with every conflicting hunk taken from `side` (ours: the
-    integration head; theirs: the task's branch), as a commit on top of both."""
+    integration head; theirs: the task's branch), as a commit on top of both. Files a rule
+    resolves keep both sides' work (a person's --take is about the rest)."""
     m = trees.merge(git_dir, head, tip)
     chosen: Mapping[str, tuple[str, bytes] | None] = {
-        c.path: trees.take_side(git_dir, c, side) for c in m.conflicts
+        c.path: ruled[1] if (ruled := by_rule(git_dir, c)) else trees.take_side(git_dir, c, side)
+        for c in m.conflicts
     }
     tree = trees.replace(git_dir, m.tree, chosen) if chosen else m.tree
     return trees.commit(git_dir, tree, [head, tip], f"omoi: merge task {task_id} (a person took {side})")

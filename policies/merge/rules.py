@@ -8,7 +8,11 @@ to the next rung of the ladder."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from omoi.runtime.run.tasks import Generated
 
 
 @dataclass(frozen=True)
@@ -36,3 +40,17 @@ def resolve(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> Res
         joint = mine if mine.endswith(b"\n") or not other else mine + b"\n"
         return Resolution("append", prefix + joint + other)
     return None
+
+
+def regenerating(files: Sequence[str], generated: Sequence[Generated]) -> tuple[str, ...] | None:
+    """The commands (in plan order, each once) that rewrite every one of `files`, or None when a
+    file is not marked generated: a conflict in hand-written code is never the generator's."""
+    if not files:
+        return None
+    needed: set[str] = set()
+    for path in files:
+        owner = next((g for g in generated if any(fnmatchcase(path, p) for p in g.files)), None)
+        if owner is None:
+            return None
+        needed.add(owner.run)
+    return tuple(dict.fromkeys(g.run for g in generated if g.run in needed))

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from omoi.runtime.errors import EventError, InputError
-from omoi.runtime.run.tasks import TaskSpec
+from omoi.runtime.run.tasks import Generated, TaskSpec
 
 RunStatus = Literal["succeeded", "failed", "cancelled"]
 Phase = Literal["intent", "explore", "requirements", "design", "tasks"]
@@ -65,6 +65,7 @@ class RunStarted(EventBase):
     plan_only: bool = Field(default=False, description="stop once the spec has written the tasks")
     verify: tuple[str, ...] = Field(default=(), description="commands every merge must pass (plan's verify)")
     merge_timeout_s: float | None = Field(default=None, gt=0, description="a person's merge: wait this long")
+    generated: tuple[Generated, ...] = Field(default=(), description="files a command regenerates (plan)")
 
 
 class RunFinished(EventBase):
@@ -398,7 +399,7 @@ class MergeConflicted(MergeEvent):
     kind: Literal["merge.conflicted"] = "merge.conflicted"
     files: tuple[str, ...]
     head: str
-    next: Literal["rule", "rerun", "agent", "resolver", "human", "fail"]
+    next: Literal["rule", "regenerate", "rerun", "agent", "resolver", "human", "fail"]
     detail: str = ""
 
 

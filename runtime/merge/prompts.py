@@ -40,6 +40,11 @@ def resolve_message(
     )
 
 
+def regenerate_script(commands: Sequence[str], files: Sequence[str]) -> str:
+    """The plan's generators, in order, on the merged result; then no marker may be left."""
+    return " && ".join([*(f"( {c}\n)" for c in commands), marker_check(files)])
+
+
 def repair_message(task_id: str, prompt: str, command: str, output: str) -> str:
     return (
         f"# Your work broke the merged result\nTask `{task_id}` passed its checks alone, but merged with the "

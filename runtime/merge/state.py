@@ -12,7 +12,7 @@ from typing import Literal
 
 from omoi.runtime.log.events import Event
 from omoi.runtime.run.taskgraph import TaskGraph
-from omoi.runtime.run.tasks import TaskSpec
+from omoi.runtime.run.tasks import Generated, TaskSpec
 
 EntryStatus = Literal["queued", "conflicted", "needs_human", "merged", "failed"]
 
@@ -39,6 +39,7 @@ class MergeState:
     head: str = ""
     sandbox: str = "local"
     verify: tuple[str, ...] = ()
+    generated: tuple[Generated, ...] = ()
     merge_timeout_s: float | None = None
     graph: TaskGraph = field(default_factory=TaskGraph)
     specs: dict[str, TaskSpec] = field(default_factory=dict)
@@ -61,6 +62,7 @@ class MergeState:
             case "run.started":
                 self.base = self.base or ev.base_commit
                 self.sandbox, self.verify, self.merge_timeout_s = ev.sandbox, ev.verify, ev.merge_timeout_s
+                self.generated = ev.generated
             case "spec.finished" if ev.commit:
                 self.base = ev.commit
             case "run.finished" | "run.cancel_requested":

@@ -108,6 +108,7 @@ def plan_new_run(
             base_ref="" if options.base else repo.head_ref,
             plan_name=plan.name,
             verify=plan.verify,
+            generated=plan.generated,
             budget_tokens=budget.tokens,
             budget_usd=budget.usd,
             source="omoi",

@@ -30,6 +30,7 @@ class TaskRequest(BaseModel):
     base: str
     merges: tuple[str, ...] = ()
     merge_parent: str | None = None  # a merge to resolve: the tree holds `base` merged with it
+    merge_tree: str | None = None  # that merge's tree with the rules' resolutions (default: git's)
     network: bool = False
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from omoi.runtime import input_files
 from omoi.runtime.errors import GraphError, PlanError
 from omoi.runtime.run.taskgraph import TaskGraph
-from omoi.runtime.run.tasks import TaskSpec
+from omoi.runtime.run.tasks import Generated, TaskSpec
 
 
 class Budget(BaseModel):
@@ -31,6 +31,9 @@ class Plan(BaseModel):
     budget: Budget = Budget()
     verify: tuple[str, ...] = Field(
         default=(), description="commands every merge must pass on the merged result (the repository's tests)"
+    )
+    generated: tuple[Generated, ...] = Field(
+        default=(), description="files a command writes: a conflict in them is resolved by running it"
     )
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -107,3 +107,24 @@ class TaskSpec(BaseModel):
         if any(not c.strip() for c in self.acceptance):
             raise ValueError("'acceptance' has an empty command")
         return self
+
+
+class Generated(BaseModel):
+    """Files a command writes (a lock file, generated code). When a merge conflicts only in such
+    files, the merge queue runs the command on the merged result instead of asking anyone to
+    edit them: their content is the command's, not a person's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    files: tuple[str, ...] = Field(
+        min_length=1, description="paths or fnmatch patterns (`*` crosses `/`), from the repository's root"
+    )
+    run: str = Field(min_length=1, description="the shell command that writes them, run at the root")
+
+    @field_validator("files", "run")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        texts = value if isinstance(value, tuple) else (value,)
+        if any("\0" in t or not t.strip() for t in texts):
+            raise ValueError("is empty or contains a NUL byte")
+        return value

@@ -250,7 +250,8 @@ def prepare_tree(git_dir: Path, workspace: Path, request: TaskRequest) -> git.Ta
     tree = git.TaskTree(git_dir, workspace, request.branch, request.merge_parent)
     try:
         start = git.merge_chain(git_dir, request.base, request.merges)
-        tree.checkout(start, git.merged_tree(git_dir, start, request.merge_parent))
+        merged = request.merge_tree or git.merged_tree(git_dir, start, request.merge_parent)
+        tree.checkout(start, merged if request.merge_parent else None)
     except BaseException:
         tree.remove()
         raise

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from omoi.actors import merging
 from omoi.policies.merge.ladder import next_rung
-from omoi.policies.merge.rules import resolve
+from omoi.policies.merge.rules import regenerating, resolve
 from omoi.runtime.git.repo import inspect_repo
+from omoi.runtime.run.tasks import Generated
 from tests.conftest import RepoFactory, run_git
 
 
@@ -34,6 +35,16 @@ def test_the_ladder_climbs_by_kind_of_task() -> None:
         "human",
     ]
     assert next_rung(True, [], 50) == "human", "too many files for a model"
+    assert next_rung(False, [], 1, generated=True) == "regenerate"
+    assert next_rung(True, ["regenerate"], 1, generated=True) == "agent", "the generator failed: go on"
+
+
+def test_only_files_all_marked_generated_are_regenerated_by_their_commands() -> None:
+    plan = (Generated(files=("*.lock",), run="make lock"), Generated(files=("docs/api.md",), run="make doc"))
+    assert regenerating(["a.lock", "sub/b.lock"], plan) == ("make lock",)
+    assert regenerating(["docs/api.md", "a.lock"], plan) == ("make lock", "make doc"), "plan order"
+    assert regenerating(["a.lock", "src/app.py"], plan) is None, "hand-written code is never the generator's"
+    assert regenerating([], plan) is None
     assert next_rung(False, [], 0, semantic=True) == "fail"
     assert next_rung(True, [], 0, semantic=True) == "agent"
 
@@ -65,6 +76,20 @@ def test_onto_resolves_appends_and_leaves_rewrites(make_repo: RepoFactory) -> No
     third = merging.onto(info.git_dir, second.head, c, "c")
     assert third.unresolved == ("v.txt",)
     assert third.head == second.head, "no half merge"
+
+
+def test_a_rung_starts_from_the_rules_resolutions_and_take_keeps_appends(make_repo: RepoFactory) -> None:
+    repo = make_repo({"log.txt": "start\n", "v.txt": "1\n"})
+    info = inspect_repo(repo)
+    base = info.head_commit
+    a = branch(repo, "omoi/r/a", base, {"log.txt": "start\na\n", "v.txt": "2\n"})
+    b = branch(repo, "omoi/r/b", base, {"log.txt": "start\nb\n", "v.txt": "3\n"})
+    tree = merging.rung_tree(info.git_dir, a, b, "b")
+    assert run_git(repo, "show", f"{tree}:log.txt") == "start\na\nb\n", "resolved by rule, no markers"
+    assert "<<<<<<<" in run_git(repo, "show", f"{tree}:v.txt"), "markers only where the rung has work"
+    took = merging.take(info.git_dir, a, b, "theirs", "b")
+    assert run_git(repo, "show", f"{took}:v.txt") == "3\n"
+    assert run_git(repo, "show", f"{took}:log.txt") == "start\na\nb\n", "--take never drops an append"
 
 
 def test_the_radar_predicts_a_conflict_between_running_branches(make_repo: RepoFactory) -> None:

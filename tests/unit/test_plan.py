@@ -63,6 +63,9 @@ def test_json_plan_parses(tmp_path: Path) -> None:
         ("tasks: [{id: a, run: x, retries: -1}]", "task 'a': field 'retries'"),
         ("tasks: [{id: a, run: x, timeout: 0}]", "task 'a': field 'timeout'"),
         ("tasks: []", "field 'tasks'"),
+        ("generated: [{files: [], run: make}]\ntasks: [{id: a, run: x}]", "field 'generated.0.files'"),
+        ("generated: [{files: [a.lock]}]\ntasks: [{id: a, run: x}]", "field 'generated.0.run'"),
+        ("generated: [{files: [a.lock], run: ' '}]\ntasks: [{id: a, run: x}]", "field 'generated.0.run'"),
         (
             "tasks: [{id: spec-intent, run: x}]",
             "task 'spec-intent': field 'id': 'spec-intent' starts with 'spec-'",
