@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from omoi.event_lines import merge_line, spec_line
 from omoi.runtime import names
 from omoi.runtime.log.events import Event
 from omoi.runtime.run.state import STATUSES, RunState
@@ -34,6 +35,8 @@ LOUD = frozenset(
         "task.failed",
         "spec.gate_waiting",
         "spec.phase_failed",
+        "merge.needs_human",
+        "merge.failed",
     }
 )
 
@@ -144,6 +147,8 @@ class Progress:
                 return f"{stamp} budget {ev.scope}: raised by {ev.add_tokens} tokens, ${ev.add_usd:g}"
             case kind if kind.startswith("spec."):
                 return spec_line(stamp, ev)
+            case kind if kind.startswith(("merge.", "verify.", "delivery.")):
+                return merge_line(stamp, ev)
             case _:
                 return None
 
@@ -195,6 +200,7 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
     turns: Counter[str] = Counter()
     retries: Counter[str] = Counter()
     rounds: Counter[str] = Counter()
+    merged_how: dict[str, str] = {}  # the last rung that resolved each task's merge
     spec_tokens, spec_usd = 0, 0.0  # the spec's agents (task ids spec-*): intent, phases, reviews
     for ev in events:
         task = getattr(ev, "task_id", "")
@@ -207,6 +213,8 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
                 retries[task] += 1
             case "agent.acceptance":
                 rounds[task] += 1
+            case "merge.resolved":
+                merged_how[task] = ev.how
     branch = state.finished.branch if state.finished else None
     ended = state.finished.status if state.finished else "unfinished"
     table = Table(
@@ -215,8 +223,17 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
         caption=f"branch: {branch}" if branch else None,
         caption_justify="left",
     )
-    for col in ("task", "kind", "status", "attempts", "model turns", "retried calls", "acceptance rounds"):
-        table.add_column(col, justify="left" if col in ("task", "kind", "status") else "right")
+    for col in (
+        "task",
+        "kind",
+        "status",
+        "merge",
+        "attempts",
+        "model turns",
+        "retried calls",
+        "acceptance rounds",
+    ):
+        table.add_column(col, justify="left" if col in ("task", "kind", "status", "merge") else "right")
     table.add_column("tokens", justify="right")
     table.add_column("cost", justify="right")
     for t in state.in_order():
@@ -225,6 +242,7 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
             t.id,
             "agent" if agent else "command",
             Text(t.status, style=STYLE[t.status]),
+            _merge_cell(state, t.id, merged_how),
             str(t.attempt),
             str(turns[t.id]) if agent else "",
             str(retries[t.id]) if agent else "",
@@ -242,6 +260,7 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
                 style=STYLE.get(state.spec.status, "") if state.spec else "",
             ),
             "",
+            "",
             str(sum(turns[t] for t in spec)),
             str(sum(retries[t] for t in spec)),
             "",
@@ -253,6 +272,7 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
         "total",
         "",
         "",
+        f"{len(state.merged)} merged",
         str(sum(t.attempt for t in state.tasks.values())),
         str(sum(turns.values())),
         str(sum(retries.values())),
@@ -263,39 +283,12 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
     return table
 
 
-def spec_line(stamp: str, ev: Event) -> str | None:
-    """How the spec's progress reads: one line per step, the gate's commands spelled out."""
-    head = f"{stamp} spec {getattr(ev, 'phase', ''):<15}"
-    match ev.kind:
-        case "spec.intent":
-            return f"{stamp} spec intent          {ev.intent} (by {ev.by}): {ev.reason}"
-        case "spec.phase_started":
-            fix = f", fixing: {ev.feedback.splitlines()[0][:100]}" if ev.feedback else ""
-            return f"{head} started   attempt {ev.attempt}{fix}"
-        case "spec.phase_evaluated":
-            if ev.passed:
-                return f"{head} checks    passed (score {ev.score:.2f})"
-            more = f" (+{len(ev.issues) - 1} more)" if len(ev.issues) > 1 else ""
-            first = ev.issues[0][:140] if ev.issues else ""
-            return f"{head} checks    sent back, score {ev.score:.2f} < {ev.threshold:.2f}: {first}{more}"
-        case "spec.gate_waiting":
-            return (
-                f"{head} waiting   for your decision on {', '.join(ev.artifacts)}\n"
-                f"{'':>10} omoi approve {ev.run_id} --phase {ev.phase}   or   "
-                f'omoi reject {ev.run_id} --phase {ev.phase} --reason "..."'
-            )
-        case "spec.gate_decided":
-            why = f": {ev.reason.strip().splitlines()[0][:120]}" if ev.reason.strip() else ""
-            return f"{head} {ev.decision + 'd':<9} by {ev.by}{why}"
-        case "spec.phase_completed":
-            return f"{head} done      {', '.join(ev.artifacts)}"
-        case "spec.phase_failed":
-            return f"{head} FAILED    " + "; ".join(r.splitlines()[0][:160] for r in ev.reasons)
-        case "spec.finished":
-            if ev.status == "succeeded":
-                return f"{stamp} spec finished: {ev.tasks} tasks, documents in {ev.spec_dir} on {ev.branch}"
-            return f"{stamp} spec failed: {ev.error}"
-    return None
+def _merge_cell(state: RunState, task_id: str, how: dict[str, str]) -> Text:
+    if task_id in state.merge_failed:
+        return Text("not merged", style="red")
+    if task_id not in state.merged:
+        return Text("")
+    return Text(f"merged ({how[task_id]})" if task_id in how else "merged", style="green")
 
 
 def plan_summary(state: RunState) -> str:
