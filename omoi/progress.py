@@ -220,20 +220,12 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
     table = Table(
         title=f"run {state.run_id}: {ended} in {wall_s:.1f}s",
         title_justify="left",
-        caption=f"branch: {branch}" if branch else None,
+        caption="\n".join(x for x in (f"branch: {branch}" if branch else "", _merges(state, merged_how)) if x)
+        or None,
         caption_justify="left",
     )
-    for col in (
-        "task",
-        "kind",
-        "status",
-        "merge",
-        "attempts",
-        "model turns",
-        "retried calls",
-        "acceptance rounds",
-    ):
-        table.add_column(col, justify="left" if col in ("task", "kind", "status", "merge") else "right")
+    for col in ("task", "kind", "status", "attempts", "model turns", "retried calls", "acceptance rounds"):
+        table.add_column(col, justify="left" if col in ("task", "kind", "status") else "right")
     table.add_column("tokens", justify="right")
     table.add_column("cost", justify="right")
     for t in state.in_order():
@@ -242,7 +234,6 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
             t.id,
             "agent" if agent else "command",
             Text(t.status, style=STYLE[t.status]),
-            _merge_cell(state, t.id, merged_how),
             str(t.attempt),
             str(turns[t.id]) if agent else "",
             str(retries[t.id]) if agent else "",
@@ -260,7 +251,6 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
                 style=STYLE.get(state.spec.status, "") if state.spec else "",
             ),
             "",
-            "",
             str(sum(turns[t] for t in spec)),
             str(sum(retries[t] for t in spec)),
             "",
@@ -272,7 +262,6 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
         "total",
         "",
         "",
-        f"{len(state.merged)} merged",
         str(sum(t.attempt for t in state.tasks.values())),
         str(sum(turns.values())),
         str(sum(retries.values())),
@@ -283,12 +272,15 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
     return table
 
 
-def _merge_cell(state: RunState, task_id: str, how: dict[str, str]) -> Text:
-    if task_id in state.merge_failed:
-        return Text("not merged", style="red")
-    if task_id not in state.merged:
-        return Text("")
-    return Text(f"merged ({how[task_id]})" if task_id in how else "merged", style="green")
+def _merges(state: RunState, how: dict[str, str]) -> str:
+    """One line of the merge queue's outcome: how many merged, which took a rung, which did not."""
+    if not state.merged and not state.merge_failed:
+        return ""
+    rungs = ", ".join(f"{t} by {h}" for t, h in how.items() if t in state.merged)
+    line = f"merges: {len(state.merged)} merged" + (f" ({rungs})" if rungs else "")
+    if state.merge_failed:
+        line += f", {len(state.merge_failed)} not merged ({', '.join(state.merge_failed)})"
+    return line
 
 
 def plan_summary(state: RunState) -> str:

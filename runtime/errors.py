@@ -12,7 +12,6 @@
     ├── EventError                 an event could not be parsed (unknown kind, malformed field)
     ├── StoreError                 the durable log cannot be opened or written
     ├── GitError                   a git operation failed (command, exit code, stderr)
-    │   └── MergeConflictError     merging branches conflicted (branches, files)
     ├── SandboxError               a sandbox could not be prepared or used
     │   └── SandboxLostError       the sandbox that ran a task attempt is gone (actor died, node lost)
     │       └── SandboxUnplaceableError  a slot found no node to run on within the bound
@@ -126,15 +125,6 @@ class GitError(OmoiError):
     def __init__(self, command: Sequence[str], returncode: int, stderr: str, cwd: str = "") -> None:
         self.command, self.returncode, self.stderr, self.cwd = list(command), returncode, stderr, cwd
         super().__init__(f"git {' '.join(self.command)} failed ({returncode}) in {cwd}: {stderr.strip()}")
-
-
-class MergeConflictError(GitError):
-    """Merging a branch conflicted; names the branch and the conflicting files."""
-
-    def __init__(self, branch: str, files: Sequence[str], cwd: str = "") -> None:
-        self.branch, self.files = branch, list(files)
-        OmoiError.__init__(self, f"merge of '{branch}' conflicts in: {', '.join(self.files) or '?'}")
-        self.command, self.returncode, self.stderr, self.cwd = ["merge", branch], 1, "", cwd
 
 
 class SandboxError(OmoiError):

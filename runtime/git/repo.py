@@ -29,7 +29,7 @@ from pathlib import Path
 import git as gitpython
 
 from omoi.runtime import names
-from omoi.runtime.errors import GitError, MergeConflictError, RepoError
+from omoi.runtime.errors import GitError, RepoError
 
 GIT_TIMEOUT = 300.0  # seconds any one git command may take before it is killed
 _CONFIG = (
@@ -211,32 +211,9 @@ def is_ancestor(git_dir: Path, a: str, b: str) -> bool:
     return in_repo(git_dir, ["merge-base", "--is-ancestor", a, b], check=False).returncode == 0
 
 
-def merge_chain(git_dir: Path, base: str, branches: Sequence[str]) -> str:
-    """The commit that merges each branch, in order, into `base`: a fast-forward where one side
-    contains the other, else a merge commit. No work tree is used. On a conflict, the branch and
-    the conflicted files are named."""
-    head = in_repo(git_dir, ["rev-parse", "--verify", f"{base}^{{commit}}"]).stdout.strip()
-    for branch in branches:
-        tip = in_repo(git_dir, ["rev-parse", "--verify", f"{branch}^{{commit}}"]).stdout.strip()
-        if is_ancestor(git_dir, tip, head):
-            continue
-        if is_ancestor(git_dir, head, tip):
-            head = tip
-            continue
-        proc = in_repo(
-            git_dir, ["merge-tree", "--write-tree", "--name-only", "--no-messages", head, tip], check=False
-        )
-        lines = proc.stdout.splitlines()
-        if proc.returncode == 1:
-            raise MergeConflictError(branch, sorted(set(lines[1:])), str(git_dir))
-        if proc.returncode != 0 or not lines:
-            raise GitError(
-                ["merge-tree", head, tip], proc.returncode, proc.stderr or proc.stdout, str(git_dir)
-            )
-        head = in_repo(
-            git_dir, ["commit-tree", lines[0], "-p", head, "-p", tip, "-m", f"omoi: merge {branch}"]
-        ).stdout.strip()
-    return head
+def commit_of(git_dir: Path, rev: str) -> str:
+    """The commit `rev` names; a GitError naming it when there is none."""
+    return in_repo(git_dir, ["rev-parse", "--verify", f"{rev}^{{commit}}"]).stdout.strip()
 
 
 def merged_tree(git_dir: Path, head: str, other: str | None) -> str | None:
@@ -248,13 +225,6 @@ def merged_tree(git_dir: Path, head: str, other: str | None) -> str | None:
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
         raise GitError(["merge-tree", head, other], proc.returncode, proc.stderr, str(git_dir))
     return proc.stdout.splitlines()[0].strip()
-
-
-def integrate(git_dir: Path, branch: str, base: str, branches: Sequence[str]) -> str:
-    """Make `branch` the merge of `branches` (in the given dependency order) on top of `base`."""
-    head = merge_chain(git_dir, base, branches)
-    set_branch(git_dir, branch, head)
-    return head
 
 
 def clear_stale_locks(git_dir: Path, run_id: str, trees: Path) -> list[Path]:

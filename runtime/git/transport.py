@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omoi.runtime.git import repo as git
-from omoi.runtime.run.execution import TaskRequest
 
 NODE_ROOT_ENV = "OMOI_NODE_ROOT"
 
@@ -48,12 +47,6 @@ class NodeRepo:
             git.git(["fetch", "--quiet", "origin", refspec], self.path)
             if git.git(["cat-file", "-e", f"{base}^{{commit}}"], self.path, check=False).returncode != 0:
                 git.git(["fetch", "--quiet", "origin", "+refs/heads/*:refs/remotes/origin/*"], self.path)
-
-    def localize(self, request: TaskRequest) -> TaskRequest:
-        """The request as this clone sees it: dependency branches are the origin's, as fetched."""
-        return request.model_copy(
-            update={"merges": tuple(f"refs/remotes/origin/{b}" for b in request.merges)}
-        )
 
     def push(self, branch: str) -> None:
         """Publish the task's branch to the origin (forced: a retry resets the branch)."""

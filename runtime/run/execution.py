@@ -11,7 +11,7 @@ from omoi.runtime.run.tasks import AgentSpec
 
 
 class TaskRequest(BaseModel):
-    """One attempt of one task: start from `base` merged with `merges`, run `command` (or the
+    """One attempt of one task: start from `base` (the integration head), run `command` (or the
     `agent`, checked by the `acceptance` commands), commit. With `merge_parent` the tree holds
     git's merge of `base` with that commit, conflict markers and all, and the commit has both as
     parents: how the merge queue hands a conflict to an agent."""
@@ -28,7 +28,6 @@ class TaskRequest(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     branch: str
     base: str
-    merges: tuple[str, ...] = ()
     merge_parent: str | None = None  # a merge to resolve: the tree holds `base` merged with it
     merge_tree: str | None = None  # that merge's tree with the rules' resolutions (default: git's)
     network: bool = False

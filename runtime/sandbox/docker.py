@@ -191,7 +191,6 @@ class DockerBackend:
         try:
             if self.node_repo is not None:
                 self.node_repo.sync(request.base)
-                request = self.node_repo.localize(request)
             tree = prepare_tree(Path(self.git_dir), workspace, request)
             _chown_tree(workspace, SANDBOX_UID)
             if container is None:  # cold: no spare, or the task needs its own network

@@ -216,7 +216,7 @@ class LocalSandbox(WorktreeSandbox):
 
 @dataclass
 class LocalBackend:
-    """Sandboxes as task trees under `worktree_root/<task-id>`, starting from base + dependency merges."""
+    """Sandboxes as task trees under `worktree_root/<task-id>`, each starting from its request's base."""
 
     repo: Path
     git_dir: Path
@@ -239,19 +239,18 @@ class LocalBackend:
     def _prepare(self, request: TaskRequest, workspace: Path) -> git.TaskTree:
         if self.node_repo is not None:
             self.node_repo.sync(request.base)
-            request = self.node_repo.localize(request)
         return prepare_tree(Path(self.git_dir), workspace, request)
 
 
 def prepare_tree(git_dir: Path, workspace: Path, request: TaskRequest) -> git.TaskTree:
-    """The task's tree on its branch: base merged with its dependencies' branches. Any command
-    an earlier attempt's dead sandbox left running there is killed first."""
+    """The task's tree on its branch, from its base (the integration head: its dependencies'
+    work is merged there), or the merge it is to resolve. Any command an earlier attempt's dead
+    sandbox left running there is killed first."""
     processes.reap(process_marker(workspace))
     tree = git.TaskTree(git_dir, workspace, request.branch, request.merge_parent)
     try:
-        start = git.merge_chain(git_dir, request.base, request.merges)
-        merged = request.merge_tree or git.merged_tree(git_dir, start, request.merge_parent)
-        tree.checkout(start, merged if request.merge_parent else None)
+        start = git.commit_of(git_dir, request.base)
+        tree.checkout(start, request.merge_tree or git.merged_tree(git_dir, start, request.merge_parent))
     except BaseException:
         tree.remove()
         raise

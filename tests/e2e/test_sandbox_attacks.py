@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from omoi.actors import merging
 from omoi.actors.bus import BusActor
 from omoi.actors.sandbox import SandboxActor
 from omoi.runtime.errors import SandboxError
@@ -178,9 +179,12 @@ async def test_filters_and_merge_drivers_of_the_users_config_are_not_run_on_task
     attrs = "printf '* filter=lfs merge=ours\\n' > .gitattributes"
     first = _assert_committed(rig, await rig.run(f"{attrs} && echo one > src/app.py"))
     second = _assert_committed(rig, await rig.run(f"{attrs} && echo two > src/app.py"))
-    with pytest.raises(git.MergeConflictError) as conflict:
-        git.integrate(rig.info.git_dir, "omoi/atk/_merged", rig.info.head_commit, [first, second])
-    assert conflict.value.files == ["src/app.py"], "git's own text merge decided, not the driver"
+    # the merge queue's merges: onto the head, a rung's tree, a person's --take
+    onto = merging.onto(rig.info.git_dir, first, second, "t2")
+    assert onto.unresolved == ("src/app.py",), "git's own text merge decided, not the driver"
+    tree = merging.rung_tree(rig.info.git_dir, first, second, "t2")
+    assert "<<<<<<<" in run_git(rig.repo, "show", f"{tree}:src/app.py")
+    merging.take(rig.info.git_dir, first, second, "theirs", "t2")
     assert not rig.marker.exists()
     run_git(rig.repo, "config", "--remove-section", "filter.lfs")
     run_git(rig.repo, "config", "--remove-section", "merge.ours")

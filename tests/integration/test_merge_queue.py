@@ -19,6 +19,15 @@ from tests.helpers import has, of, wait_for_events
 pytestmark = pytest.mark.ray
 
 
+# Each rewrites the line only where it is still `1`: a re-run on the other's work fails, so the
+# ladder climbs to a person.
+BOTH_REWRITE_ONE = """
+tasks:
+  - {id: a, run: "grep -q '^1$' VERSION && sed -i 's/^1$/one-a/' VERSION"}
+  - {id: b, run: "grep -q '^1$' VERSION && sed -i 's/^1$/one-b/' VERSION"}
+"""
+
+
 def kinds(log: list[Event], prefix: str) -> list[str]:
     return [e.kind for e in log if e.kind.startswith(prefix)]
 
@@ -154,11 +163,7 @@ tasks:
 
 def test_a_person_resolves_a_conflict_with_take(ray_address: str, make_repo: RepoFactory) -> None:
     repo = make_repo({"VERSION": "1\n"})
-    text = """
-tasks:
-  - {id: a, run: "grep -q '^1$' VERSION && sed -i 's/^1$/one-a/' VERSION"}
-  - {id: b, run: "grep -q '^1$' VERSION && sed -i 's/^1$/one-b/' VERSION"}
-"""
+    text = BOTH_REWRITE_ONE
     handle = api.start(parse_plan(text), repo, run_id="human", sandbox="local", max_parallel=2)
     result: dict[str, object] = {}
 
@@ -217,3 +222,27 @@ tasks:
     assert run_git(repo, "show", f"{finished.commit}:requirements.lock") == "a\naa-pkg\nb-pkg\nc\n"
     assert "<<<<<<<" not in run_git(repo, "show", f"{finished.commit}:requirements.in")
     assert not of(log, "merge.needs_human")
+
+
+def test_a_person_resolves_while_the_driver_is_gone_and_resume_finishes_the_merge(
+    ray_address: str, make_repo: RepoFactory
+) -> None:
+    repo = make_repo({"VERSION": "1\n"})
+    text = BOTH_REWRITE_ONE + "  - {id: after, deps: [a, b], run: \"grep -q '^one-' VERSION\"}\n"
+    handle = api.start(parse_plan(text), repo, run_id="humanresume", sandbox="local", max_parallel=2)
+    try:
+        read = lambda: handle.events(timeout=1.0, prefixes=None)  # noqa: E731
+        needs = of(wait_for_events(read, has("merge.needs_human"), 120), "merge.needs_human")[0]
+    finally:
+        handle.shutdown()  # every actor of the run is gone, as if the driver process had died
+    assert api.status("humanresume", repo).finished is None
+    api.resolve("humanresume", needs.task_id, repo, take="ours")  # appended to the log alone
+    with pytest.raises(InputError, match="has no open merge conflict"):
+        api.resolve("humanresume", "after", repo)
+    finished = api.resume("humanresume", repo)
+    assert finished.status == "succeeded", finished.error
+    log = api.events("humanresume", repo)
+    assert [e.how for e in of(log, "merge.resolved", needs.task_id)] == ["human"]
+    other = "b" if needs.task_id == "a" else "a"
+    assert run_git(repo, "show", f"{finished.commit}:VERSION").strip() == f"one-{other}", "ours: the head"
+    assert of(log, "task.succeeded", "after"), "the dependent ran once both were merged"

@@ -11,7 +11,7 @@ import pytest
 
 from omoi.actors.bus import BusActor
 from omoi.actors.sandbox import SandboxActor
-from omoi.runtime.errors import MergeConflictError, RepoError
+from omoi.runtime.errors import RepoError
 from omoi.runtime.git import repo as git
 from omoi.runtime.log.store import MemoryEventStore
 from omoi.runtime.sandbox.local import LocalBackend, TailBuffer, run_process_group
@@ -52,43 +52,28 @@ def test_tail_buffer_keeps_the_end() -> None:
     assert buf.total == 6
 
 
-async def test_sandbox_starts_from_base_plus_dependency_branches(
+async def test_sandbox_starts_from_its_base_and_commits_on_its_branch(
     make_repo: RepoFactory, tmp_path: Path
 ) -> None:
     repo = make_repo({"base.txt": "base\n"})
     info = git.inspect_repo(repo)
     backend = LocalBackend(info.path, info.git_dir, tmp_path / "wt")
     before = checkout_fingerprint(repo)
-    for task, cmd in (("a", "echo a > a.txt"), ("b", "echo b > b.txt")):
-        sb = await backend.create(task_request(repo, task))
-        assert (await sb.exec(cmd, 30)).exit_code == 0
-        await sb.commit(f"task {task}")
-        await sb.destroy()
-    sb = await backend.create(task_request(repo, "c", merges=("omoi/r/a", "omoi/r/b")))
-    res = await sb.exec("cat base.txt a.txt b.txt > c.txt && cat c.txt", 30)
+    sb = await backend.create(task_request(repo, "a"))
+    assert (await sb.exec("echo a > a.txt", 30)).exit_code == 0
+    a = await sb.commit("task a")
+    await sb.destroy()
+    sb = await backend.create(task_request(repo, "c", base=a))  # the head that holds a's work
+    res = await sb.exec("cat base.txt a.txt > c.txt && cat c.txt", 30)
     assert res.exit_code == 0
-    assert res.output.split() == ["base", "a", "b"]
+    assert res.output.split() == ["base", "a"]
     head = await sb.commit("task c")
     await sb.destroy()
     assert not (tmp_path / "wt" / "c").exists()
     assert git.branch_head(info.git_dir, "omoi/r/c") == head
-    assert run_git(repo, "show", "omoi/r/c:c.txt").split() == ["base", "a", "b"]
+    assert run_git(repo, "show", "omoi/r/c:c.txt").split() == ["base", "a"]
     assert checkout_fingerprint(repo) == before
     assert "omoi/r" not in run_git(repo, "worktree", "list")
-
-
-async def test_conflicting_dependencies_name_the_files(make_repo: RepoFactory, tmp_path: Path) -> None:
-    repo = make_repo({"f.txt": "base\n"})
-    info = git.inspect_repo(repo)
-    backend = LocalBackend(info.path, info.git_dir, tmp_path / "wt")
-    for task in ("a", "b"):
-        sb = await backend.create(task_request(repo, task))
-        await sb.exec(f"echo {task} > f.txt", 30)
-        await sb.commit(task)
-        await sb.destroy()
-    with pytest.raises(MergeConflictError, match=r"merge of 'omoi/r/b' conflicts in: f.txt"):
-        await backend.create(task_request(repo, "c", merges=("omoi/r/a", "omoi/r/b")))
-    assert not (tmp_path / "wt" / "c").exists()
 
 
 async def test_sandbox_actor_commits_on_success_and_reports_failures(
@@ -147,18 +132,3 @@ def test_repo_problems_are_named(make_repo: RepoFactory, tmp_path: Path) -> None
         git.inspect_repo(tmp_path / "plain")
     with pytest.raises(RepoError, match="has no commits"):
         git.inspect_repo(make_repo(commit=False))
-
-
-def test_integrate_merges_in_order_without_touching_the_checkout(
-    make_repo: RepoFactory, tmp_path: Path
-) -> None:
-    repo = make_repo({"x": "1\n"})
-    (repo / "dirty.txt").write_text("uncommitted work of the user\n")
-    info = git.inspect_repo(repo)
-    base = info.head_commit
-    for name in ("p", "q"):
-        run_git(repo, "branch", f"omoi/r/{name}", base)
-    before = checkout_fingerprint(repo)
-    head = git.integrate(info.git_dir, "omoi/r/_merged", base, ["omoi/r/p", "omoi/r/q"])
-    assert git.branch_head(info.git_dir, "omoi/r/_merged") == head
-    assert checkout_fingerprint(repo) == before

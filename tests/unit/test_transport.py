@@ -7,7 +7,6 @@ from pathlib import Path
 from omoi.runtime.git import repo as git
 from omoi.runtime.git.transport import NodeRepo
 from tests.conftest import RepoFactory, run_git
-from tests.helpers import task_request
 
 
 def test_sync_works_while_a_run_branch_is_checked_out_on_this_node(
@@ -28,10 +27,3 @@ def test_sync_works_while_a_run_branch_is_checked_out_on_this_node(
         run_git(node.path, "rev-parse", "refs/remotes/origin/omoi/r/a").strip()
         == run_git(origin, "rev-parse", "omoi/r/a").strip()
     )
-
-
-def test_dependencies_are_merged_from_the_origins_branches() -> None:
-    req = task_request(None, "c", base="b", merges=("omoi/r/a", "omoi/r/b"))
-    localized = NodeRepo("/origin", Path("/n"), "r").localize(req)
-    assert localized.merges == ("refs/remotes/origin/omoi/r/a", "refs/remotes/origin/omoi/r/b")
-    assert localized.branch == "omoi/r/c"
