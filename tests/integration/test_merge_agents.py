@@ -8,12 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 
 from omoi import api
 from omoi.runtime.log.events import Event
+from omoi.runtime.model.scripted import ROLE_HEADER, TASK_HEADER
 from omoi.runtime.run.plan import parse_plan
-from tests.agents import call, env
+from tests.agents import WORKER_MODEL, call, env
 from tests.conftest import RepoFactory, run_git
 from tests.helpers import gate_cmd, has, of, wait_for_events
 
@@ -38,26 +40,43 @@ def _seq(log: list[Event], kind: str, task: str | None = None) -> int:
     return of(log, kind, task)[0].seq or 0
 
 
-@pytest.mark.parametrize("rung", ["agent", "resolver"])
+def open_gate(server: Any) -> None:
+    """A request of the conversation `gate`, through the real SDK: the turns that wait `after`
+    it are answered from now on."""
+    client = anthropic.Anthropic(base_url=server.url, api_key="scripted", max_retries=0)
+    client.messages.create(
+        model=WORKER_MODEL,
+        max_tokens=16,
+        messages=[{"role": "user", "content": "go"}],
+        extra_headers={TASK_HEADER: "gate", ROLE_HEADER: "worker"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("rung", "sandbox"),
+    [("agent", "local"), ("resolver", "local"), pytest.param("agent", "docker", marks=pytest.mark.docker)],
+)
 def test_the_radar_sees_running_agents_and_the_later_agent_resolves_the_conflict(
     rung: str,
+    sandbox: str,
     ray_address: str,
     make_repo: RepoFactory,
     model_server: Any,
-    tmp_path: Path,
+    request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if sandbox == "docker":
+        request.getfixturevalue("docker_image")
     monkeypatch.setenv("OMOI_RADAR_INTERVAL", "0.2")
     repo = make_repo({"calc.py": BASE})
-    gate = tmp_path / "gate"
     edits = {"a": SKIPS_NONE, "b": WHOLE}
 
     def work(task: str) -> list[dict[str, Any]]:
-        # write, then hold (the test opens the gate once the radar has spoken), then finish
+        # write; the answer to the next request waits until the test opens the gate, which it
+        # does once the radar has spoken: the work in progress is on the branch by then
         return [
             {"tools": [call("write_file", path="calc.py", content=edits[task])]},
-            {"tools": [call("run", command=gate_cmd(gate, "true"))]},
-            FINISH,
+            {**FINISH, "after": ["gate"]},
         ]
 
     resolve = [
@@ -66,6 +85,7 @@ def test_the_radar_sees_running_agents_and_the_later_agent_resolves_the_conflict
         {"tools": [call("finish", status="complete", summary="kept both: None skipped, int result")]},
     ]
     script = {"tasks": {"a": {"worker": work("a")}, "b": {"worker": work("b")}}}
+    script["tasks"]["gate"] = {"worker": [{"text": "open"}]}
     if rung == "agent":
         script["tasks"] |= {f"{t}/2/worker": {"worker": resolve} for t in "ab"}
     else:  # the task's own agent gives up; the neutral resolver (attempt 3) resolves it
@@ -77,8 +97,8 @@ def test_the_radar_sees_running_agents_and_the_later_agent_resolves_the_conflict
         {"id": t, "agent": {"prompt": f"make total {what}"}, "acceptance": [ACCEPT[t]]}
         for t, what in (("a", "skip None"), ("b", "return an int"))
     ]
-    run_id = f"mq{rung}"
-    handle = api.start(_plan(tasks), repo, run_id=run_id, sandbox="local", agents=env(server))
+    run_id = f"mq{rung}{sandbox}"
+    handle = api.start(_plan(tasks), repo, run_id=run_id, sandbox=sandbox, agents=env(server))
     try:
         read = lambda: handle.events(timeout=1.0, prefixes=None)  # noqa: E731
         seen = wait_for_events(read, has("merge.conflict_predicted"), 90)
@@ -86,7 +106,7 @@ def test_the_radar_sees_running_agents_and_the_later_agent_resolves_the_conflict
         assert ("a", "b") in [p.tasks for p in predicted], "the two running branches, pairwise"
         assert all(p.files == ("calc.py",) for p in predicted)
         assert not of(seen, "task.succeeded"), "predicted before either task finished"
-        gate.touch()
+        open_gate(server)
         finished = handle.wait()
     finally:
         handle.shutdown()
