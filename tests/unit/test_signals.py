@@ -6,7 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from omoi.policies.supervision.signals import Budget, Thresholds, error_signature, evaluate
+from omoi.policies.supervision.interventions import LADDER, History, decide, outcome
+from omoi.policies.supervision.signals import Budget, Signal, Thresholds, error_signature, evaluate
 from omoi.runtime.log.events import AgentAcceptance, AgentStarted, AgentToolCalled, AgentTurn, Event, Usage
 from omoi.runtime.supervision.trajectory import Trajectory
 
@@ -142,3 +143,34 @@ def test_another_attempts_events_do_not_count() -> None:
     for _ in range(4):
         a.t.apply(AgentToolCalled(**other, turn=1, tool="run", arguments="{}", result=FAIL, is_error=True))
     assert a.t.calls == []
+
+
+STUCK = [Signal("identical_calls", "act", "4 identical `run` calls in a row")]
+
+
+def test_the_ladder_climbs_once_per_persisting_problem_and_never_stacks_or_rushes() -> None:
+    first = decide(STUCK, History(), T0)
+    assert first is not None
+    assert first.action == "steer"
+    assert first.message.startswith("[omoi guardian] You seem to be stuck: 4 identical `run` calls")
+    assert decide([Signal("blind_edit", "warn", "x")], History(), T0) is None, "a warning is no reason to act"
+    sent = History(("steer",), T0, unread=True)
+    assert decide(STUCK, sent, T0 + timedelta(hours=1)) is None, "never stacked on an unread steer"
+    read = History(("steer",), T0)
+    assert decide(STUCK, read, T0 + timedelta(seconds=299)) is None, "at most one per cooldown"
+    again = decide(STUCK, read, T0 + timedelta(seconds=300))
+    assert again is not None
+    assert again.action == "steer"
+    assert "still stuck" in again.message
+    actions = [LADDER[min(n, len(LADDER) - 1)] for n in range(7)]
+    assert actions == ["steer", "steer", "restart", "replan", "cancel", "ask_human", "ask_human"]
+    later = decide(STUCK, History(("steer", "steer"), T0), T0 + timedelta(seconds=301))
+    assert later is not None
+    assert later.action == "restart"
+
+
+def test_an_intervention_worked_when_its_signals_cleared_in_time() -> None:
+    assert outcome(STUCK, [], 1) is True
+    assert outcome(STUCK, [Signal("blind_edit", "warn", "y")], 1) is True, "another signal is another matter"
+    assert outcome(STUCK, STUCK, 2) is None, "too early to say"
+    assert outcome(STUCK, STUCK, 3) is False
