@@ -226,8 +226,8 @@ class IntegratorActor:
     async def _rung(self, e: Entry) -> None:
         """One rung's attempt in the merge slot: its new tip is queued, or the ladder goes on."""
         try:
-            head = self._st.integration_head  # a rerun needs no merge tree; it costs one merge-tree
-            tree = await asyncio.to_thread(merging.rung_tree, self._git, head, e.tip, e.task_id)
+            head, on_merge = self._st.integration_head, e.rung != "rerun"  # a re-run starts from the head
+            tree = await asyncio.to_thread(merging.rung_tree, self._git, head, e.tip) if on_merge else None
             res = await self._execute(self._asks.rung(e, tree))
             if res is not None and res.status == "succeeded" and res.commit:
                 await self._publish([E.MergeQueued(**self._of(e), commit=res.commit)])

@@ -24,7 +24,6 @@ class Onto:
     resolved: tuple[tuple[str, str], ...] = ()  # (file, rule)
     unresolved: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
-    tree: str | None = None  # the merge's tree, the rules' resolutions in it (markers where none)
 
     @property
     def clean(self) -> bool:
@@ -39,6 +38,16 @@ def onto(git_dir: Path, head: str, tip: str, task_id: str) -> Onto:
         return Onto(head)
     if common == head:
         return Onto(tip, changed=trees.changed(git_dir, head, tip))
+    tree, used, left = _ruled(git_dir, head, tip)
+    if left:
+        return Onto(head, used, left)
+    new = trees.commit(git_dir, tree, [head, tip], f"omoi: merge task {task_id}")
+    return Onto(new, used, changed=trees.changed(git_dir, head, new))
+
+
+def _ruled(git_dir: Path, head: str, tip: str) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """git's merge of `tip` into `head` with every conflict a rule resolves resolved: its tree,
+    the (file, rule) pairs used, and the files left with markers."""
     m = trees.merge(git_dir, head, tip)
     resolved: dict[str, tuple[str, bytes] | None] = {}
     used: list[tuple[str, str]] = []
@@ -51,10 +60,7 @@ def onto(git_dir: Path, head: str, tip: str, task_id: str) -> Onto:
         resolved[c.path] = found[1]
         used.append((c.path, found[0]))
     tree = trees.replace(git_dir, m.tree, resolved) if resolved else m.tree
-    if left:
-        return Onto(head, tuple(used), tuple(left), tree=tree)
-    new = trees.commit(git_dir, tree, [head, tip], f"omoi: merge task {task_id}")
-    return Onto(new, tuple(used), changed=trees.changed(git_dir, head, new), tree=tree)
+    return tree, tuple(used), tuple(left)
 
 
 def by_rule(git_dir: Path, c: trees.Conflict) -> tuple[str, tuple[str, bytes]] | None:
@@ -66,10 +72,10 @@ def by_rule(git_dir: Path, c: trees.Conflict) -> tuple[str, tuple[str, bytes]] |
     return None if found is None else (found.rule, (c.ours.mode, found.content))
 
 
-def rung_tree(git_dir: Path, head: str, tip: str, task_id: str) -> str | None:
+def rung_tree(git_dir: Path, head: str, tip: str) -> str:
     """What a rung's attempt starts from: the merge of `tip` onto `head` with every conflict the
     rules can resolve resolved, so markers are left only where the rung has work to do."""
-    return onto(git_dir, head, tip, task_id).tree
+    return _ruled(git_dir, head, tip)[0]
 
 
 def take(git_dir: Path, head: str, tip: str, side: str, task_id: str) -> str:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import structlog
 
@@ -26,7 +26,7 @@ from omoi.cluster.runner import (
 )
 from omoi.runtime.config import check_settings, model_settings
 from omoi.runtime.errors import InputError
-from omoi.runtime.git.repo import git, inspect_repo
+from omoi.runtime.git.repo import commit_of, git, inspect_repo
 from omoi.runtime.log.events import (
     AgentAnswered,
     AgentNeedsInput,
@@ -392,7 +392,7 @@ def resolve(
         raise InputError(f"task '{task_id}' of run '{run_id}' has no open merge conflict{hint}")
     if take is None:
         git_dir, branch = paths.repo.git_dir, task_branch(run_id, task_id)
-        tip = trees.rev(git_dir, branch)
+        tip = commit_of(git_dir, branch)
         left = trees.merge(git_dir, state.integration_head, tip).files
         if left:
             raise InputError(
@@ -405,6 +405,15 @@ def resolve(
     return seq
 
 
+class Delivered(NamedTuple):
+    """What `pull_request` delivered: the description's file and text, and the pull request's
+    web address ("" when none was opened)."""
+
+    path: Path
+    text: str
+    pull_request: str = ""
+
+
 def pull_request(
     run_id: str,
     repo: str | Path,
@@ -413,7 +422,7 @@ def pull_request(
     github: str | None = None,
     base: str | None = None,
     state_dir: str | Path | None = None,
-) -> tuple[Path, str]:
+) -> Delivered:
     """The run's pull-request description (written to `PR.md` in the run's directory and
     returned), once the run has finished. With `push`, the run's merged branch is pushed to that
     remote under the same name; then, with `GITHUB_TOKEN` set and a GitHub repository (`github`
@@ -460,7 +469,7 @@ def pull_request(
     )
     with contextlib.closing(open_log(paths)) as store:  # after run.finished: appended, not injected
         store.append([ev])
-    return target, text
+    return Delivered(target, text, url)
 
 
 def _pull_request_target(

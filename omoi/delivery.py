@@ -58,10 +58,8 @@ def pr(
     GITHUB_TOKEN, open the pull request on GitHub, or update the one already open."""
     from omoi import api
 
-    path, text = api.pull_request(run_id, repo, push=remote, github=github, base=base, state_dir=state_dir)
-    click.echo(text)
-    said = [f"written to {path}"] + ([f"pushed to {remote}"] if remote else [])
-    opened = [e for e in api.events(run_id, repo, state_dir=state_dir) if e.kind == "delivery.ready"]
-    if opened and opened[-1].pull_request:
-        said.append(f"pull request: {opened[-1].pull_request}")
+    done = api.pull_request(run_id, repo, push=remote, github=github, base=base, state_dir=state_dir)
+    click.echo(done.text)
+    said = [f"written to {done.path}"] + ([f"pushed to {remote}"] if remote else [])
+    said += [f"pull request: {done.pull_request}"] if done.pull_request else []
     click.echo("; ".join(said), err=True)

@@ -2,9 +2,9 @@
 and the bounds on discovered work. Pure over plain values.
 
 Similarity is deterministic and cheap: the Jaccard index of the two texts' word sets (lower case,
-words of 3+ letters, common English words and the kind's own name left out), title and description
-together. Two discoveries about the same thing share most of their distinctive words; a model
-would judge better but costs a call per pair and answers differently on a replay."""
+words of 3+ letters, common English words left out), title and description together. Two
+discoveries about the same thing share most of their distinctive words; a model would judge
+better but costs a call per pair and answers differently on a replay."""
 
 from __future__ import annotations
 

@@ -62,8 +62,8 @@ def open_or_update(repo: Repository, token: str, head: str, base: str, title: st
                 repo.owner, repo.name, head=f"{repo.owner}:{head}", state="open"
             ).json()
             if found:
-                step = f"update pull request #{found[0]['number']}"
                 number = found[0]["number"]
+                step = f"update pull request #{number}"
                 resp = pulls.update(repo.owner, repo.name, number, title=title, body=body, base=base)
             else:
                 step = f"open a pull request from {head} into {base}"

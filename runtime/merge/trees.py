@@ -48,10 +48,6 @@ class Merged:
         return tuple(c.path for c in self.conflicts)
 
 
-def rev(git_dir: Path, name: str) -> str:
-    return in_repo(git_dir, ["rev-parse", "--verify", f"{name}^{{commit}}"]).stdout.strip()
-
-
 def merge(git_dir: Path, ours: str, theirs: str) -> Merged:
     """Merge commit `theirs` into commit `ours`; `ours` wins nothing, git decides or leaves markers."""
     out = git_bytes(git_dir, ["merge-tree", "--write-tree", "-z", ours, theirs], ok=(0, 1))

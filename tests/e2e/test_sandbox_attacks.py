@@ -182,7 +182,7 @@ async def test_filters_and_merge_drivers_of_the_users_config_are_not_run_on_task
     # the merge queue's merges: onto the head, a rung's tree, a person's --take
     onto = merging.onto(rig.info.git_dir, first, second, "t2")
     assert onto.unresolved == ("src/app.py",), "git's own text merge decided, not the driver"
-    tree = merging.rung_tree(rig.info.git_dir, first, second, "t2")
+    tree = merging.rung_tree(rig.info.git_dir, first, second)
     assert "<<<<<<<" in run_git(rig.repo, "show", f"{tree}:src/app.py")
     merging.take(rig.info.git_dir, first, second, "theirs", "t2")
     assert not rig.marker.exists()

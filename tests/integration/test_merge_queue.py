@@ -59,7 +59,7 @@ tasks:
     # delivery: the description tells the conflict story; the branch goes to a remote
     bare = tmp_path / "remote.git"
     run_git(tmp_path, "init", "--quiet", "--bare", str(bare))
-    path, text = api.pull_request("appends", repo, push=str(bare))
+    path, text, _ = api.pull_request("appends", repo, push=str(bare))
     assert path.read_text() == text
     for task in ("a", "b", "c"):
         assert f"**{task}**: succeeded (merged)" in text
@@ -92,8 +92,8 @@ def test_omoi_pr_opens_then_updates_a_pull_request_on_a_fake_github(
             api.pull_request("prs", repo, push=str(bare), github="widgets")
         assert not of(api.events("prs", repo), "delivery.ready")
         assert run_git(bare, "branch", "--list").strip() == ""
-        path, text = api.pull_request("prs", repo, push=str(bare), github="acme/widgets")
-        api.pull_request("prs", repo, push=str(bare), github="acme/widgets")
+        path, text, opened = api.pull_request("prs", repo, push=str(bare), github="acme/widgets")
+        updated = api.pull_request("prs", repo, push=str(bare), github="acme/widgets").pull_request
         with pytest.raises(DeliveryError, match="HTTP 422"):
             api.pull_request("prs", repo, push=str(bare), github="acme/widgets", base="release")
     finally:
@@ -104,7 +104,7 @@ def test_omoi_pr_opens_then_updates_a_pull_request_on_a_fake_github(
     assert pull["body"] == text == path.read_text()
     assert "**a**: succeeded (merged)" in pull["body"]
     ready = of(api.events("prs", repo), "delivery.ready")
-    assert [e.pull_request for e in ready] == [pull["html_url"]] * 2
+    assert [e.pull_request for e in ready] == [pull["html_url"]] * 2 == [opened, updated]
     assert run_git(bare, "rev-parse", "omoi/prs/_merged").strip() == finished.commit
 
 

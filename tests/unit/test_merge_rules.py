@@ -84,7 +84,7 @@ def test_a_rung_starts_from_the_rules_resolutions_and_take_keeps_appends(make_re
     base = info.head_commit
     a = branch(repo, "omoi/r/a", base, {"log.txt": "start\na\n", "v.txt": "2\n"})
     b = branch(repo, "omoi/r/b", base, {"log.txt": "start\nb\n", "v.txt": "3\n"})
-    tree = merging.rung_tree(info.git_dir, a, b, "b")
+    tree = merging.rung_tree(info.git_dir, a, b)
     assert run_git(repo, "show", f"{tree}:log.txt") == "start\na\nb\n", "resolved by rule, no markers"
     assert "<<<<<<<" in run_git(repo, "show", f"{tree}:v.txt"), "markers only where the rung has work"
     took = merging.take(info.git_dir, a, b, "theirs", "b")
