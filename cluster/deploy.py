@@ -103,10 +103,10 @@ class RaySandboxes:
         self.run_id, self.bus, self.backend, self.agents = run_id, bus, backend, agents
         self.options = options or {}
         self._handles: dict[str, Any] = {}
-        self._lost: set[str] = set()  # slots whose actor died: the next one must be placed in time
+        self._placed: set[str] = set()  # slots this process has seen placed on a node
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_handles": {}, "_lost": set()}
+        return {**self.__dict__, "_handles": {}, "_placed": set()}
 
     def sandbox_name(self, slot: int) -> str:
         return actor_name(self.run_id, "sandbox", str(slot))
@@ -128,7 +128,10 @@ class RaySandboxes:
     async def execute(self, sandbox: str, request: TaskRequest) -> TaskResult:
         handle = self.handle(sandbox)
         try:
-            if sandbox in self._lost:  # started anew after its actor was lost: placed within a bound
+            if sandbox not in self._placed:
+                # First use here, or started anew after its actor was lost: it must be placed within
+                # a bound. A slot whose node went away before this process first called it is
+                # created again under its name, and would otherwise wait for a node forever.
                 try:
                     await asyncio.wait_for(call(handle.__ray_ready__.remote()), PLACE_TIMEOUT_S)
                 except TimeoutError:
@@ -136,19 +139,22 @@ class RaySandboxes:
                     raise SandboxUnplaceableError(
                         sandbox, request.task_id, request.attempt, PLACE_TIMEOUT_S
                     ) from None
-                self._lost.discard(sandbox)
+                self._placed.add(sandbox)
             result: TaskResult = await call(handle.execute.remote(request))
             return result
         except RayActorError as exc:
             self._handles.pop(sandbox, None)
-            self._lost.add(sandbox)
+            self._placed.discard(sandbox)
             raise SandboxLostError(sandbox, request.task_id, request.attempt) from exc
 
     async def reattach(self, sandbox: str, task_id: str, attempt: int) -> TaskResult:
         try:
             handle = ray.get_actor(sandbox, namespace=NAMESPACE)
+            # A slot started anew under this name (its node gone) holds no attempt; it may also
+            # wait for a node forever: bounded like a first call.
+            await asyncio.wait_for(call(handle.__ray_ready__.remote()), PLACE_TIMEOUT_S)
             result: TaskResult | None = await call(handle.reattach.remote(task_id, attempt))
-        except (ValueError, RayActorError) as exc:
+        except (ValueError, RayActorError, TimeoutError) as exc:
             raise SandboxLostError(sandbox, task_id, attempt) from exc
         if result is None:
             raise SandboxLostError(sandbox, task_id, attempt)

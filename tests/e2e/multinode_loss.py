@@ -56,7 +56,7 @@ def main(work: Path) -> None:
         lost_id = lost.node_id
         cluster.remove_node(lost)
         gate.touch()
-        finished = handle.wait(timeout=300)
+        finished = handle.wait(timeout=200)
         handle.shutdown()
         log = api.events("loss", repo)
         merged = subprocess.run(
