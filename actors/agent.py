@@ -10,7 +10,7 @@ from omoi.runtime.agent.loop import AgentLoop
 from omoi.runtime.agent.tools import tool_definitions
 from omoi.runtime.config import AgentSettings, ModelSettings
 from omoi.runtime.model.client import ModelPort
-from omoi.runtime.ports import BudgetPort, BusPort
+from omoi.runtime.ports import BudgetPort, BusPort, SupervisionPort
 from omoi.runtime.run.execution import AgentResult, TaskRequest
 from omoi.runtime.sandbox.seam import Sandbox
 
@@ -23,8 +23,9 @@ class AgentActor:
     Handles `prepare` (load the model client before a task arrives, so a warm spare starts at
     once) and `run(request, sandbox)`: routes the task's category to a model (an oracle role
     always gets the oracle route), applies the role's rules, and drives the loop to an
-    AgentResult. One actor runs one attempt. Emits the trajectory (`agent.*`, `model.retried`)
-    through the bus as it goes.
+    AgentResult. One actor runs one attempt. Before each model call it asks supervision (the
+    run's guardian) whether it may go on and what the call must carry. Emits the trajectory
+    (`agent.*`, `model.retried`, `guardian.delivered`) through the bus as it goes.
     If it dies: the conversation is lost; the sandbox actor that started it sees the death, the
     attempt fails, and its concurrency leases come back (released by the starter, or swept by the
     concurrency actor). Nothing is committed until the sandbox actor commits a complete result."""
@@ -37,9 +38,11 @@ class AgentActor:
         budget: BudgetPort | None,
         models: ModelSettings,
         settings: AgentSettings,
+        supervision: SupervisionPort | None = None,
     ) -> None:
         self._name, self._bus, self._model = name, bus, model
         self._budget, self._models, self._settings = budget, models, settings
+        self._supervision = supervision
 
     async def prepare(self) -> None:
         await self._model.prepare()
@@ -65,4 +68,5 @@ class AgentActor:
             budget=self._budget,
             oracle=(self._models.model_for("oracle"), ConsultRules()),
             holder=self._name,
+            supervision=self._supervision,
         ).run()

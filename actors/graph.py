@@ -18,7 +18,7 @@ from omoi.runtime.run.state import RunState
 from omoi.runtime.run.tasks import TaskSpec
 
 _WATCHED = (
-    "run.cancel_requested", "task.cancel_requested", "task.added", "spec.finished",
+    "run.cancel_requested", "task.cancel_requested", "task.restart_requested", "task.added", "spec.finished",
     "merge.succeeded", "merge.failed",
 )  # fmt: skip
 
@@ -30,12 +30,12 @@ class GraphActor:
     Handles `run` (drive the run to `run.finished` and return that event), `add_tasks` (validated
     first: a refused batch publishes nothing), `cancel`, `snapshot`, `stats` and `stop`. Emits
     `task.ready`, `task.started`, `task.succeeded`, `task.failed`, `task.retrying`, `task.skipped`,
-    `task.cancelled` and `run.finished`, as decided by `policies.progression`; reads cancel
-    requests and additions that others publish, and the merge queue's `merge.succeeded` and
-    `merge.failed`: a task's dependents start once its work is on the integration head, from
-    that head, and the run ends once every succeeded branch is merged or refused. Every event is
-    durable before the action it announces (write-ahead), so a replay of the log rebuilds exactly
-    this state.
+    `task.cancelled` and `run.finished`, as decided by `policies.progression`; reads cancel and
+    restart requests (a person's, the guardian's) and additions that others publish, and the
+    merge queue's `merge.succeeded` and `merge.failed`: a task's dependents start once its work
+    is on the integration head, from that head, and the run ends once every succeeded branch is
+    merged or refused. Every event is durable before the action it announces (write-ahead), so a
+    replay of the log rebuilds exactly this state.
     If it dies: Ray restarts it and re-sends `run`; it replays the log and re-attaches to running
     attempts by sandbox name. A lost sandbox means a retry that does not count as a failure, and a
     succeeded task is never run again."""

@@ -97,6 +97,11 @@ class Progression:
             t = st.tasks[task_id]
             if not t.terminal:
                 self._cancel(t, st.cancel_reason or t.cancel_reason or "cancelled", now)
+        for task_id in sorted(st.restart_requested, key=st.graph.topo_index):
+            t = st.tasks[task_id]  # stopped here; `_on_completion` starts it again
+            if t.status == "running" and (t.id, t.attempt) not in self.cancelling:
+                self.cancelling.add((t.id, t.attempt))
+                self._out.cancels.append(Cancel(t.sandbox or "", t.id, t.attempt))
         # Skipping a task changes its dependents: keep going until nothing changes.
         while candidates := st.take_changed() + self._due(now):
             for task_id in candidates:
@@ -226,6 +231,12 @@ class Progression:
             )
         elif cancel_reason is not None:
             self.emit(TaskCancelled(**common, reason=cancel_reason), now)
+        elif t.restart_reason is not None:  # however it ended, it was asked to start again
+            reason = f"restarted: {t.restart_reason}"
+            self.emit(
+                TaskRetrying(**{**common, "attempt": attempt + 1}, reason=reason, counts_as_failure=False),
+                now,
+            )
         elif isinstance(outcome, TaskResult) and outcome.status == "failed":
             decision = retry.after_failure(t.failures + 1, t.spec.retries, t.spec.backoff)
             self.emit(

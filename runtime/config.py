@@ -4,7 +4,7 @@ validated at start, so a bad value is an input error before anything runs."""
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -204,6 +204,26 @@ class MergeSettings(BaseSettings):
     )
 
 
+class SupervisionSettings(BaseSettings):
+    """The guardian's pacing, and whether it acts at all (`OMOI_SUPERVISION=off`)."""
+
+    model_config = SettingsConfigDict(env_prefix="OMOI_", extra="ignore")
+
+    supervision: Literal["on", "off"] = Field(
+        default="on", description="off: no guardian signals or interventions (pause and resume still work)"
+    )
+    guardian_interval: float = Field(
+        default=60.0, gt=0, le=86400, description="seconds between the guardian's timed looks (idle agents)"
+    )
+    guardian_cooldown: float = Field(
+        default=300.0, ge=0, le=86400, description="seconds between two interventions on one agent"
+    )
+
+
+def supervision_settings() -> SupervisionSettings:
+    return _load(SupervisionSettings, "OMOI_")
+
+
 def merge_settings() -> MergeSettings:
     return _load(MergeSettings, "OMOI_")
 
@@ -244,3 +264,4 @@ def check_settings() -> None:
     model_settings()
     agent_settings()
     merge_settings()
+    supervision_settings()

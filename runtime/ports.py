@@ -8,6 +8,7 @@ from typing import Protocol
 
 from omoi.runtime.log.events import Event
 from omoi.runtime.run.execution import AgentResult, TaskRequest, TaskResult
+from omoi.runtime.supervision.state import Note
 
 
 class BusPort(Protocol):
@@ -55,6 +56,13 @@ class BudgetPort(Protocol):
         """Return when a model call for this task may start, judged on the log up to seq `after`
         at least (the caller's own last turn counts): at once, or when a raise lifts the task's or
         the run's spent budget."""
+        ...
+
+
+class SupervisionPort(Protocol):
+    async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
+        """Return when the attempt may make its next model call (judged on the log up to seq
+        `after` at least, and not while its task is paused), with the notes the call must carry."""
         ...
 
 

@@ -17,7 +17,7 @@ from omoi.runtime.log.events import Event
 from omoi.runtime.log.store import MemoryEventStore
 from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
-from omoi.runtime.ports import BudgetPort
+from omoi.runtime.ports import BudgetPort, SupervisionPort
 from omoi.runtime.run.tasks import AgentSpec
 from omoi.runtime.sandbox.local import LocalBackend
 from omoi.runtime.sandbox.seam import Sandbox
@@ -52,6 +52,7 @@ class AgentRig:
         repairs: int = 5,
         settings: AgentSettings | None = None,
         budget: BudgetPort | None = None,
+        supervision: SupervisionPort | None = None,
     ) -> AgentResult:
         req = task_request(
             self.repo,
@@ -75,6 +76,7 @@ class AgentRig:
             cfg,
             budget=budget,
             oracle=(ORACLE_MODEL, ConsultRules()),
+            supervision=supervision,
         )
         return await loop.run()
 

@@ -61,10 +61,18 @@ def message(action: Action, signals: Sequence[Signal], again: int = 0) -> str:
                 f"{TAG} {first}: {seen}. Stop repeating what fails. Re-read the error, check your "
                 "assumptions against the code (read the files involved), and try a different approach."
             )
-        case "restart":
-            return f"{TAG} Steering did not help ({seen}): the attempt restarts from its last good commit."
+        case "restart":  # read by the next attempt, in its first request
+            return (
+                f"{TAG} This is a new attempt. The previous one was stopped and its work rolled back to "
+                f"the last good commit, because steering did not help: {seen}. Do not repeat what "
+                "failed there; read the code involved first and take a different approach."
+            )
         case "replan":
-            return f"{TAG} Restarting did not help ({seen}): the task's prompt is rewritten by a planner."
+            return (
+                f"{TAG} This is a new attempt, after a restart did not help either: {seen}. Before "
+                "changing anything, write a short new plan for this task (what to read, what to "
+                "change, how to check it) that avoids the approach that failed, then follow it."
+            )
         case "cancel":
             return f"{TAG} The task is cancelled: {seen}."
         case "ask_human":
@@ -72,10 +80,10 @@ def message(action: Action, signals: Sequence[Signal], again: int = 0) -> str:
 
 
 def outcome(triggered: Sequence[Signal], now: Sequence[Signal], turns_since: int) -> bool | None:
-    """Whether an intervention worked: True once none of the signals it acted on fires any more,
-    False if one still fires `OUTCOME_TURNS` turns later, None while it is too early to say."""
+    """Whether an intervention worked, judged on what the agent did after it: False as soon as
+    one of the signals it acted on fires again, True once `OUTCOME_TURNS` turns passed without
+    that, None before."""
     names = {s.name for s in triggered}
-    still = any(s.name in names and s.level == "act" for s in now)
-    if not still:
-        return True
-    return False if turns_since >= OUTCOME_TURNS else None
+    if any(s.name in names and s.level == "act" for s in now):
+        return False
+    return True if turns_since >= OUTCOME_TURNS else None

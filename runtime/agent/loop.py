@@ -32,14 +32,16 @@ from omoi.runtime.log.events import (
     AgentToolDenied,
     AgentTurn,
     Event,
+    GuardianDelivered,
     ModelRetried,
     Usage,
 )
 from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.model.client import CallTag, ModelPort, ModelReply, Retry
-from omoi.runtime.ports import BudgetPort, BusPort
+from omoi.runtime.ports import BudgetPort, BusPort, SupervisionPort
 from omoi.runtime.run.execution import AgentResult, TaskRequest
 from omoi.runtime.sandbox.seam import Sandbox
+from omoi.runtime.supervision.state import Note
 
 Claim = Literal["complete", "blocked", "need_input"]
 Action = Literal["remind", "check", "ask", "fail"]
@@ -126,6 +128,7 @@ class AgentLoop:
     prompt: str | None = None  # the first message; default: the task's own
     holder: str = ""  # the actor whose death gives back this loop's concurrency leases
     submission: Submission | None = None  # the work is handed in through this tool, not by finish
+    supervision: SupervisionPort | None = None  # holds a paused agent; hands it the guardian's steers
     name: str = ""
     turns: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -138,6 +141,7 @@ class AgentLoop:
         self.tools = ToolBox(self.sandbox, self.request.timeout, self.settings.output_cap)
         self._consults = 0
         self._last_turn_seq = 0  # budgets are judged on a log that holds at least our own last turn
+        self._last_seq = 0  # and supervision on one that holds all our events so far
         self._handed_in: Verdict | None = None  # the submission verdict that ended the work
 
     async def run(self) -> AgentResult:
@@ -194,6 +198,7 @@ class AgentLoop:
     async def _turn(self, messages: list[dict[str, Any]]) -> ModelReply:
         if self.budget is not None:
             await self.budget.admit(self.request.task_id, self._last_turn_seq)
+        notes = await self._notes(messages)
         tools = sorted(self.rules.tools())
 
         async def retried(r: Retry) -> None:
@@ -226,7 +231,10 @@ class AgentLoop:
         messages.append(
             {"role": "assistant", "content": reply.content or [{"type": "text", "text": "(empty)"}]}
         )
-        (self._last_turn_seq,) = await self.bus.publish(
+        delivered = [  # acknowledged only now: the notes went into a request that was answered
+            GuardianDelivered(**self._common(), intervention=n.ref, turn=self.turns) for n in notes
+        ]
+        self._last_turn_seq, *rest = await self.bus.publish(
             [
                 AgentTurn(
                     **self._common(),
@@ -239,10 +247,25 @@ class AgentLoop:
                     cost_usd=reply.cost_usd,
                     latency_s=reply.latency_s,
                     tries=reply.tries,
-                )
+                ),
+                *delivered,
             ]
         )
+        self._last_seq = max([self._last_turn_seq, *rest])
         return reply
+
+    async def _notes(self, messages: list[dict[str, Any]]) -> list[Note]:
+        """Wait while the task is paused; put what supervision has to say into the coming request,
+        as text after the tool results (the Messages API wants those first)."""
+        if self.supervision is None:
+            return []
+        notes = await self.supervision.before_turn(self.request.task_id, self.request.attempt, self._last_seq)
+        if notes:
+            last = messages[-1]
+            content = last["content"]
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+            last["content"] = [*blocks, *({"type": "text", "text": n.text} for n in notes)]
+        return notes
 
     async def _tools(
         self, reply: ModelReply
@@ -290,7 +313,7 @@ class AgentLoop:
                 {"type": "tool_result", "tool_use_id": use["id"], "content": text, "is_error": is_error}
             )
         if events:
-            await self.bus.publish(events)
+            self._last_seq = max([self._last_seq, *await self.bus.publish(events)])
         return results, claim, ran
 
     async def _checkpoint(self) -> None:
@@ -379,7 +402,7 @@ class AgentLoop:
         }
 
     async def _publish(self, event: Event) -> None:
-        await self.bus.publish([event])
+        self._last_seq = max([self._last_seq, *await self.bus.publish([event])])
 
     async def _end(self, status: Literal["complete", "failed"], summary: str) -> AgentResult:
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

@@ -474,6 +474,67 @@ class VerifyFailed(VerifyEvent):
     output_tail: str = ""
 
 
+class TaskRestartRequested(TaskEvent):
+    """Stop this attempt and start the task again from the integration head (its last good
+    commit): a retry that does not count as a failure. Asked by the guardian."""
+
+    kind: Literal["task.restart_requested"] = "task.restart_requested"
+    reason: str
+
+
+class AgentPaused(TaskEvent):
+    """The task's agent waits before its next model call until an `agent.resumed` for the task."""
+
+    kind: Literal["agent.paused"] = "agent.paused"
+    reason: str = "paused by user"
+
+
+class AgentResumed(TaskEvent):
+    kind: Literal["agent.resumed"] = "agent.resumed"
+
+
+GuardianAction = Literal["steer", "restart", "replan", "cancel", "ask_human"]
+
+
+class SignalSeen(BaseModel):
+    """A deterministic signal as the guardian saw it (policies.supervision.signals)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    level: Literal["warn", "act"]
+    evidence: str
+
+
+class GuardianIntervened(TaskEvent):
+    """A guardian's decision about one agent attempt, made on the log up to `seen`."""
+
+    kind: Literal["guardian.intervened"] = "guardian.intervened"
+    action: GuardianAction
+    signals: tuple[SignalSeen, ...]
+    message: str = Field(description="what the agent (or a person) is told")
+    turn: int = Field(ge=0, description="the agent's last turn when it was decided")
+    seen: int = Field(ge=0, description="the seq of the last event the decision read")
+
+
+class GuardianDelivered(AgentEvent):
+    """A steer went into a model request: the acknowledgement, written by the agent itself."""
+
+    kind: Literal["guardian.delivered"] = "guardian.delivered"
+    intervention: int = Field(description="seq of the guardian.intervened event")
+    turn: int = Field(ge=1, description="the model turn whose request carried it")
+
+
+class GuardianOutcome(TaskEvent):
+    """Whether an intervention worked: the signals it acted on cleared within a few turns."""
+
+    kind: Literal["guardian.outcome"] = "guardian.outcome"
+    intervention: int
+    worked: bool
+    turns: int = Field(ge=0, description="turns between the intervention and this judgement")
+    still: tuple[str, ...] = Field(default=(), description="the signals still firing")
+
+
 class DeliveryReady(EventBase):
     """`omoi pr` wrote the pull request's text (and pushed, or opened it, when asked)."""
 
@@ -533,7 +594,13 @@ Event = Annotated[
     | VerifyStarted
     | VerifyPassed
     | VerifyFailed
-    | DeliveryReady,
+    | DeliveryReady
+    | TaskRestartRequested
+    | AgentPaused
+    | AgentResumed
+    | GuardianIntervened
+    | GuardianDelivered
+    | GuardianOutcome,
     Field(discriminator="kind"),
 ]
 

@@ -60,6 +60,7 @@ class TaskState:
     commit: str | None = None
     error: str | None = None
     cancel_reason: str | None = None
+    restart_reason: str | None = None  # the running attempt is to stop and start again
     tokens: int = 0  # model tokens of every attempt and of the oracles consulted for it
     cost_usd: float = 0.0
 
@@ -84,6 +85,7 @@ class RunState:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     changed: set[str] = field(default_factory=set)
     cancel_requested: set[str] = field(default_factory=set)
+    restart_requested: set[str] = field(default_factory=set)
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     spec: SpecFinished | None = None
@@ -182,6 +184,7 @@ class RunState:
         if status in TERMINAL:
             self.changed.update(self.graph.dependents(t.id))
             self.cancel_requested.discard(t.id)
+            self.restart_requested.discard(t.id)
 
     def _apply_task(self, ev: Event) -> None:
         t = self.tasks.get(getattr(ev, "task_id", ""))
@@ -192,7 +195,8 @@ class RunState:
                 self._set(t, "ready")
             case "task.started":
                 self._set(t, "running")
-                t.attempt, t.sandbox = ev.attempt, ev.sandbox
+                t.attempt, t.sandbox, t.restart_reason = ev.attempt, ev.sandbox, None
+                self.restart_requested.discard(t.id)
                 t.started_at, t.ended_at, t.not_before = ev.ts, None, None
             case "task.succeeded" if ev.attempt == t.attempt:
                 t.commit, t.ended_at, t.error = ev.commit, ev.ts, None
@@ -204,6 +208,8 @@ class RunState:
                     t.ended_at = ev.ts
                     self._set(t, "failed")
             case "task.retrying":
+                t.restart_reason = None
+                self.restart_requested.discard(t.id)
                 if not ev.counts_as_failure:
                     t.interruptions += 1
                 t.ended_at = ev.ts
@@ -219,6 +225,9 @@ class RunState:
             case "task.cancel_requested":
                 t.cancel_reason = t.cancel_reason or ev.reason
                 self.cancel_requested.add(t.id)
+            case "task.restart_requested" if ev.attempt == t.attempt and t.status == "running":
+                t.restart_reason = t.restart_reason or ev.reason
+                self.restart_requested.add(t.id)
             case _:
                 pass
 

@@ -32,6 +32,7 @@ class Call:
     error: str | None = None
     timed_out: bool = False
     malformed: bool = False
+    digest: str = ""  # of the content a write_file wrote
 
 
 @dataclass
@@ -46,10 +47,11 @@ class Trajectory:
     last_edit: int = 0  # seq of the newest edit
     last_run: int = 0  # seq of the newest command run
     finished_untested: bool = False  # a finish came with no command run since the last edit
-    bounced: int = 0  # acceptance rounds that failed
+    bounces: list[int] = field(default_factory=list)  # seqs of the acceptance rounds that failed
     started_at: datetime | None = None
     last_work: datetime | None = None  # the newest turn or tool call
     turns: int = 0
+    owed: int = 0  # tool calls the newest turn asked for whose results are not in yet
     tokens: int = 0
     cost_usd: float = 0.0
 
@@ -61,14 +63,14 @@ class Trajectory:
                 self.started_at = self.started_at or ev.ts
                 self.last_work = ev.ts
             case "agent.turn":
-                self.turns, self.last_work = ev.turn, ev.ts
+                self.turns, self.last_work, self.owed = ev.turn, ev.ts, len(ev.tool_calls)
                 self.tokens += ev.usage.total
                 self.cost_usd += ev.cost_usd
             case "agent.tool_called":
-                self.last_work = ev.ts
+                self.last_work, self.owed = ev.ts, max(0, self.owed - 1)
                 self._call(ev.seq or 0, ev.turn, ev.tool, ev.arguments, ev.result, ev.is_error)
             case "agent.acceptance" if not ev.passed:
-                self.bounced += 1
+                self.bounces.append(ev.seq or 0)
             case _:
                 pass
 
@@ -78,22 +80,59 @@ class Trajectory:
         malformed = is_error and result.startswith(MALFORMED)
         key = f"{tool} {json.dumps(args, sort_keys=True)}"
         error = result[:400] if is_error else None
-        self.calls.append(Call(seq, turn, tool, key, path, error, result.startswith("timed out"), malformed))
-        if is_error:
+        digest = ""
+        if tool == "write_file" and not is_error:
+            digest = hashlib.sha256(str(args.get("content", "")).encode()).hexdigest()[:16]
+        call = Call(seq, turn, tool, key, path, error, result.startswith("timed out"), malformed, digest)
+        self.calls.append(call)
+        self._effects(call, args)
+
+    def _effects(self, call: Call, args: dict[str, Any]) -> None:
+        tool, path, seq = call.tool, call.path, call.seq
+        if call.error is not None:
             return
         if tool == "read_file":
             self.reads.add(path)
         elif tool in EDITS:
             if tool == "write_file" and path not in self.reads:
                 self.created.add(path)
-            if tool == "write_file":
-                digest = hashlib.sha256(str(args.get("content", "")).encode()).hexdigest()[:16]
-                self.contents.setdefault(path, []).append(digest)
+            if call.digest:
+                self.contents.setdefault(path, []).append(call.digest)
             self.last_edit = seq
         elif tool == "run":
             self.last_run = seq
         elif tool == "finish" and args.get("status") == "complete":
             self.finished_untested = self.last_edit > self.last_run
+
+    @property
+    def settled(self) -> bool:
+        """Every tool call of the newest turn is in: signals are judged at turn boundaries, so
+        what they say does not depend on how the log's reader happened to batch events."""
+        return self.owed == 0
+
+    @property
+    def bounced(self) -> int:
+        return len(self.bounces)
+
+    def since(self, seq: int) -> Trajectory:
+        """The trajectory as signals should judge it after an intervention made at `seq`: what
+        came before it was already acted on. What the agent read and wrote stays known."""
+        if seq == 0:
+            return self
+        later = Trajectory(self.task_id, self.attempt, self.declared, reads=set(self.reads))
+        later.created = set(self.created)
+        later.started_at, later.last_work = self.started_at, self.last_work
+        later.turns, later.tokens, later.cost_usd = self.turns, self.tokens, self.cost_usd
+        later.owed = self.owed
+        later.bounces = [b for b in self.bounces if b > seq]
+        for call in self.calls:
+            if call.seq > seq:
+                later.calls.append(call)
+                later._effects(call, {"status": "complete"} if self._finished(call) else {})
+        return later
+
+    def _finished(self, call: Call) -> bool:
+        return call.tool == "finish" and '"status": "complete"' in call.key
 
 
 def _parse(arguments: str) -> dict[str, Any]:

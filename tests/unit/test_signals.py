@@ -169,8 +169,9 @@ def test_the_ladder_climbs_once_per_persisting_problem_and_never_stacks_or_rushe
     assert later.action == "restart"
 
 
-def test_an_intervention_worked_when_its_signals_cleared_in_time() -> None:
-    assert outcome(STUCK, [], 1) is True
-    assert outcome(STUCK, [Signal("blind_edit", "warn", "y")], 1) is True, "another signal is another matter"
-    assert outcome(STUCK, STUCK, 2) is None, "too early to say"
-    assert outcome(STUCK, STUCK, 3) is False
+def test_an_intervention_worked_when_its_signals_stayed_clear_for_a_few_turns() -> None:
+    """The signals here are judged on what the agent did after the intervention."""
+    assert outcome(STUCK, [], 1) is None, "too early to say"
+    assert outcome(STUCK, [], 3) is True
+    assert outcome(STUCK, [Signal("blind_edit", "warn", "y")], 3) is True, "another signal is another matter"
+    assert outcome(STUCK, STUCK, 1) is False, "it fired again"

@@ -1,0 +1,147 @@
+"""The guardian actor: one per run, a guardian for every running agent attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from omoi.policies.supervision.guardian import GuardianRules, review
+from omoi.runtime.clock import Clock, SystemClock
+from omoi.runtime.log.events import Event
+from omoi.runtime.log.subscription import Subscription
+from omoi.runtime.ports import BusPort
+from omoi.runtime.supervision.state import Attempt, Note, SupervisionState
+
+log = structlog.get_logger("omoi.guardian")
+FOLLOWS = ("task.", "agent.", "guardian.")
+
+
+class GuardianActor:
+    """Owns: the run's SupervisionState (every running agent attempt's trajectory, the
+    interventions made about it, paused tasks, unread steers), folded from the log.
+
+    Handles `start` (follow the log), `before_turn(task_id, attempt, after)`, which an agent calls
+    before each model call: it returns once the log up to `after` (the agent's own last events) is
+    judged and the task is not paused, with the notes the request must carry (a steer), and
+    `stop`. On every batch of events it evaluates the deterministic signals of the attempts that
+    moved, and every `interval` seconds of all of them (an idle agent makes no events).
+    Emits `guardian.intervened` (with `task.restart_requested`, `task.cancel_requested` or
+    `agent.paused` for the rungs the graph or a person carries out) and `guardian.outcome`, as
+    decided by `policies.supervision.guardian`; each with an id derived from what it is about,
+    so a replay or a repeated publish writes nothing twice. With supervision off it decides
+    nothing, but pause and resume still hold agents.
+    If it dies: Ray restarts it and it folds the log again; what it already published is in the
+    fold, so no intervention is repeated. `before_turn` calls in flight are re-sent by Ray."""
+
+    def __init__(
+        self,
+        run_id: str,
+        bus: BusPort,
+        *,
+        rules: GuardianRules | None = None,
+        interval: float = 60.0,
+        enabled: bool = True,
+        clock: Clock | None = None,
+        name: str = "guardian",
+    ) -> None:
+        self._run_id, self._bus, self._name = run_id, bus, name
+        self._rules, self._interval, self._enabled = rules or GuardianRules(), interval, enabled
+        self._clock = clock or SystemClock()
+        self._state = SupervisionState(run_id)
+        self._log = Subscription(bus, FOLLOWS, poll=min(interval, 30.0))
+        self._judged = 0  # the log is judged up to this seq
+        self._changed = asyncio.Condition()
+        self._follower: asyncio.Task[None] | None = None
+        self._next_tick = self._clock.monotonic() + interval
+
+    async def start(self) -> None:
+        self._start()
+
+    async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
+        self._start()
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._judged >= after and task_id not in self._state.paused)
+        return self._state.notes(task_id, attempt)
+
+    async def caught_up(self, seq: int) -> int:
+        """Return once the log is judged up to `seq`; how far it is judged."""
+        self._start()
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._judged >= seq)
+        return self._judged
+
+    async def tick(self) -> int:
+        """Look at every watched attempt now (what the timer does); the events it published."""
+        return await self._judge(list(self._state.watches))
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+
+    def _start(self) -> None:
+        if self._follower is None:
+            self._follower = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        """Owned by this actor for its lifetime: fold, judge, publish, in log order."""
+        me = asyncio.current_task()
+        while True:
+            if me is not None and me.cancelling():  # asyncio.wait_for (3.11) can swallow a cancel
+                raise asyncio.CancelledError
+            wait = max(0.0, self._next_tick - self._clock.monotonic())
+            try:
+                events = await self._log.next_batch(timeout=min(wait, self._log.poll))
+            except Exception:  # the bus restarting: keep the cursor and ask again
+                log.warning("guardian.read_failed", run_id=self._run_id, exc_info=True)
+                await self._clock.sleep(0.5)
+                continue
+            for ev in events:
+                self._state.apply(ev)
+            try:
+                await self._judge(self._state.take_changed())
+                if self._clock.monotonic() >= self._next_tick:
+                    self._next_tick = self._clock.monotonic() + self._interval
+                    await self._judge(list(self._state.watches))
+            except Exception:  # nothing was applied that was not published: judged again next time
+                log.warning("guardian.publish_failed", run_id=self._run_id, exc_info=True)
+                continue
+            async with self._changed:
+                self._judged = self._log.cursor
+                self._changed.notify_all()
+
+    async def _judge(self, attempts: list[Attempt]) -> int:
+        if not self._enabled or not attempts:
+            return 0
+        decided = review(self._state, attempts, self._clock.now(), self._rules, self._name)
+        if not decided:
+            return 0
+        decided = [self._stamp(e) for e in decided]
+        seqs = await self._bus.publish(decided)
+        for ev, seq in zip(decided, seqs, strict=True):
+            self._state.apply(ev.model_copy(update={"seq": seq}))
+            log.info(
+                "guardian.published", run_id=self._run_id, kind=ev.kind, task_id=getattr(ev, "task_id", "")
+            )
+        async with self._changed:
+            self._changed.notify_all()
+        return len(decided)
+
+    def _stamp(self, ev: Event) -> Event:
+        """An id from what the event is about: the n-th intervention on an attempt, the outcome
+        of one intervention, and the orders that go with an intervention."""
+        task, attempt = getattr(ev, "task_id", ""), getattr(ev, "attempt", 0)
+        w = self._state.watches.get((task, attempt))
+        n = len(w.taken) if w is not None else 0
+        base = f"guardian-{self._run_id}-{task}-{attempt}"
+        match ev.kind:
+            case "guardian.outcome":
+                key = f"{base}-outcome-{ev.intervention}"
+            case "guardian.intervened":
+                key = f"{base}-{n}"
+            case _:
+                key = f"{base}-{n}-{ev.kind}"
+        return ev.model_copy(update={"id": key, "ts": self._clock.now()})

@@ -1,0 +1,113 @@
+"""What a guardian decides about the agent attempts it watches, as events: outcomes of earlier
+steers, then at most one new intervention per attempt. Pure over a SupervisionState, with the time
+passed in; the guardian actor publishes what this returns (the graph carries out restarts and
+cancels, the agent reads steers before its next model call)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from omoi.policies.supervision import interventions
+from omoi.policies.supervision.signals import Budget, Signal, Thresholds, evaluate
+from omoi.runtime.log.events import (
+    AgentPaused,
+    Event,
+    GuardianIntervened,
+    GuardianOutcome,
+    SignalSeen,
+    TaskCancelRequested,
+    TaskRestartRequested,
+)
+from omoi.runtime.supervision.state import Attempt, SupervisionState, Watch
+
+
+@dataclass(frozen=True)
+class GuardianRules:
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    cooldown_s: float = interventions.COOLDOWN_S
+    max_turns: int = 60  # an attempt's turn limit: the horizon of the burn-rate projection
+
+
+def review(
+    state: SupervisionState, attempts: Iterable[Attempt], now: datetime, rules: GuardianRules, source: str
+) -> list[Event]:
+    """Events for the attempts that moved (or, on a timer, all of them)."""
+    out: list[Event] = []
+    for key in attempts:
+        w = state.watches.get(key)
+        if w is None or w.finished or w.stopping or not w.trajectory.settled:
+            continue
+        budget = Budget(*state.budgets.get(key[0], (None, None)), max_turns=rules.max_turns)
+        signals = evaluate(w.trajectory.since(w.mark), now, rules.thresholds, budget)
+        out += _outcomes(state.run_id, key, w, signals, source)
+        out += _intervention(state.run_id, key, w, signals, now, rules, state.last_seq, source)
+    return out
+
+
+def _outcomes(run_id: str, key: Attempt, w: Watch, signals: list[Signal], source: str) -> list[Event]:
+    out: list[Event] = []
+    for p in w.pending:
+        since = w.trajectory.turns - p.turn
+        if w.unread is not None and w.unread.ref == p.seq:
+            continue  # not read yet: too early to judge
+        triggered = [Signal(n, "act", "") for n in p.signals]
+        worked = interventions.outcome(triggered, signals, since)
+        if worked is None:
+            continue
+        still = tuple(s.name for s in signals if s.name in p.signals and s.level == "act")
+        out.append(
+            GuardianOutcome(
+                run_id=run_id,
+                task_id=key[0],
+                attempt=key[1],
+                intervention=p.seq,
+                worked=worked,
+                turns=since,
+                still=still,
+                source=source,
+            )
+        )
+    return out
+
+
+def _intervention(
+    run_id: str,
+    key: Attempt,
+    w: Watch,
+    signals: list[Signal],
+    now: datetime,
+    rules: GuardianRules,
+    seen: int,
+    source: str,
+) -> list[Event]:
+    history = interventions.History(tuple(w.taken), w.last_at, w.unread is not None)
+    decision = interventions.decide(signals, history, now, rules.cooldown_s)
+    if decision is None:
+        return []
+    task, attempt = key
+    common = {"run_id": run_id, "task_id": task, "attempt": attempt, "source": source}
+    out: list[Event] = [
+        GuardianIntervened(
+            **common,
+            action=decision.action,
+            signals=tuple(
+                SignalSeen(name=s.name, level=s.level, evidence=s.evidence) for s in decision.signals
+            ),
+            message=decision.message,
+            turn=w.trajectory.turns,
+            seen=seen,
+        )
+    ]
+    why = "; ".join(s.evidence for s in decision.signals)
+    match decision.action:
+        case "restart" | "replan":
+            out.append(TaskRestartRequested(**common, reason=f"by the guardian: {why}"))
+        case "cancel":
+            out.append(TaskCancelRequested(**common, reason=f"cancelled by the guardian: {why}"))
+        case "ask_human":
+            out.append(AgentPaused(**common, reason=decision.message))
+        case "steer":
+            pass
+    return out

@@ -1,0 +1,138 @@
+"""What supervision knows about a run, as a fold over its log: each running agent attempt's
+trajectory and what the guardian did about it, which tasks are paused, and the notes waiting to go
+into an agent's next model request.
+
+`apply` is the only way it changes, live or replayed, so a guardian that restarts rebuilds the
+same state and never repeats an intervention it already published. A step costs what changed:
+`take_changed` names the attempts that moved since the last look."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from omoi.runtime.log.events import Event, GuardianAction
+from omoi.runtime.supervision.trajectory import Trajectory
+
+Attempt = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Note:
+    """Text for an agent's next model request; `ref` is the seq of the event that wrote it."""
+
+    ref: int
+    text: str
+
+
+@dataclass
+class Pending:
+    """An intervention whose outcome is not judged yet."""
+
+    seq: int
+    signals: tuple[str, ...]
+    turn: int
+
+
+@dataclass
+class Watch:
+    """One agent attempt under a guardian."""
+
+    trajectory: Trajectory
+    taken: list[GuardianAction] = field(default_factory=list)
+    last_at: datetime | None = None
+    mark: int = 0  # seq of the latest intervention: signals judge what came after it
+    unread: Note | None = None  # a steer not yet in a model request
+    pending: list[Pending] = field(default_factory=list)
+    stopping: bool = False  # restarted or cancelled: nothing more to decide about it
+    finished: bool = False
+
+
+@dataclass
+class SupervisionState:
+    run_id: str
+    watches: dict[Attempt, Watch] = field(default_factory=dict)
+    declared: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task -> files it names
+    budgets: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)  # tokens, USD
+    paused: dict[str, str] = field(default_factory=dict)  # task -> why
+    carried: dict[Attempt, Note] = field(default_factory=dict)  # a note for an attempt not started yet
+    last_seq: int = 0
+    changed: set[Attempt] = field(default_factory=set)
+    _decided: set[str] = field(default_factory=set)  # ids of guardian events applied already
+
+    def apply(self, ev: Event) -> None:
+        """The guardian applies what it publishes at once, and meets it again in the log: an
+        event of its own is applied once."""
+        if ev.kind in ("guardian.intervened", "guardian.outcome"):
+            if ev.id in self._decided:
+                return
+            self._decided.add(ev.id)
+        if ev.seq is not None:
+            self.last_seq = max(self.last_seq, ev.seq)
+        task = getattr(ev, "task_id", "")
+        key = (task, getattr(ev, "attempt", 0))
+        match ev.kind:
+            case "task.added" if ev.spec.agent is not None:
+                self.declared[task] = ev.spec.agent.context
+                self.budgets[task] = (ev.spec.agent.budget_tokens, ev.spec.agent.budget_usd)
+            case "agent.started" if ev.role != "oracle" and key not in self.watches:
+                self.watches[key] = Watch(Trajectory(task, key[1], self.declared.get(task, ())))
+                self.watches[key].trajectory.apply(ev)
+            case "agent.turn" | "agent.tool_called" | "agent.acceptance" if (
+                key in self.watches and ev.role != "oracle"  # an oracle's advice is not the agent's work
+            ):
+                self.watches[key].trajectory.apply(ev)
+                self.changed.add(key)
+            case "agent.finished" if key in self.watches and ev.role != "oracle":
+                self.watches[key].finished = True
+                self.changed.discard(key)
+            case "task.succeeded" | "task.failed" | "task.cancelled" | "task.retrying" | "task.skipped":
+                self._ended(task)
+            case "agent.paused":
+                self.paused[task] = ev.reason
+            case "agent.resumed":
+                self.paused.pop(task, None)
+            case "guardian.intervened" if key in self.watches:
+                names = tuple(s.name for s in ev.signals if s.level == "act")
+                self._intervened(self.watches[key], ev.seq or 0, ev.action, ev.message, ev.ts, names)
+                if ev.action in ("restart", "replan"):
+                    self.carried[(task, key[1] + 1)] = Note(ev.seq or 0, ev.message)
+            case "guardian.delivered" if key in self.watches:
+                w = self.watches[key]
+                if w.unread is not None and w.unread.ref == ev.intervention:
+                    w.unread = None
+                self.carried.pop(key, None)
+            case "guardian.outcome" if key in self.watches:
+                w = self.watches[key]
+                w.pending = [p for p in w.pending if p.seq != ev.intervention]
+            case _:
+                pass
+
+    def _intervened(
+        self, w: Watch, seq: int, action: GuardianAction, message: str, ts: datetime, names: tuple[str, ...]
+    ) -> None:
+        w.taken.append(action)
+        w.last_at, w.mark = ts, seq
+        if action == "steer":  # judged once the agent has read it and taken a few turns
+            w.unread = Note(seq, message)
+            w.pending.append(Pending(seq, names, w.trajectory.turns))
+        elif action != "ask_human":
+            w.stopping = True
+
+    def _ended(self, task: str) -> None:
+        """An attempt that ended is no longer watched: its successor gets a fresh guardian."""
+        for key in [k for k in self.watches if k[0] == task]:
+            del self.watches[key]
+            self.changed.discard(key)
+
+    # ---- queries -------------------------------------------------------------------------------
+
+    def take_changed(self) -> list[Attempt]:
+        keys, self.changed = self.changed, set()
+        return sorted(k for k in keys if k in self.watches)
+
+    def notes(self, task: str, attempt: int) -> list[Note]:
+        """What the attempt's next model request must carry."""
+        w = self.watches.get((task, attempt))
+        out = [n for n in (self.carried.get((task, attempt)), w.unread if w else None) if n is not None]
+        return out
