@@ -45,7 +45,8 @@ async def test_a_repeated_failing_command_is_steered_then_the_attempt_is_restart
     # The third identical failure is enough to act on: the fourth request carries the steer. The
     # restart's words are for the next attempt (the graph starts it; see the last test).
     assert [i for i, text in enumerate(texts) if TAG in text] == [3, 6]
-    assert "exit code 3" in texts[3] and texts[3].index("exit code 3") < texts[3].index(TAG)
+    assert "exit code 3" in texts[3]
+    assert texts[3].index("exit code 3") < texts[3].index(TAG)
     log = rig.events()
     actions = [(e.action, e.turn) for e in of(log, "guardian.intervened")]
     assert actions == [("steer", 3), ("steer", 6), ("restart", 9)]
@@ -102,7 +103,8 @@ async def test_a_paused_agent_waits_before_its_next_model_call_until_resumed(
         # The guardian has judged the log past the agent's start, and the agent still waits.
         await asyncio.wait_for(g.caught_up(started.seq or 0), 10)
         await settle()
-        assert rig.server.requests == [] and not running.done()
+        assert rig.server.requests == []
+        assert not running.done()
         await rig.bus.publish([AgentResumed(run_id="r", task_id="t1")])
         result = await asyncio.wait_for(running, 30)
     assert result.status == "complete"
