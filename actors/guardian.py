@@ -52,6 +52,7 @@ class GuardianActor:
         self._state = SupervisionState(run_id)
         self._log = Subscription(bus, FOLLOWS, poll=min(interval, 30.0))
         self._judged = 0  # the log is judged up to this seq
+        self._held: dict[tuple[str, int], int] = {}
         self._changed = asyncio.Condition()
         self._follower: asyncio.Task[None] | None = None
         self._next_tick = self._clock.monotonic() + interval
@@ -60,10 +61,21 @@ class GuardianActor:
         self._start()
 
     async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
+        """An attempt the guardian is stopping (restart, cancel) makes no more model calls: its
+        call waits here until the graph stops it."""
         self._start()
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._judged >= after and task_id not in self._state.paused)
+        me = (task_id, attempt)
+        self._held[me] = self._held.get(me, 0) + 1
+        try:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._judged >= after and not self._state.holds(*me))
+        finally:
+            self._held[me] -= 1
         return self._state.notes(task_id, attempt)
+
+    async def held(self) -> list[tuple[str, int]]:
+        """The attempts waiting in `before_turn` now (paused, stopping, or the log catching up)."""
+        return sorted(k for k, n in self._held.items() if n > 0)
 
     async def caught_up(self, seq: int) -> int:
         """Return once the log is judged up to `seq`; how far it is judged."""

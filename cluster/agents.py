@@ -14,19 +14,17 @@ from ray.exceptions import RayActorError
 from omoi.actors.agent import AgentActor
 from omoi.actors.budget import BudgetActor
 from omoi.actors.concurrency import ConcurrencyActor
-from omoi.actors.guardian import GuardianActor
 from omoi.cluster.connect import NAMESPACE, actor_name
 from omoi.cluster.handles import BusProxy, Named, call
 from omoi.cluster.hosting import host
+from omoi.cluster.supervision import GuardianProxy
 from omoi.policies.model_calls import ModelRules
-from omoi.policies.supervision.guardian import GuardianRules
-from omoi.runtime.config import AgentSettings, ModelSettings, SupervisionSettings
+from omoi.runtime.config import AgentSettings, ModelSettings
 from omoi.runtime.errors import AgentLostError, SandboxError
 from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.run.execution import AgentResult, TaskRequest
 from omoi.runtime.sandbox.seam import ExecResult
 from omoi.runtime.sandbox.workspace import SearchHit
-from omoi.runtime.supervision.state import Note
 
 CONCURRENCY = "omoi/cluster/concurrency"  # one for the cluster: limits hold across runs
 
@@ -69,14 +67,6 @@ class SlotsProxy(Named):
 class BudgetProxy(Named):
     async def admit(self, task_id: str, after: int = 0) -> None:
         await call(self.handle.admit.remote(task_id, after))
-
-
-class GuardianProxy(Named):
-    """SupervisionPort over the run's guardian actor."""
-
-    async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
-        notes: list[Note] = await call(self.handle.before_turn.remote(task_id, attempt, after))
-        return notes
 
 
 class SlotTools:
@@ -224,27 +214,6 @@ def start_concurrency() -> Any:
 class HostedBudget(BudgetActor):
     def __init__(self, run_id: str) -> None:
         super().__init__(run_id, BusProxy(actor_name(run_id, "bus")))
-
-
-class HostedGuardian(GuardianActor):
-    def __init__(self, run_id: str, settings: SupervisionSettings, max_turns: int) -> None:
-        rules = GuardianRules(cooldown_s=settings.guardian_cooldown, max_turns=max_turns)
-        super().__init__(
-            run_id,
-            BusProxy(actor_name(run_id, "bus")),
-            rules=rules,
-            interval=settings.guardian_interval,
-            enabled=settings.supervision == "on",
-            name=actor_name(run_id, "guardian"),
-        )
-
-
-def start_guardian(run_id: str, settings: SupervisionSettings, max_turns: int) -> Any:
-    """Its settings are read where the run starts (validated there), not in a Ray worker."""
-    return host(
-        HostedGuardian, run_id, settings, max_turns, actor=actor_name(run_id, "guardian"),
-        restarts="always", node="here",
-    )  # fmt: skip
 
 
 def start_budget(run_id: str) -> Any:

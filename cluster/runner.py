@@ -13,10 +13,11 @@ import ray
 import structlog
 
 from omoi.cluster import deploy
-from omoi.cluster.agents import AgentEnv, start_budget, start_concurrency, start_guardian
+from omoi.cluster.agents import AgentEnv, start_budget, start_concurrency
 from omoi.cluster.connect import actor_name, here, kill_run_actors, run_actor_names
 from omoi.cluster.handles import BusProxy
 from omoi.cluster.spec import start_spec
+from omoi.cluster.supervision import start_supervision
 from omoi.runtime.config import agent_settings, model_settings, sandbox_settings, supervision_settings
 from omoi.runtime.errors import InputError, SandboxError
 from omoi.runtime.git.repo import clear_stale_locks
@@ -298,20 +299,20 @@ def launch(
             ray.get(bus.publish.remote([e.model_copy(update={"ts": now}) for e in first_events]))
         budget = start_budget(paths.run_id)
         budget_following = budget.start.remote()
-        guardian = start_guardian(paths.run_id, supervision_settings(), env.agents.max_turns)
-        guardian_following = guardian.start.remote()
+        supervision = start_supervision(paths.run_id, supervision_settings(), env.agents.max_turns)
+        following = [actor.start.remote() for actor in supervision]
         start_concurrency()
         sandboxes = deploy.RaySandboxes(
             paths.run_id, BusProxy(actor_name(paths.run_id, "bus")), backend, placement, env
         )
-        keep = [budget, guardian]
+        keep = [budget, *supervision]
         if state.awaiting_spec:
             spec = start_spec(paths, state.started.base_commit, env)
             keep += [spec, spec.run.remote()]  # it drives itself; the graph follows the log
         # Slots for the tasks there are (a goal's come later): one task needs one slot, not max_parallel.
         slots_now = max_parallel if state.started.goal else min(max_parallel, len(state.tasks))
         sandboxes.warm(0 if state.started.plan_only else slots_now, agents=min(slots_now, agents_ahead))
-        ray.get([budget_following, guardian_following])
+        ray.get([budget_following, *following])
         integrator = deploy.start_integrator(paths.run_id, paths.repo.git_dir, sandboxes)
         keep += [integrator, integrator.run.remote()]  # it follows the log until the run ends
         graph = deploy.start_graph(

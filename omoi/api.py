@@ -30,6 +30,8 @@ from omoi.runtime.git.repo import commit_of, git, inspect_repo
 from omoi.runtime.log.events import (
     AgentAnswered,
     AgentNeedsInput,
+    AgentPaused,
+    AgentResumed,
     BudgetRaised,
     Event,
     MergeHumanResolved,
@@ -363,6 +365,59 @@ def raise_budget(
     ev = BudgetRaised(run_id=run_id, scope=scope, add_tokens=tokens, add_usd=usd, source="user")
     (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
     return seq
+
+
+def pause(
+    run_id: str,
+    task_id: str,
+    repo: str | Path,
+    *,
+    reason: str = "paused by user",
+    state_dir: str | Path | None = None,
+) -> int:
+    """Hold TASK_ID's agent before its next model call, until `resume_task`; returns the seq."""
+    paused = _agent_task(run_id, task_id, repo, state_dir)
+    if paused:
+        raise InputError(f"task '{task_id}' of run '{run_id}' is already paused")
+    (seq,) = inject(
+        run_id,
+        repo,
+        [AgentPaused(run_id=run_id, task_id=task_id, reason=reason, source="user")],
+        state_dir=state_dir,
+    )
+    return seq
+
+
+def resume_task(run_id: str, task_id: str, repo: str | Path, *, state_dir: str | Path | None = None) -> int:
+    """Let a paused agent (by a person or by the guardian asking for one) go on; returns the seq."""
+    paused = _agent_task(run_id, task_id, repo, state_dir)
+    if not paused:
+        raise InputError(f"task '{task_id}' of run '{run_id}' is not paused")
+    (seq,) = inject(
+        run_id, repo, [AgentResumed(run_id=run_id, task_id=task_id, source="user")], state_dir=state_dir
+    )
+    return seq
+
+
+def _agent_task(run_id: str, task_id: str, repo: str | Path, state_dir: str | Path | None) -> bool:
+    """Whether the task is paused, refusing a task that is not an unfinished agent task."""
+    log_ = events(run_id, repo, state_dir=state_dir)
+    state = fold(run_id, log_)
+    t = state.tasks.get(task_id)
+    if t is None:
+        agents = sorted(i for i, x in state.tasks.items() if x.spec.agent is not None)
+        hint = f"; its agent tasks: {', '.join(agents)}" if agents else ""
+        raise InputError(f"run '{run_id}' has no task '{task_id}'{hint}")
+    if t.spec.agent is None:
+        raise InputError(f"task '{task_id}' runs a command, not an agent: there is no model call to hold")
+    if t.terminal:
+        raise InputError(f"task '{task_id}' of run '{run_id}' has ended ({t.status})")
+    holds = [
+        e.kind
+        for e in log_
+        if e.kind in ("agent.paused", "agent.resumed") and getattr(e, "task_id", "") == task_id
+    ]
+    return bool(holds) and holds[-1] == "agent.paused"
 
 
 def resolve(

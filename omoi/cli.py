@@ -285,16 +285,28 @@ def reject(run_id: str, phase: str, reason: str, repo: str, state_dir: str | Non
 
 @main.command()
 @click.argument("run_id")
+@click.argument("task_id", required=False)
 @repo_option
 @click.option("--max-parallel", type=int, default=None, help="Override the run's parallelism.")
 @address_option
 @state_option
 @guard
 def resume(
-    run_id: str, repo: str, max_parallel: int | None, address: str | None, state_dir: str | None
+    run_id: str,
+    task_id: str | None,
+    repo: str,
+    max_parallel: int | None,
+    address: str | None,
+    state_dir: str | None,
 ) -> None:
-    """Continue RUN_ID from its log: what succeeded stays done, the rest runs."""
+    """Continue RUN_ID from its log: what succeeded stays done, the rest runs. With TASK_ID: let
+    that paused agent go on (see `omoi pause`)."""
     from omoi import api
+
+    if task_id is not None:
+        seq = api.resume_task(run_id, task_id, repo, state_dir=state_dir)
+        out.print(f"resumed task {task_id} of run {run_id} (event {seq})")
+        return
 
     done = api.status(run_id, repo, state_dir=state_dir).finished
     if done is not None:
@@ -323,6 +335,23 @@ def answer(run_id: str, task_id: str, text: str, repo: str, state_dir: str | Non
 
     seq = api.answer(run_id, task_id, text, repo, state_dir=state_dir)
     out.print(f"answered task {task_id} of run {run_id} (event {seq})")
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("task_id")
+@click.option("--reason", default="paused by user", show_default=True, help="Why, for the log.")
+@repo_option
+@state_option
+@guard
+def pause(run_id: str, task_id: str, reason: str, repo: str, state_dir: str | None) -> None:
+    """Hold TASK_ID's agent before its next model call until `omoi resume RUN_ID TASK_ID`."""
+    from omoi import api
+
+    seq = api.pause(run_id, task_id, repo, reason=reason, state_dir=state_dir)
+    out.print(
+        f"paused task {task_id} of run {run_id} (event {seq}); `omoi resume {run_id} {task_id}` lets it go on"
+    )
 
 
 @main.command("raise-budget")

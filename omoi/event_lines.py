@@ -1,5 +1,5 @@
 """One line per event worth a line, for the plain (non-TTY) progress and the lines printed
-above the live table: the spec's steps and the merge queue's."""
+above the live table: the spec's steps, the merge queue's and the guardian's."""
 
 from __future__ import annotations
 
@@ -73,4 +73,21 @@ def merge_line(stamp: str, ev: Event) -> str | None:
             return f"{stamp} {' + '.join(ev.tasks):<20} predicted conflict in {', '.join(ev.files)}"
         case "delivery.ready":
             return f"{stamp} delivered {ev.branch}" + (f" -> {ev.pull_request}" if ev.pull_request else "")
+    return None
+
+
+def guardian_line(stamp: str, ev: Event) -> str | None:
+    """What supervision did to an agent: interventions (with the evidence), outcomes, pauses."""
+    match ev.kind:
+        case "guardian.intervened":
+            seen = "; ".join(s.evidence for s in ev.signals)[:160]
+            hint = f"\n{'':>10} omoi resume {ev.run_id} {ev.task_id}" if ev.action == "ask_human" else ""
+            return f"{stamp} {ev.task_id:<20} guardian  {ev.action} (turn {ev.turn}): {seen}{hint}"
+        case "guardian.outcome":
+            verdict = "worked" if ev.worked else f"did not work ({', '.join(ev.still)} again)"
+            return f"{stamp} {ev.task_id:<20} guardian  steer at seq {ev.intervention} {verdict}"
+        case "agent.paused":
+            return f"{stamp} {ev.task_id:<20} paused    {ev.reason[:120]}"
+        case "agent.resumed":
+            return f"{stamp} {ev.task_id:<20} resumed"
     return None

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from omoi.event_lines import merge_line, spec_line
+from omoi.event_lines import guardian_line, merge_line, spec_line
 from omoi.runtime import names
 from omoi.runtime.log.events import Event
 from omoi.runtime.run.state import STATUSES, RunState
@@ -149,6 +149,8 @@ class Progress:
                 return spec_line(stamp, ev)
             case kind if kind.startswith(("merge.", "verify.", "delivery.")):
                 return merge_line(stamp, ev)
+            case kind if kind.startswith(("guardian.", "agent.paused", "agent.resumed")):
+                return guardian_line(stamp, ev)
             case _:
                 return None
 
@@ -201,6 +203,8 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
     retries: Counter[str] = Counter()
     rounds: Counter[str] = Counter()
     merged_how: dict[str, str] = {}  # the last rung that resolved each task's merge
+    actions: Counter[str] = Counter()  # the guardian's interventions, by action
+    worked: Counter[bool] = Counter()  # and the steers judged
     spec_tokens, spec_usd = 0, 0.0  # the spec's agents (task ids spec-*): intent, phases, reviews
     for ev in events:
         task = getattr(ev, "task_id", "")
@@ -215,12 +219,24 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
                 rounds[task] += 1
             case "merge.resolved":
                 merged_how[task] = ev.how
+            case "guardian.intervened":
+                actions[ev.action] += 1
+            case "guardian.outcome":
+                worked[ev.worked] += 1
     branch = state.finished.branch if state.finished else None
     ended = state.finished.status if state.finished else "unfinished"
     table = Table(
         title=f"run {state.run_id}: {ended} in {wall_s:.1f}s",
         title_justify="left",
-        caption="\n".join(x for x in (f"branch: {branch}" if branch else "", _merges(state, merged_how)) if x)
+        caption="\n".join(
+            x
+            for x in (
+                f"branch: {branch}" if branch else "",
+                _merges(state, merged_how),
+                _guarded(actions, worked),
+            )
+            if x
+        )
         or None,
         caption_justify="left",
     )
@@ -270,6 +286,16 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
         f"${state.cost_usd:.4f}",
     )
     return table
+
+
+def _guarded(actions: Counter[str], worked: Counter[bool]) -> str:
+    """One line of what the guardian did: interventions by action, and how many steers worked."""
+    if not actions:
+        return ""
+    line = "interventions: " + ", ".join(f"{n} {a}" for a, n in sorted(actions.items()))
+    if worked:
+        line += f" ({worked[True]} worked, {worked[False]} did not)"
+    return line
 
 
 def _merges(state: RunState, how: dict[str, str]) -> str:

@@ -218,6 +218,16 @@ class SupervisionSettings(BaseSettings):
     guardian_cooldown: float = Field(
         default=300.0, ge=0, le=86400, description="seconds between two interventions on one agent"
     )
+    discovery_max: int = Field(default=20, ge=0, le=10_000, description="discovered tasks per run")
+    discovery_per_task: int = Field(
+        default=5, ge=0, le=1000, description="discovered tasks one task may spawn"
+    )
+    discovery_depth: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="how deep a chain of discoveries may go (discovered by discovered ...)",
+    )
 
 
 def supervision_settings() -> SupervisionSettings:

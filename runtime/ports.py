@@ -8,6 +8,7 @@ from typing import Protocol
 
 from omoi.runtime.log.events import Event
 from omoi.runtime.run.execution import AgentResult, TaskRequest, TaskResult
+from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.supervision.state import Note
 
 
@@ -56,6 +57,12 @@ class BudgetPort(Protocol):
         """Return when a model call for this task may start, judged on the log up to seq `after`
         at least (the caller's own last turn counts): at once, or when a raise lifts the task's or
         the run's spent budget."""
+        ...
+
+
+class GraphPort(Protocol):
+    async def add_tasks(self, specs: Sequence[TaskSpec]) -> list[str]:
+        """Add tasks to the live DAG (validated first: a refused batch adds nothing)."""
         ...
 
 

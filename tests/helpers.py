@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -134,3 +134,11 @@ async def first_event(bus: BusPort, kind: str, timeout: float = 30.0) -> Event:
                 after = e.seq or after
                 if e.kind == kind:
                     return e
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
+    """Poll an async condition on the world outside the test's control (a process doing real I/O)
+    until it holds; the deadline only bounds a hung test."""
+    async with asyncio.timeout(timeout):
+        while not await check():  # noqa: ASYNC110 - there is no event to wait on for this state
+            await asyncio.sleep(0.01)

@@ -8,6 +8,7 @@ every turn and tool call, leases and budget checks, against an SDK loop with no 
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import statistics
 import time
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from omoi.bench.common import scratch_repo
 from omoi.cluster.agents import AgentEnv
-from omoi.cluster.connect import connect
+from omoi.cluster.connect import NAMESPACE, actor_name, connect
 from omoi.cluster.runner import launch
 from omoi.runtime.config import AgentSettings, model_settings
 from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
@@ -107,9 +108,30 @@ def _stages(events: list[Any], first_call: dict[str, float]) -> Stages:
     return out
 
 
-def _omoi(n: int, server: ScriptedModelServer) -> tuple[Measured, Stages]:
-    with scratch_repo({"README.md": "bench\n"}) as repo:
-        return _omoi_run(n, server, repo)
+def _omoi(n: int, server: ScriptedModelServer, supervision: str = "on") -> tuple[Measured, Stages]:
+    """One run of n agents, with the guardian's signals and interventions on or off. Each agent's
+    memory includes its share of the guardian's process (one per run, for all its agents)."""
+    before = os.environ.get("OMOI_SUPERVISION")
+    os.environ["OMOI_SUPERVISION"] = supervision  # read where the run starts, as a user sets it
+    try:
+        with scratch_repo({"README.md": "bench\n"}) as repo:
+            return _omoi_run(n, server, repo)
+    finally:
+        if before is None:
+            del os.environ["OMOI_SUPERVISION"]
+        else:
+            os.environ["OMOI_SUPERVISION"] = before
+
+
+def _guardian_mb(run_id: str) -> float:
+    guardian = ray.get_actor(actor_name(run_id, "guardian"), namespace=NAMESPACE)
+    peaks: list[float] = ray.get([guardian.__ray_call__.remote(_peak_mb)])
+    return peaks[0]
+
+
+def _peak_mb(_: object) -> float:
+    """The peak resident memory of the process this runs in (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured, Stages]:
@@ -125,6 +147,7 @@ def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured
         finished = handle.wait()
         if finished.status != "succeeded":
             raise RuntimeError(f"benchmark run ended {finished.status}: {finished.error}")
+        guardian_share = _guardian_mb(paths.run_id) / n
     finally:
         handle.shutdown()
     with contextlib.closing(open_log(paths)) as log:
@@ -137,29 +160,32 @@ def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured
     calls = sum(1 for e in events if e.kind == "agent.tool_called")
     start = min(ready.values())
     end = max(e.ts.timestamp() for e in events if e.kind == "agent.finished")
-    rss = [e.rss_mb for e in events if e.kind == "agent.finished"]  # type: ignore[union-attr]
+    rss = [e.rss_mb + guardian_share for e in events if e.kind == "agent.finished"]  # type: ignore[union-attr]
     measured = end - start, [first_call[t] - ready[t] for t in ready], calls, rss
     return measured, _stages(events, first_call)
 
 
-def agents(*, n: int = 10, turns: int = 5, address: str | None = None) -> Table:
+def agents(*, n: int = 10, turns: int = 5, address: str | None = None, supervision: bool = False) -> Table:
+    """With `supervision`, omoi runs twice, the guardian's signals off then on (`OMOI_SUPERVISION`)."""
     if n < 1 or turns < 2:
         raise ValueError("--agents must be at least 1 and --turns at least 2")
     connect(address, include_dashboard=False)
     with ScriptedModelServer(parse_script(_script(turns))) as server:
         _baseline(min(n, 2), server.url)  # warm the worker pool
         plain = _baseline(n, server.url)
-        ours, stages = _omoi(n, server)
+        off = _omoi(n, server, "off")[0] if supervision else None
+        ours, stages = _omoi(n, server, "on")
     table = Table(
         title=f"omoi bench agents: {n} agents at once, {turns} model turns and {2 * (turns - 1) + 1} tool "
         "calls each;\nscripted model, no added latency, no concurrency limit"
     )
     for col in ("path", "wall s", "tool calls/s", "ready -> 1st request p50 ms", "p99 ms", "RSS/agent MB"):
         table.add_column(col, justify="left" if col == "path" else "right")
-    for name, (wall, latency, calls, rss) in (
-        ("plain Ray actors + SDK, tools not executed", plain),
-        ("omoi agents (sandbox tools, events, leases, budget)", ours),
-    ):
+    rows = [("plain Ray actors + SDK, tools not executed", plain)]
+    if off is not None:
+        rows.append(("omoi agents, OMOI_SUPERVISION=off", off))
+    rows.append(("omoi agents (sandbox tools, events, leases, budget, guardian)", ours))
+    for name, (wall, latency, calls, rss) in rows:
         ordered = sorted(latency)
         p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
         table.add_row(
@@ -177,4 +203,10 @@ def agents(*, n: int = 10, turns: int = 5, address: str | None = None) -> Table:
         "call that starts the conversation); RSS is each agent process's peak\n"
         "omoi's latency by step (medians): " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in stages.items())
     )
+    if off is not None:
+        table.caption += (
+            f"\nsupervision on/off: tool calls/s {ours[2] / ours[0] / (off[2] / off[0]):.2f}x, "
+            f"RSS/agent (its share of the guardian's process included) "
+            f"{statistics.mean(ours[3]) / statistics.mean(off[3]):.2f}x"
+        )
     return table

@@ -46,15 +46,18 @@ def bench_bus(n_events: int, batch: int, address: str | None) -> None:
 @bench.command("agents")
 @click.option("--agents", "n", type=int, default=10, show_default=True, help="Concurrent agents.")
 @click.option("--turns", type=int, default=5, show_default=True, help="Model turns per agent.")
+@click.option(
+    "--supervision", is_flag=True, help="Also run omoi with the guardian off, and compare (on/off)."
+)
 @address_option
 @guard
-def bench_agents(n: int, turns: int, address: str | None) -> None:
+def bench_agents(n: int, turns: int, supervision: bool, address: str | None) -> None:
     """N scripted agents at once: tool calls/s, ready-to-first-request latency, memory per agent."""
     from omoi.bench import agents as b
 
     if n < 1 or turns < 2:
         raise InputError("--agents must be at least 1 and --turns at least 2")
-    out.print(b.agents(n=n, turns=turns, address=address))
+    out.print(b.agents(n=n, turns=turns, address=address, supervision=supervision))
 
 
 @bench.command("explore")

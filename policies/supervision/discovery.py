@@ -1,5 +1,6 @@
 """Which discoveries become tasks: de-duplication against the run's tasks and earlier discoveries,
-and the bounds on discovered work. Pure over plain values.
+the bounds on discovered work, and the events that spawn a task and hold its reporter. Pure over
+plain values and a DiscoveryState.
 
 Similarity is deterministic and cheap: the Jaccard index of the two texts' word sets (lower case,
 words of 3+ letters, common English words left out), title and description together. Two
@@ -11,6 +12,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from omoi.runtime.log.events import (
+    AgentDiscovery,
+    AgentPaused,
+    AgentResumed,
+    DiscoveryRecorded,
+    DiscoveryRejected,
+    DiscoveryTaskSpawned,
+    Event,
+    TaskRestartRequested,
+)
+from omoi.runtime.run.tasks import AgentSpec, TaskSpec
+from omoi.runtime.supervision.discoveries import RELEASE, DiscoveryState
 
 KINDS = (
     "bug",
@@ -79,3 +93,67 @@ def refusal(
             f"(OMOI_DISCOVERY_PER_TASK is {limits.per_task})"
         )
     return None
+
+
+def decide(state: DiscoveryState, limits: Limits, source: str) -> list[Event]:
+    """Events for every undecided report (in log order) and every reporter to release. A spawned
+    task's id is `disc-<n>`, n counting the run's discovered tasks; its text is the report's."""
+    out: list[Event] = []
+    spawned, counts = len(state.spawned), dict(state.by_reporter)
+    known = dict(state.known)
+    for seq, report in sorted(state.undecided.items()):
+        common = {
+            "run_id": state.run_id,
+            "task_id": report.task_id,
+            "attempt": report.attempt,
+            "source": source,
+        }
+        key = f"discovery-{state.run_id}-{seq}"  # ids from what they decide: a replay writes nothing twice
+        text = f"{report.title} {report.description}"
+        depth = state.depth.get(report.task_id, 0) + 1
+        why = refusal(report.type, depth, spawned, counts.get(report.task_id, 0), limits)
+        dup = None if why else duplicate_of(text, known)
+        if why or dup:
+            reason = why or f"it repeats {dup}"
+            out.append(
+                DiscoveryRejected(
+                    **common, id=f"{key}-rejected", discovery=seq, reason=reason, duplicate_of=dup
+                )
+            )
+            continue
+        spawned += 1
+        counts[report.task_id] = counts.get(report.task_id, 0) + 1
+        new_id = next(f"disc-{n}" for n in range(spawned, spawned + 1000) if f"disc-{n}" not in state.tasks)
+        known[new_id] = text
+        spec = TaskSpec(
+            id=new_id,
+            description=f"[{report.type}, {report.priority}] {report.title}",
+            agent=AgentSpec(prompt=prompt_of(report)),
+        )
+        out += [
+            DiscoveryRecorded(**common, discovery=seq, title=report.title),
+            DiscoveryTaskSpawned(
+                **common, discovery=seq, spec=spec, depth=depth, blocks=report.blocks_current
+            ),
+        ]
+        if report.blocks_current:
+            out.append(AgentPaused(**common, reason=f"waiting for {new_id} ({report.title}) to be merged"))
+    for task, w, merged in state.releasable():
+        common = {"run_id": state.run_id, "task_id": w.reporter, "attempt": w.attempt}
+        out.append(AgentResumed(**common, source=f"{RELEASE}{task}"))
+        if merged:  # start again from the integration head, which now holds the discovered work
+            out.append(
+                TaskRestartRequested(
+                    **common, source=source, reason=f"{task} was merged: going on with its work"
+                )
+            )
+    return out
+
+
+def prompt_of(report: AgentDiscovery) -> str:
+    evidence = f"\n\nEvidence: {report.evidence}" if report.evidence else ""
+    return (
+        f"{report.title}\n\n{report.description}{evidence}\n\n"
+        f"(Found by the agent of task {report.task_id} while it worked; a {report.type}, "
+        f"priority {report.priority}.)"
+    )

@@ -295,9 +295,7 @@ class AgentLoop:
                 if outcome.finish is not None:
                     claim = (outcome.finish.status, outcome.finish.summary)
                 if (d := outcome.discovery) is not None:
-                    events.append(
-                        AgentDiscovery(**self._common(), category=d.category, title=d.title, detail=d.detail)
-                    )
+                    events.append(AgentDiscovery(**self._common(), **d.model_dump()))
             events.append(
                 AgentToolCalled(
                     **self._common(),

@@ -79,12 +79,23 @@ class TodoWrite(_Args):
     items: list[Todo]
 
 
-class ReportDiscovery(_Args):
-    """Record something found beyond this task (a bug, a missing requirement) for later work."""
+DiscoveryType = Literal[
+    "bug", "missing_requirement", "optimization", "security", "performance", "integration",
+    "tech_debt", "clarification",
+]  # fmt: skip
 
-    category: Literal["bug", "missing_requirement", "risk", "idea", "note"]
-    title: str = Field(min_length=1)
-    detail: str = ""
+
+class ReportDiscovery(_Args):
+    """Report work found beyond this task (a bug, a missing requirement, ...). The runtime may turn
+    it into a new task of the run. With blocks_current, this task waits for that task to be merged
+    and then starts again from the merged result."""
+
+    type: DiscoveryType
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1, description="what the new work is, enough to do it")
+    evidence: str = Field(default="", description="where you saw it: files, lines, output")
+    priority: Literal["low", "medium", "high", "critical"] = "medium"
+    blocks_current: bool = Field(default=False, description="this task cannot be finished without it")
 
 
 class Finish(_Args):

@@ -248,13 +248,19 @@ class AgentAnswered(TaskEvent):
     answer: str = Field(min_length=1)
 
 
+Priority = Literal["low", "medium", "high", "critical"]
+
+
 class AgentDiscovery(AgentEvent):
-    """Something an agent found beyond its task (a bug, a missing requirement): kept for later."""
+    """Work an agent found beyond its task; the discovery actor decides whether it becomes a task."""
 
     kind: Literal["agent.discovery"] = "agent.discovery"
-    category: str
+    type: str
     title: str
-    detail: str = ""
+    description: str = ""
+    evidence: str = ""
+    priority: Priority = "medium"
+    blocks_current: bool = False
 
 
 class AgentFinished(AgentEvent):
@@ -493,6 +499,33 @@ class AgentResumed(TaskEvent):
     kind: Literal["agent.resumed"] = "agent.resumed"
 
 
+class DiscoveryRecorded(TaskEvent):
+    """A discovery the discovery actor accepted; `task_id` is the reporter."""
+
+    kind: Literal["discovery.recorded"] = "discovery.recorded"
+    discovery: int = Field(description="seq of the agent.discovery event")
+    title: str
+
+
+class DiscoveryTaskSpawned(TaskEvent):
+    """The task a discovery became, added to the live DAG; `task_id` is the reporter."""
+
+    kind: Literal["discovery.task_spawned"] = "discovery.task_spawned"
+    discovery: int
+    spec: TaskSpec
+    depth: int = Field(
+        ge=1, description="1 when a planned task reported it, one more per discovered reporter"
+    )
+    blocks: bool = Field(default=False, description="the reporter waits for it to merge, then starts again")
+
+
+class DiscoveryRejected(TaskEvent):
+    kind: Literal["discovery.rejected"] = "discovery.rejected"
+    discovery: int
+    reason: str
+    duplicate_of: str | None = Field(default=None, description="the task or discovery it repeats")
+
+
 GuardianAction = Literal["steer", "restart", "replan", "cancel", "ask_human"]
 
 
@@ -600,7 +633,10 @@ Event = Annotated[
     | AgentResumed
     | GuardianIntervened
     | GuardianDelivered
-    | GuardianOutcome,
+    | GuardianOutcome
+    | DiscoveryRecorded
+    | DiscoveryTaskSpawned
+    | DiscoveryRejected,
     Field(discriminator="kind"),
 ]
 

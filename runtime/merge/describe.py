@@ -35,7 +35,7 @@ def describe(run_id: str, log: list[Event]) -> str:
         lines.append(f"- **{t.id}**: {t.status}{merged}. {what}".rstrip())
     found = [e for e in log if e.kind == "agent.discovery"]
     if found:
-        lines += ["", "## Discoveries", ""] + [f"- [{e.category}] {e.title} ({e.task_id})" for e in found]
+        lines += ["", "## Discoveries", ""] + [f"- [{e.type}] {e.title} ({e.task_id})" for e in found]
     story = [
         e
         for e in log

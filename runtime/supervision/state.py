@@ -88,6 +88,10 @@ class SupervisionState:
                 self.changed.discard(key)
             case "task.succeeded" | "task.failed" | "task.cancelled" | "task.retrying" | "task.skipped":
                 self._ended(task)
+            case "task.restart_requested" | "task.cancel_requested":  # by anyone: no more model calls
+                for (t, n), w in self.watches.items():
+                    if t == task and ev.attempt in (0, n):
+                        w.stopping = True
             case "agent.paused":
                 self.paused[task] = ev.reason
             case "agent.resumed":
@@ -130,6 +134,11 @@ class SupervisionState:
     def take_changed(self) -> list[Attempt]:
         keys, self.changed = self.changed, set()
         return sorted(k for k in keys if k in self.watches)
+
+    def holds(self, task: str, attempt: int) -> bool:
+        """Whether the attempt must not make a model call now: paused, or being stopped."""
+        w = self.watches.get((task, attempt))
+        return task in self.paused or (w is not None and w.stopping)
 
     def notes(self, task: str, attempt: int) -> list[Note]:
         """What the attempt's next model request must carry."""

@@ -271,7 +271,11 @@ async def test_malformed_tool_input_is_answered_with_the_problem_and_a_discovery
     rig = rig_for(
         worker(
             {"tools": [call("read_file", file="README.md")]},
-            {"tools": [call("report_discovery", category="bug", title="README is terse", detail="one word")]},
+            {
+                "tools": [
+                    call("report_discovery", type="bug", title="README is terse", description="one word")
+                ]
+            },
             {"text": "[TASK COMPLETE]"},
         )
     )
@@ -281,7 +285,7 @@ async def test_malformed_tool_input_is_answered_with_the_problem_and_a_discovery
     assert "path" in feedback
     assert "file" in feedback
     (found,) = rig.events("agent.discovery")
-    assert (found.category, found.title) == ("bug", "README is terse")  # type: ignore[attr-defined]
+    assert (found.type, found.title, found.blocks_current) == ("bug", "README is terse", False)  # type: ignore[attr-defined]
 
 
 def test_markers_are_recognised_only_at_the_end_of_a_message() -> None:

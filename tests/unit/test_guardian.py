@@ -5,6 +5,7 @@ in the agent's next request; a restart request stops the attempt in the graph an
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from omoi.runtime.run.state import fold
 from omoi.runtime.testing import FakeClock
 from tests.agents import AgentRig, call
 from tests.conftest import RepoFactory
+from tests.helpers import eventually
 from tests.unit.test_graph_actor import Harness, settle, t
 
 TAG = "[omoi guardian]"
@@ -28,6 +30,10 @@ def guardian(rig: AgentRig, *, cooldown: float = 0.0, enabled: bool = True) -> G
     )
 
 
+async def _is(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
+
+
 def of(events: list[Event], kind: str) -> list[Any]:
     return [e for e in events if e.kind == kind]
 
@@ -39,8 +45,14 @@ async def test_a_repeated_failing_command_is_steered_then_the_attempt_is_restart
     await rig.bus.publish([RunStarted(run_id="r", repo="x", base_commit="c")])
     g = guardian(rig)
     with rig.server:
-        result = await rig.run(supervision=g)
-    assert result.status == "complete"
+        running = asyncio.create_task(rig.run(supervision=g))
+        await rig.wait_for("task.restart_requested")
+        # Being restarted, the attempt makes no more model calls: the graph will stop it.
+        await eventually(lambda: _is(g.held(), [("t1", 1)]), "the agent is held before its tenth call")
+        assert len(rig.server.requests) == 9
+        assert not running.done()
+        running.cancel()
+        await g.stop()
     texts = [r.last_user_text for r in rig.server.requests]
     # The third identical failure is enough to act on: the fourth request carries the steer. The
     # restart's words are for the next attempt (the graph starts it; see the last test).

@@ -1,0 +1,93 @@
+"""Supervision in real runs on the shared local Ray cluster: the guardian actor next to agent
+actors, real worktrees, the real SDK against the scripted model server, the `omoi` CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from omoi import api
+from omoi.cluster.connect import NAMESPACE
+from omoi.runtime.run.plan import parse_plan
+from tests.agents import call, env
+from tests.conftest import RepoFactory, run_git
+from tests.helpers import gate_cmd, has, of, omoi, wait_for_events, wait_until
+
+pytestmark = pytest.mark.ray
+
+TAG = "[omoi guardian]"
+FAIL = {"tools": [call("run", command="python -c 'import no_such_jwt_module'")]}
+FINISH = {"tools": [call("finish", status="complete", summary="done")]}
+
+
+def _plan(*tasks: dict[str, Any]) -> Any:
+    return parse_plan(json.dumps({"tasks": list(tasks)}))
+
+
+def test_an_agent_that_ignores_two_steers_is_restarted_and_its_next_attempt_is_told_why(
+    ray_address: str, make_repo: RepoFactory, model_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMOI_GUARDIAN_COOLDOWN", "0")  # each rung as soon as its signals are back
+    server = model_server(
+        {
+            "tasks": {
+                "stuck/1/worker": {"*": [FAIL] * 9 + [FINISH]},
+                "stuck/2/worker": {
+                    "*": [{"tools": [call("write_file", path="auth.py", content="TOKEN = 'x'\n")]}, FINISH]
+                },
+            }
+        }
+    )
+    repo = make_repo({"README.md": "demo\n"})
+    plan = _plan({"id": "stuck", "agent": {"prompt": "add JWT auth"}, "retries": 0})
+    finished = api.exec_plan(plan, repo, run_id="steered", sandbox="local", agents=env(server))
+    assert finished.status == "succeeded", finished.error
+    log = api.events("steered", repo)
+    steps = [(e.action, e.attempt, e.turn) for e in of(log, "guardian.intervened")]  # type: ignore[attr-defined]
+    assert steps == [("steer", 1, 3), ("steer", 1, 6), ("restart", 1, 9)]
+    first = [r.last_user_text for r in server.requests_for("stuck") if r.agent == "stuck/1/worker"]
+    assert len(first) == 9, "the attempt being restarted made no tenth call"
+    assert [i for i, text in enumerate(first) if TAG in text] == [3, 6]
+    (retry,) = of(log, "task.retrying", "stuck")
+    assert retry.reason.startswith("restarted: by the guardian: one call failed 3 times")  # type: ignore[attr-defined]
+    assert not retry.counts_as_failure  # type: ignore[attr-defined]
+    second = [r.last_user_text for r in server.requests_for("stuck") if r.agent == "stuck/2/worker"]
+    assert f"{TAG} This is a new attempt" in second[0]
+    delivered = [(e.attempt, e.turn) for e in of(log, "guardian.delivered")]  # type: ignore[attr-defined]
+    assert delivered == [(1, 4), (1, 7), (2, 1)]
+    assert "auth.py" in run_git(repo, "ls-tree", "--name-only", "omoi/steered/_merged")
+
+
+def test_omoi_pause_holds_an_agent_before_its_model_call_until_omoi_resume(
+    ray_address: str, make_repo: RepoFactory, model_server: Any, tmp_path: Path
+) -> None:
+    server = model_server({"tasks": {"a": {"worker": [FINISH]}}})
+    repo = make_repo()
+    gate = tmp_path / "gate"
+    plan = _plan(
+        {"id": "first", "run": gate_cmd(gate, "true")},
+        {"id": "a", "deps": ["first"], "agent": {"prompt": "do a"}},
+    )
+    with api.start(plan, repo, run_id="held", sandbox="local", agents=env(server)) as handle:
+        paused = omoi("pause", "held", "a", "--repo", str(repo))
+        assert paused.returncode == 0, paused.stderr
+        again = omoi("pause", "held", "a", "--repo", str(repo))
+        assert again.returncode == 2
+        assert "already paused" in again.stderr
+        gate.touch()
+        wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("agent.started", "a"))
+        guardian = ray.get_actor("omoi/held/guardian", namespace=NAMESPACE)
+        wait_until(lambda: ray.get(guardian.held.remote()) == [("a", 1)], "the agent is held")
+        assert server.requests_for("a") == []
+        resumed = omoi("resume", "held", "a", "--repo", str(repo))
+        assert resumed.returncode == 0, resumed.stderr
+        finished = handle.wait(timeout=120)
+    assert finished.status == "succeeded", finished.error
+    assert len(server.requests_for("a")) == 1
+    unknown = omoi("pause", "held", "nope", "--repo", str(repo))
+    assert unknown.returncode == 2
+    assert "no task 'nope'" in unknown.stderr
