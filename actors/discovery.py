@@ -15,8 +15,8 @@ from omoi.runtime.supervision.discoveries import DiscoveryState
 
 log = structlog.get_logger("omoi.discovery")
 FOLLOWS = (
-    "task.added", "task.failed", "task.skipped", "task.cancelled", "agent.discovery", "agent.resumed",
-    "discovery.", "merge.succeeded", "merge.failed",
+    "run.started", "task.added", "task.succeeded", "task.failed", "task.skipped", "task.cancelled",
+    "agent.discovery", "agent.resumed", "discovery.", "merge.succeeded", "merge.failed",
 )  # fmt: skip
 
 

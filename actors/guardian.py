@@ -15,7 +15,7 @@ from omoi.runtime.ports import BusPort
 from omoi.runtime.supervision.state import Attempt, Note, SupervisionState
 
 log = structlog.get_logger("omoi.guardian")
-FOLLOWS = ("task.", "agent.", "guardian.")
+FOLLOWS = ("task.", "agent.", "guardian.", "discovery.recorded", "discovery.rejected")
 
 
 class GuardianActor:

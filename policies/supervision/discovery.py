@@ -130,23 +130,23 @@ def decide(state: DiscoveryState, limits: Limits, source: str) -> list[Event]:
             description=f"[{report.type}, {report.priority}] {report.title}",
             agent=AgentSpec(prompt=prompt_of(report)),
         )
+        blocks = report.blocks_current
         out += [
-            DiscoveryRecorded(**common, discovery=seq, title=report.title),
+            DiscoveryRecorded(**common, id=f"{key}-recorded", discovery=seq, title=report.title),
             DiscoveryTaskSpawned(
-                **common, discovery=seq, spec=spec, depth=depth, blocks=report.blocks_current
+                **common, id=f"{key}-spawned", discovery=seq, spec=spec, depth=depth, blocks=blocks
             ),
         ]
-        if report.blocks_current:
-            out.append(AgentPaused(**common, reason=f"waiting for {new_id} ({report.title}) to be merged"))
+        if blocks:
+            why = f"waiting for {new_id} ({report.title}) to be merged"
+            out.append(AgentPaused(**common, id=f"{key}-paused", reason=why))
     for task, w, merged in state.releasable():
         common = {"run_id": state.run_id, "task_id": w.reporter, "attempt": w.attempt}
-        out.append(AgentResumed(**common, source=f"{RELEASE}{task}"))
+        key = f"discovery-{state.run_id}-{task}"
+        out.append(AgentResumed(**common, id=f"{key}-released", source=f"{RELEASE}{task}"))
         if merged:  # start again from the integration head, which now holds the discovered work
-            out.append(
-                TaskRestartRequested(
-                    **common, source=source, reason=f"{task} was merged: going on with its work"
-                )
-            )
+            why = f"{task} was merged: going on from the integration head"
+            out.append(TaskRestartRequested(**common, id=f"{key}-restart", source=source, reason=why))
     return out
 
 

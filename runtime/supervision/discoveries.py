@@ -31,7 +31,7 @@ class Waiting:
 @dataclass
 class DiscoveryState:
     run_id: str
-    known: dict[str, str] = field(default_factory=dict)  # task id, or `discovery <seq>` -> its text
+    known: dict[str, str] = field(default_factory=dict)  # task id -> what it is about
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     depth: dict[str, int] = field(default_factory=dict)  # discovered task -> its chain's depth
     by_reporter: Counter[str] = field(default_factory=Counter)
@@ -40,11 +40,17 @@ class DiscoveryState:
     waiting: dict[str, Waiting] = field(default_factory=dict)  # spawned task id -> its reporter
     ended: dict[str, bool] = field(default_factory=dict)  # spawned task id -> merged (True) or not
     last_seq: int = 0
+    merging: bool = True
+    _recorded: dict[int, str] = field(default_factory=dict)  # report seq -> its words
 
     def apply(self, ev: Event) -> None:
         if ev.seq is not None:
             self.last_seq = max(self.last_seq, ev.seq)
         match ev.kind:
+            case "run.started":
+                self.merging = ev.sandbox != "noop"  # as RunState.merging: no branches, no merges
+            case "task.succeeded" if ev.task_id in self.waiting and not self.merging:
+                self.ended.setdefault(ev.task_id, True)
             case "task.added":
                 self.tasks[ev.spec.id] = ev.spec
                 self.known.setdefault(ev.spec.id, text_of(ev.spec))
@@ -53,12 +59,11 @@ class DiscoveryState:
             case "discovery.rejected":
                 self.undecided.pop(ev.discovery, None)
             case "discovery.recorded":
-                report = self.undecided.pop(ev.discovery, None)
-                if report is not None:
-                    self.known[f"discovery {ev.discovery}"] = f"{report.title} {report.description}"
+                if (report := self.undecided.pop(ev.discovery, None)) is not None:
+                    self._recorded[ev.discovery] = f"{report.title} {report.description}"
             case "discovery.task_spawned":
-                self.spawned[ev.spec.id] = ev.spec
-                self.known[ev.spec.id] = text_of(ev.spec)
+                self.spawned[ev.spec.id] = ev.spec  # known by its report's words, not its prompt's
+                self.known[ev.spec.id] = self._recorded.get(ev.discovery, text_of(ev.spec))
                 self.depth[ev.spec.id] = ev.depth
                 self.by_reporter[ev.task_id] += 1
                 if ev.blocks:

@@ -56,6 +56,7 @@ class SupervisionState:
     budgets: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)  # tokens, USD
     paused: dict[str, str] = field(default_factory=dict)  # task -> why
     carried: dict[Attempt, Note] = field(default_factory=dict)  # a note for an attempt not started yet
+    blocking: dict[int, str] = field(default_factory=dict)  # undecided blocking report seq -> its task
     last_seq: int = 0
     changed: set[Attempt] = field(default_factory=set)
     _decided: set[str] = field(default_factory=set)  # ids of guardian events applied already
@@ -92,6 +93,10 @@ class SupervisionState:
                 for (t, n), w in self.watches.items():
                     if t == task and ev.attempt in (0, n):
                         w.stopping = True
+            case "agent.discovery" if ev.blocks_current and ev.seq is not None:
+                self.blocking[ev.seq] = task  # held until the discovery actor decided it
+            case "discovery.recorded" | "discovery.rejected":
+                self.blocking.pop(ev.discovery, None)
             case "agent.paused":
                 self.paused[task] = ev.reason
             case "agent.resumed":
@@ -136,9 +141,10 @@ class SupervisionState:
         return sorted(k for k in keys if k in self.watches)
 
     def holds(self, task: str, attempt: int) -> bool:
-        """Whether the attempt must not make a model call now: paused, or being stopped."""
+        """Whether the attempt must not make a model call now: paused, being stopped, or waiting
+        for the decision on a discovery it said blocks it (then paused, or let go)."""
         w = self.watches.get((task, attempt))
-        return task in self.paused or (w is not None and w.stopping)
+        return task in self.paused or task in self.blocking.values() or (w is not None and w.stopping)
 
     def notes(self, task: str, attempt: int) -> list[Note]:
         """What the attempt's next model request must carry."""

@@ -91,3 +91,49 @@ def test_omoi_pause_holds_an_agent_before_its_model_call_until_omoi_resume(
     unknown = omoi("pause", "held", "nope", "--repo", str(repo))
     assert unknown.returncode == 2
     assert "no task 'nope'" in unknown.stderr
+
+
+def test_a_blocking_discovery_spawns_one_task_its_reporter_waits_for_it_then_finishes(
+    ray_address: str, make_repo: RepoFactory, model_server: Any
+) -> None:
+    found = {
+        "type": "missing_requirement",
+        "title": "No users table in the schema",
+        "description": "logins need a users table with a password hash column in schema.sql",
+        "evidence": "schema.sql has only a sessions table",
+        "blocks_current": True,
+    }
+    again = {**found, "title": "Schema has no table for users", "blocks_current": False}
+    server = model_server(
+        {
+            "tasks": {
+                "a/1/worker": {"*": [{"tools": [call("report_discovery", **found)]}, FINISH]},
+                "a/2/worker": {"*": [{"tools": [call("read_file", path="schema.sql")]}, FINISH]},
+                "disc-1": {
+                    "worker": [{"tools": [call("write_file", path="schema.sql", content="users\n")]}, FINISH]
+                },
+                # b reports the same thing once disc-1 exists (its agent has asked the model)
+                "b": {
+                    "worker": [{"tools": [call("report_discovery", **again)], "after": ["disc-1"]}, FINISH]
+                },
+            }
+        }
+    )
+    repo = make_repo({"schema.sql": "sessions\n"})
+    plan = _plan(
+        {"id": "a", "agent": {"prompt": "add logins"}}, {"id": "b", "agent": {"prompt": "add logout"}}
+    )
+    finished = api.exec_plan(plan, repo, run_id="found", sandbox="local", agents=env(server))
+    assert finished.status == "succeeded", finished.error
+    log = api.events("found", repo)
+    (spawned,) = of(log, "discovery.task_spawned")
+    assert (spawned.task_id, spawned.spec.id, spawned.blocks) == ("a", "disc-1", True)  # type: ignore[attr-defined]
+    (rejected,) = of(log, "discovery.rejected")
+    assert (rejected.task_id, rejected.duplicate_of) == ("b", "disc-1")  # type: ignore[attr-defined]
+    # a's first attempt made no call after its report; its second read the merged schema
+    assert len([r for r in server.requests_for("a") if r.agent == "a/1/worker"]) == 1
+    read = [e.result for e in of(log, "agent.tool_called", "a") if e.attempt == 2]  # type: ignore[attr-defined]
+    assert read[0] == "users\n"
+    merged_at = next(e.seq or 0 for e in of(log, "merge.succeeded", "disc-1"))
+    a_started = [e.seq or 0 for e in of(log, "task.started", "a")]
+    assert a_started[-1] > merged_at, "a went on only once disc-1 was merged"
