@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import structlog
 
+from omoi.actors.following import Follower
 from omoi.policies.supervision.discovery import Limits, decide
 from omoi.runtime.errors import OmoiError
-from omoi.runtime.log.subscription import Subscription
+from omoi.runtime.log.events import Event
 from omoi.runtime.ports import BusPort, GraphPort
 from omoi.runtime.supervision.discoveries import DiscoveryState
+from omoi.runtime.supervision.holds import FOLLOWS as HOLDS
 
 log = structlog.get_logger("omoi.discovery")
-FOLLOWS = (
-    "run.started", "task.added", "task.succeeded", "task.failed", "task.skipped", "task.cancelled",
-    "agent.discovery", "agent.resumed", "discovery.", "merge.succeeded", "merge.failed",
-)  # fmt: skip
 
 
-class DiscoveryActor:
+class DiscoveryActor(Follower):
     """Owns: the run's DiscoveryState (the work the run has, the reports not decided yet, the
     reporters waiting for a discovered task), folded from the log.
 
@@ -33,6 +28,8 @@ class DiscoveryActor:
     If it dies: Ray restarts it; it folds the log again, so a report is decided once, and adds any
     spawned task the graph does not have yet (it died between publishing and adding)."""
 
+    FOLLOWS = (*HOLDS, "task.added", "agent.discovery", "discovery.")
+
     def __init__(
         self,
         run_id: str,
@@ -42,47 +39,18 @@ class DiscoveryActor:
         limits: Limits | None = None,
         name: str = "discovery",
     ) -> None:
-        self._run_id, self._bus, self._graph, self._name = run_id, bus, graph, name
-        self._limits = limits or Limits()
+        super().__init__(run_id, bus, name)
+        self._graph, self._limits = graph, limits or Limits()
         self._state = DiscoveryState(run_id)
-        self._log = Subscription(bus, FOLLOWS, poll=30.0)
         self._adding: set[str] = set()  # asked of the graph in this life; its task.added is on the way
-        self._follower: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        if self._follower is None:
-            self._follower = asyncio.create_task(self._follow())
+    def _apply(self, ev: Event) -> None:
+        self._state.apply(ev)
 
-    async def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+    def _decide(self) -> list[Event]:
+        return decide(self._state, self._limits, self._name)
 
-    async def decided_up_to(self) -> int:
-        """How far the log is folded and decided (for tests and status)."""
-        return self._state.last_seq
-
-    async def _follow(self) -> None:
-        me = asyncio.current_task()
-        while True:
-            if me is not None and me.cancelling():  # asyncio.wait_for (3.11) can swallow a cancel
-                raise asyncio.CancelledError
-            try:
-                for ev in await self._log.next_batch():
-                    self._state.apply(ev)
-                await self._step()
-            except Exception:  # the bus or the graph restarting: decided again from the fold
-                log.warning("discovery.step_failed", run_id=self._run_id, exc_info=True)
-                await asyncio.sleep(0.5)
-
-    async def _step(self) -> None:
-        """Decide, publish durably, then act (add the spawned tasks)."""
-        decided = decide(self._state, self._limits, self._name)
-        if decided:
-            seqs = await self._bus.publish(decided)
-            for ev, seq in zip(decided, seqs, strict=True):
-                self._state.apply(ev.model_copy(update={"seq": seq}))
+    async def _act(self) -> None:
         for spec in self._state.missing():
             if spec.id in self._adding:
                 continue

@@ -122,7 +122,7 @@ class HostedAgent(AgentActor):
             BusProxy(actor_name(run_id, "bus")),
             BudgetProxy(actor_name(run_id, "budget")),
             SlotsProxy(CONCURRENCY),
-            GuardianProxy(actor_name(run_id, "guardian")),
+            GuardianProxy(actor_name(run_id, "supervisor")),
         )
         self._peers: tuple[Named, ...] = (bus, budget, slots, guardian)
         model = AnthropicModel(env.models, env.rules(), slots=slots)

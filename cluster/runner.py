@@ -298,21 +298,20 @@ def launch(
             now = datetime.now(UTC)
             ray.get(bus.publish.remote([e.model_copy(update={"ts": now}) for e in first_events]))
         budget = start_budget(paths.run_id)
-        budget_following = budget.start.remote()
-        supervision = start_supervision(paths.run_id, supervision_settings(), env.agents.max_turns)
-        following = [actor.start.remote() for actor in supervision]
+        supervisor = start_supervision(paths.run_id, supervision_settings(), env.agents.max_turns)
+        following = [budget.start.remote(), supervisor.start.remote()]
         start_concurrency()
         sandboxes = deploy.RaySandboxes(
             paths.run_id, BusProxy(actor_name(paths.run_id, "bus")), backend, placement, env
         )
-        keep = [budget, *supervision]
+        keep = [budget, supervisor]
         if state.awaiting_spec:
             spec = start_spec(paths, state.started.base_commit, env)
             keep += [spec, spec.run.remote()]  # it drives itself; the graph follows the log
         # Slots for the tasks there are (a goal's come later): one task needs one slot, not max_parallel.
         slots_now = max_parallel if state.started.goal else min(max_parallel, len(state.tasks))
         sandboxes.warm(0 if state.started.plan_only else slots_now, agents=min(slots_now, agents_ahead))
-        ray.get([budget_following, *following])
+        ray.get(following)
         integrator = deploy.start_integrator(paths.run_id, paths.repo.git_dir, sandboxes)
         keep += [integrator, integrator.run.remote()]  # it follows the log until the run ends
         graph = deploy.start_graph(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from omoi.actors.conductor import ConductorActor
 from omoi.actors.discovery import DiscoveryActor
 from omoi.actors.guardian import GuardianActor
 from omoi.cluster.connect import actor_name
@@ -34,43 +35,46 @@ class GraphProxy(Named):
         return ids
 
 
-class HostedGuardian(GuardianActor):
+class HostedSupervisor:
+    """The run's guardian, discovery and conductor actors in one Ray actor process,
+    `omoi/<run>/supervisor`. Each is a class of its own that folds the log by itself; they share
+    a process because one costs 45-90 MB and a second or more of CPU to start, for every run.
+    If the process dies, Ray restarts it and each rebuilds from the log (see their docstrings)."""
+
     def __init__(self, run_id: str, settings: SupervisionSettings, max_turns: int) -> None:
-        rules = GuardianRules(cooldown_s=settings.guardian_cooldown, max_turns=max_turns)
-        super().__init__(
+        bus = BusProxy(actor_name(run_id, "bus"))
+        on = settings.supervision == "on"
+        self.guardian = GuardianActor(
             run_id,
-            BusProxy(actor_name(run_id, "bus")),
-            rules=rules,
+            bus,
+            rules=GuardianRules(cooldown_s=settings.guardian_cooldown, max_turns=max_turns),
             interval=settings.guardian_interval,
-            enabled=settings.supervision == "on",
+            enabled=on,
             name=actor_name(run_id, "guardian"),
         )
-
-
-class HostedDiscovery(DiscoveryActor):
-    def __init__(self, run_id: str, settings: SupervisionSettings) -> None:
         limits = Limits(settings.discovery_max, settings.discovery_per_task, settings.discovery_depth)
-        super().__init__(
-            run_id,
-            BusProxy(actor_name(run_id, "bus")),
-            GraphProxy(actor_name(run_id, "graph")),
-            limits=limits,
-            name=actor_name(run_id, "discovery"),
+        graph = GraphProxy(actor_name(run_id, "graph"))
+        self.discovery = DiscoveryActor(
+            run_id, bus, graph, limits=limits, name=actor_name(run_id, "discovery")
         )
+        self.conductor = ConductorActor(run_id, bus, name=actor_name(run_id, "conductor")) if on else None
+
+    async def start(self) -> None:
+        for part in (self.guardian, self.discovery, self.conductor):
+            if part is not None:
+                await part.start()
+
+    async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
+        return await self.guardian.before_turn(task_id, attempt, after)
+
+    async def held(self) -> list[tuple[str, int]]:
+        return await self.guardian.held()
 
 
-def start_supervision(run_id: str, settings: SupervisionSettings, max_turns: int) -> list[Any]:
-    """The run's guardian and discovery actors, restarted by Ray if they die, each already
-    following the log when this returns. Settings are read where the run starts (validated
-    there), not in a Ray worker."""
-    actors = [
-        host(
-            HostedGuardian, run_id, settings, max_turns, actor=actor_name(run_id, "guardian"),
-            restarts="always", node="here",
-        ),
-        host(
-            HostedDiscovery, run_id, settings, actor=actor_name(run_id, "discovery"),
-            restarts="always", node="here",
-        ),
-    ]  # fmt: skip
-    return actors
+def start_supervision(run_id: str, settings: SupervisionSettings, max_turns: int) -> Any:
+    """Restarted by Ray if it dies. Settings are read where the run starts (validated there), not
+    in a Ray worker."""
+    return host(
+        HostedSupervisor, run_id, settings, max_turns, actor=actor_name(run_id, "supervisor"),
+        restarts="always", node="here",
+    )  # fmt: skip

@@ -124,7 +124,7 @@ def _omoi(n: int, server: ScriptedModelServer, supervision: str = "on") -> tuple
 
 
 def _guardian_mb(run_id: str) -> float:
-    guardian = ray.get_actor(actor_name(run_id, "guardian"), namespace=NAMESPACE)
+    guardian = ray.get_actor(actor_name(run_id, "supervisor"), namespace=NAMESPACE)
     peaks: list[float] = ray.get([guardian.__ray_call__.remote(_peak_mb)])
     return peaks[0]
 

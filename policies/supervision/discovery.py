@@ -13,18 +13,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from omoi.policies.supervision.holds import releases
 from omoi.runtime.log.events import (
     AgentDiscovery,
     AgentPaused,
-    AgentResumed,
     DiscoveryRecorded,
     DiscoveryRejected,
     DiscoveryTaskSpawned,
     Event,
-    TaskRestartRequested,
 )
 from omoi.runtime.run.tasks import AgentSpec, TaskSpec
-from omoi.runtime.supervision.discoveries import RELEASE, DiscoveryState
+from omoi.runtime.supervision.discoveries import DiscoveryState
 
 KINDS = (
     "bug",
@@ -140,14 +139,7 @@ def decide(state: DiscoveryState, limits: Limits, source: str) -> list[Event]:
         if blocks:
             why = f"waiting for {new_id} ({report.title}) to be merged"
             out.append(AgentPaused(**common, id=f"{key}-paused", reason=why))
-    for task, w, merged in state.releasable():
-        common = {"run_id": state.run_id, "task_id": w.reporter, "attempt": w.attempt}
-        key = f"discovery-{state.run_id}-{task}"
-        out.append(AgentResumed(**common, id=f"{key}-released", source=f"{RELEASE}{task}"))
-        if merged:  # start again from the integration head, which now holds the discovered work
-            why = f"{task} was merged: going on from the integration head"
-            out.append(TaskRestartRequested(**common, id=f"{key}-restart", source=source, reason=why))
-    return out
+    return out + releases(state.run_id, state.holds, source)
 
 
 def prompt_of(report: AgentDiscovery) -> str:

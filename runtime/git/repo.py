@@ -333,4 +333,5 @@ class TaskTree:
     def remove(self) -> None:
         """Remove the workspace and its index; the branch stays."""
         shutil.rmtree(self.workspace, ignore_errors=True)  # never follows a link it meets
-        self.index.unlink(missing_ok=True)
+        for leftover in (self.index, Path(f"{self.index}.pathspec"), Path(f"{self.index}.lock")):
+            leftover.unlink(missing_ok=True)  # the last two, if a git was killed while staging

@@ -526,6 +526,19 @@ class DiscoveryRejected(TaskEvent):
     duplicate_of: str | None = Field(default=None, description="the task or discovery it repeats")
 
 
+class ConductorActed(TaskEvent):
+    """Something the conductor did about the run as a whole; `task_id` is the task it acted on.
+    `order`: that task waits for `kept` to be merged (both change `files`), then restarts from the
+    integration head."""
+
+    kind: Literal["conductor.acted"] = "conductor.acted"
+    action: Literal["order"]
+    kept: str = Field(default="", description="the task that goes on")
+    prediction: int = Field(default=0, description="seq of the merge.conflict_predicted it answers")
+    files: tuple[str, ...] = ()
+    reason: str
+
+
 GuardianAction = Literal["steer", "restart", "replan", "cancel", "ask_human"]
 
 
@@ -636,7 +649,8 @@ Event = Annotated[
     | GuardianOutcome
     | DiscoveryRecorded
     | DiscoveryTaskSpawned
-    | DiscoveryRejected,
+    | DiscoveryRejected
+    | ConductorActed,
     Field(discriminator="kind"),
 ]
 

@@ -202,7 +202,7 @@ def collect_worktrees(repo: RepoInfo, run_dir: Path) -> int:
         if entry.is_dir() and not entry.is_symlink():
             git.TaskTree(repo.git_dir, entry, "").remove()
             removed += 1
-        elif entry.name.endswith(".index"):
-            entry.unlink(missing_ok=True)
+        elif entry.name.endswith((".index", ".index.pathspec", ".index.lock")):
+            entry.unlink(missing_ok=True)  # of trees removed above, or left by a git that was killed
     git.in_repo(repo.git_dir, ["worktree", "prune"], check=False)  # worktrees of runs before task trees
     return removed

@@ -160,7 +160,7 @@ def run_trial(
     print(f"{label}: killed at event {moment}")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("role", ["graph", "bus", "integrator", "sandbox"])
 @pytest.mark.parametrize("sandbox", ["local", pytest.param("docker", marks=pytest.mark.docker)])
 def test_command_runs_survive_kill_9(
@@ -189,8 +189,8 @@ def scripted() -> Iterator[ScriptedModelServer]:
     server.stop()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("role", ["agent", "sandbox", "concurrency", "budget"])
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("role", ["agent", "sandbox", "concurrency", "budget", "supervisor"])
 def test_agent_runs_survive_kill_9(
     ray_address: str, make_repo: RepoFactory, scripted: ScriptedModelServer, role: str, seed: int
 ) -> None:

@@ -80,7 +80,7 @@ def test_omoi_pause_holds_an_agent_before_its_model_call_until_omoi_resume(
         assert "already paused" in again.stderr
         gate.touch()
         wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("agent.started", "a"))
-        guardian = ray.get_actor("omoi/held/guardian", namespace=NAMESPACE)
+        guardian = ray.get_actor("omoi/held/supervisor", namespace=NAMESPACE)
         wait_until(lambda: ray.get(guardian.held.remote()) == [("a", 1)], "the agent is held")
         assert server.requests_for("a") == []
         resumed = omoi("resume", "held", "a", "--repo", str(repo))
@@ -137,3 +137,56 @@ def test_a_blocking_discovery_spawns_one_task_its_reporter_waits_for_it_then_fin
     merged_at = next(e.seq or 0 for e in of(log, "merge.succeeded", "disc-1"))
     a_started = [e.seq or 0 for e in of(log, "task.started", "a")]
     assert a_started[-1] > merged_at, "a went on only once disc-1 was merged"
+
+
+def test_two_agents_changing_the_same_file_are_ordered_by_the_conductor_before_either_merges(
+    ray_address: str,
+    make_repo: RepoFactory,
+    model_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OMOI_RADAR_INTERVAL", "0.5")
+    gate = tmp_path / "gate"  # both agents wait in a command until the conductor has acted
+    wait = {"tools": [call("run", command=gate_cmd(gate, "true"))]}
+    server = model_server(
+        {
+            "tasks": {
+                "a": {
+                    "worker": [
+                        {"tools": [call("write_file", path="app.py", content="A = 1\n")]},
+                        wait,
+                        FINISH,
+                    ]
+                },
+                "b/1/worker": {
+                    "*": [{"tools": [call("write_file", path="app.py", content="B = 2\n")]}, wait, FINISH]
+                },
+                "b/2/worker": {
+                    "*": [
+                        {"tools": [call("read_file", path="app.py")]},
+                        {"tools": [call("write_file", path="app.py", content="A = 1\nB = 2\n")]},
+                        FINISH,
+                    ]
+                },
+            }
+        }
+    )
+    repo = make_repo()
+    plan = _plan({"id": "a", "agent": {"prompt": "add A"}}, {"id": "b", "agent": {"prompt": "add B"}})
+    with api.start(plan, repo, run_id="ordered", sandbox="local", agents=env(server)) as handle:
+        seen = wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("conductor.acted"))
+        gate.touch()
+        finished = handle.wait(timeout=120)
+    assert finished.status == "succeeded", finished.error
+    log = api.events("ordered", repo)
+    (acted,) = of(log, "conductor.acted")
+    assert (acted.task_id, acted.kept, acted.files) == ("b", "a", ("app.py",))  # type: ignore[attr-defined]
+    assert not [e for e in seen if e.kind == "merge.succeeded"], "ordered before either merged"
+    assert len([r for r in server.requests_for("b") if r.agent == "b/1/worker"]) == 2, (
+        "b made no call once held"
+    )
+    read = [e.result for e in of(log, "agent.tool_called", "b") if e.attempt == 2]  # type: ignore[attr-defined]
+    assert read[0] == "A = 1\n", "b started again from the head that holds a's work"
+    assert run_git(repo, "show", "omoi/ordered/_merged:app.py") == "A = 1\nB = 2\n"
+    assert not of(log, "merge.conflicted"), "no conflict reached the merge queue"
