@@ -1,5 +1,6 @@
 """Agents on Ray: an actor per agent attempt next to its sandbox slot, the cluster-wide concurrency
-actor, and each run's budget actor, with the proxies that let them reach each other."""
+actor, with the proxies that let agents reach their run's bus, budget and guardian (the budget and
+the guardian live in the run's supervisor actor, `cluster/supervision.py`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import ray
 from ray.exceptions import RayActorError
 
 from omoi.actors.agent import AgentActor
-from omoi.actors.budget import BudgetActor
 from omoi.actors.concurrency import ConcurrencyActor
 from omoi.cluster.connect import NAMESPACE, actor_name
 from omoi.cluster.handles import BusProxy, Named, call
@@ -114,13 +114,13 @@ class SlotTools:
 
 
 class HostedAgent(AgentActor):
-    """An agent actor built from names: its bus, the concurrency and budget actors; its sandbox
-    is the slot named in each `run`."""
+    """An agent actor built from names: its bus, the concurrency actor, the supervisor (budget and
+    guardian); its sandbox is the slot named in each `run`."""
 
     def __init__(self, name: str, run_id: str, env: AgentEnv) -> None:
         bus, budget, slots, guardian = (
             BusProxy(actor_name(run_id, "bus")),
-            BudgetProxy(actor_name(run_id, "budget")),
+            BudgetProxy(actor_name(run_id, "supervisor")),
             SlotsProxy(CONCURRENCY),
             GuardianProxy(actor_name(run_id, "supervisor")),
         )
@@ -209,12 +209,3 @@ def start_concurrency() -> Any:
     """The cluster's concurrency actor, started by the first run that needs it and shared after."""
     # restarted empty, and rebuilt from its callers: see ConcurrencyActor
     return host(HostedConcurrency, actor=CONCURRENCY, restarts="always", detached=True)
-
-
-class HostedBudget(BudgetActor):
-    def __init__(self, run_id: str) -> None:
-        super().__init__(run_id, BusProxy(actor_name(run_id, "bus")))
-
-
-def start_budget(run_id: str) -> Any:
-    return host(HostedBudget, run_id, actor=actor_name(run_id, "budget"), restarts="always", node="here")

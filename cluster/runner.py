@@ -13,7 +13,7 @@ import ray
 import structlog
 
 from omoi.cluster import deploy
-from omoi.cluster.agents import AgentEnv, start_budget, start_concurrency
+from omoi.cluster.agents import AgentEnv, start_concurrency
 from omoi.cluster.connect import actor_name, here, kill_run_actors, run_actor_names
 from omoi.cluster.handles import BusProxy
 from omoi.cluster.spec import start_spec
@@ -297,14 +297,13 @@ def launch(
         if first_events is not None:  # a run starts when it is launched: stamped as it becomes durable
             now = datetime.now(UTC)
             ray.get(bus.publish.remote([e.model_copy(update={"ts": now}) for e in first_events]))
-        budget = start_budget(paths.run_id)
         supervisor = start_supervision(paths.run_id, supervision_settings(), env.agents.max_turns)
-        following = [budget.start.remote(), supervisor.start.remote()]
+        following = supervisor.start.remote()  # the budget's fold is current before any model call
         start_concurrency()
         sandboxes = deploy.RaySandboxes(
             paths.run_id, BusProxy(actor_name(paths.run_id, "bus")), backend, placement, env
         )
-        keep = [budget, supervisor]
+        keep = [supervisor]
         if state.awaiting_spec:
             spec = start_spec(paths, state.started.base_commit, env)
             keep += [spec, spec.run.remote()]  # it drives itself; the graph follows the log

@@ -33,7 +33,7 @@ class HostedSpec(SpecActor):
             bus,
             workspace.sandbox(),
             env.agents,
-            BudgetProxy(actor_name(run_id, "budget")),
+            BudgetProxy(actor_name(run_id, "supervisor")),
             name,
         )
         super().__init__(run_id, bus, writer, env.models, workspace)

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from omoi.actors.budget import BudgetActor
 from omoi.actors.conductor import ConductorActor
 from omoi.actors.discovery import DiscoveryActor
 from omoi.actors.guardian import GuardianActor
 from omoi.cluster.connect import actor_name
 from omoi.cluster.handles import BusProxy, Named, call
 from omoi.cluster.hosting import host
+from omoi.policies.budget import RUN
 from omoi.policies.supervision.discovery import Limits
 from omoi.policies.supervision.guardian import GuardianRules
 from omoi.runtime.config import SupervisionSettings
@@ -20,7 +22,7 @@ from omoi.runtime.supervision.state import Note
 
 
 class GuardianProxy(Named):
-    """SupervisionPort over the run's guardian actor."""
+    """SupervisionPort over the run's guardian (in the run's supervisor actor)."""
 
     async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
         notes: list[Note] = await call(self.handle.before_turn.remote(task_id, attempt, after))
@@ -36,13 +38,15 @@ class GraphProxy(Named):
 
 
 class HostedSupervisor:
-    """The run's guardian, discovery and conductor actors in one Ray actor process,
+    """The run's budget, guardian, discovery and conductor actors in one Ray actor process,
     `omoi/<run>/supervisor`. Each is a class of its own that folds the log by itself; they share
     a process because one costs 45-90 MB and a second or more of CPU to start, for every run.
-    If the process dies, Ray restarts it and each rebuilds from the log (see their docstrings)."""
+    If the process dies, Ray restarts it and each rebuilds from the log (see their docstrings);
+    calls in flight (`admit`, `before_turn`) are re-sent by Ray."""
 
     def __init__(self, run_id: str, settings: SupervisionSettings, max_turns: int) -> None:
         bus = BusProxy(actor_name(run_id, "bus"))
+        self.budget = BudgetActor(run_id, bus)
         on = settings.supervision == "on"
         self.guardian = GuardianActor(
             run_id,
@@ -60,9 +64,15 @@ class HostedSupervisor:
         self.conductor = ConductorActor(run_id, bus, name=actor_name(run_id, "conductor")) if on else None
 
     async def start(self) -> None:
-        for part in (self.guardian, self.discovery, self.conductor):
+        for part in (self.budget, self.guardian, self.discovery, self.conductor):
             if part is not None:
                 await part.start()
+
+    async def admit(self, task_id: str, after: int = 0) -> None:
+        await self.budget.admit(task_id, after)
+
+    async def spent(self, scope: str = RUN) -> tuple[int, float]:
+        return await self.budget.spent(scope)
 
     async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
         return await self.guardian.before_turn(task_id, attempt, after)

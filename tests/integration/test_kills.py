@@ -190,7 +190,7 @@ def scripted() -> Iterator[ScriptedModelServer]:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("role", ["agent", "sandbox", "concurrency", "budget", "supervisor"])
+@pytest.mark.parametrize("role", ["agent", "sandbox", "concurrency", "supervisor"])
 def test_agent_runs_survive_kill_9(
     ray_address: str, make_repo: RepoFactory, scripted: ScriptedModelServer, role: str, seed: int
 ) -> None:
