@@ -110,7 +110,8 @@ def _stages(events: list[Any], first_call: dict[str, float]) -> Stages:
 
 def _omoi(n: int, server: ScriptedModelServer, supervision: str = "on") -> tuple[Measured, Stages]:
     """One run of n agents, with the guardian's signals and interventions on or off. Each agent's
-    memory includes its share of the guardian's process (one per run, for all its agents)."""
+    memory includes its share of the run's supervisor process (budget, guardian, discovery and
+    conductor: one per run, for all its agents)."""
     before = os.environ.get("OMOI_SUPERVISION")
     os.environ["OMOI_SUPERVISION"] = supervision  # read where the run starts, as a user sets it
     try:
@@ -123,9 +124,9 @@ def _omoi(n: int, server: ScriptedModelServer, supervision: str = "on") -> tuple
             os.environ["OMOI_SUPERVISION"] = before
 
 
-def _guardian_mb(run_id: str) -> float:
-    guardian = ray.get_actor(actor_name(run_id, "supervisor"), namespace=NAMESPACE)
-    peaks: list[float] = ray.get([guardian.__ray_call__.remote(_peak_mb)])
+def _supervisor_mb(run_id: str) -> float:
+    supervisor = ray.get_actor(actor_name(run_id, "supervisor"), namespace=NAMESPACE)
+    peaks: list[float] = ray.get([supervisor.__ray_call__.remote(_peak_mb)])
     return peaks[0]
 
 
@@ -147,7 +148,7 @@ def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured
         finished = handle.wait()
         if finished.status != "succeeded":
             raise RuntimeError(f"benchmark run ended {finished.status}: {finished.error}")
-        guardian_share = _guardian_mb(paths.run_id) / n
+        supervisor_share = _supervisor_mb(paths.run_id) / n
     finally:
         handle.shutdown()
     with contextlib.closing(open_log(paths)) as log:
@@ -160,7 +161,7 @@ def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured
     calls = sum(1 for e in events if e.kind == "agent.tool_called")
     start = min(ready.values())
     end = max(e.ts.timestamp() for e in events if e.kind == "agent.finished")
-    rss = [e.rss_mb + guardian_share for e in events if e.kind == "agent.finished"]  # type: ignore[union-attr]
+    rss = [e.rss_mb + supervisor_share for e in events if e.kind == "agent.finished"]  # type: ignore[union-attr]
     measured = end - start, [first_call[t] - ready[t] for t in ready], calls, rss
     return measured, _stages(events, first_call)
 
@@ -206,7 +207,7 @@ def agents(*, n: int = 10, turns: int = 5, address: str | None = None, supervisi
     if off is not None:
         table.caption += (
             f"\nsupervision on/off: tool calls/s {ours[2] / ours[0] / (off[2] / off[0]):.2f}x, "
-            f"RSS/agent (its share of the guardian's process included) "
+            f"RSS/agent (its share of the supervisor's process included) "
             f"{statistics.mean(ours[3]) / statistics.mean(off[3]):.2f}x"
         )
     return table

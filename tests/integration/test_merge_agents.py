@@ -68,6 +68,9 @@ def test_the_radar_sees_running_agents_and_the_later_agent_resolves_the_conflict
     if sandbox == "docker":
         request.getfixturevalue("docker_image")
     monkeypatch.setenv("OMOI_RADAR_INTERVAL", "0.2")
+    # Off: the conductor would order the two agents before either merged (test_supervision holds
+    # that); this test is about a conflict that reaches the merge queue.
+    monkeypatch.setenv("OMOI_SUPERVISION", "off")
     repo = make_repo({"calc.py": BASE})
     edits = {"a": SKIPS_NONE, "b": WHOLE}
 
