@@ -38,7 +38,8 @@ class IntegratorActor:
     red branch retried once for flakes); `merge.conflicted` and `merge.resolved` along the
     conflict ladder (rule, rerun, agent, resolver, human), `merge.needs_human`, `merge.failed`;
     and `merge.conflict_predicted` from its radar over running branches. Reads
-    `merge.human_resolved` (`omoi resolve`). Every event is durable before the branch moves.
+    `merge.human_resolved` (`omoi resolve`). The branch moves to a verified head just before its
+    `merge.succeeded` is published, so whoever reads that event finds the branch there.
     If it dies: Ray restarts it and re-sends `run`; it folds the log, puts the branch back at the
     last verified head, and redoes whatever step was under way (a merge, a check, a rung attempt)."""
 
@@ -181,8 +182,9 @@ class IntegratorActor:
                 if e.rung is not None and e.rung != "rule":
                     out.append(E.MergeResolved(**self._of(e), files=e.files, **self._asks.resolved(e)))  # type: ignore[arg-type]
                 out.append(E.MergeSucceeded(**self._of(e), head=candidate, files=changed.get(tid, ())))
-            await self._publish(out)
+            # branch first: the run may end once the event is in (a lone move is undone on restart)
             await asyncio.to_thread(git.set_branch, self._git, names.run_branch(self._run_id), candidate)
+            await self._publish(out)
             return
         if len(tasks) > 1:  # bisect: each half is merged onto the head as it is by then
             for half in halves(tasks):
