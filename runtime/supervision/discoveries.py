@@ -28,12 +28,9 @@ class DiscoveryState:
     spawned: dict[str, TaskSpec] = field(default_factory=dict)  # spawned id -> spec (added or not yet)
     undecided: dict[int, AgentDiscovery] = field(default_factory=dict)  # report seq -> report
     holds: Holds = field(default_factory=lambda: Holds("discovery"))
-    last_seq: int = 0
     _recorded: dict[int, str] = field(default_factory=dict)  # report seq -> its words
 
     def apply(self, ev: Event) -> None:
-        if ev.seq is not None:
-            self.last_seq = max(self.last_seq, ev.seq)
         self.holds.apply(ev)
         match ev.kind:
             case "task.added":
