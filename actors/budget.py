@@ -18,7 +18,7 @@ from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.ports import BusPort
 
 log = structlog.get_logger("omoi.budget")
-FOLLOWS = ("run.started", "task.added", "agent.turn", "budget.raised")
+FOLLOWS = ("run.started", "task.added", "agent.turn", "guardian.assessed", "budget.raised")
 
 
 class BudgetActor:
@@ -87,6 +87,8 @@ class BudgetActor:
                     self._ledger.limit_task(event.task_id, Limit(a.budget_tokens, a.budget_usd))
             case "agent.turn":
                 return self._ledger.spend(event.task_id, event.usage.total, event.cost_usd)
+            case "guardian.assessed":  # supervision spends the run's budget, not the task's
+                return self._ledger.spend(RUN, event.usage.total, event.cost_usd)
             case "budget.raised":
                 self._raises[event.scope] = self._raises.get(event.scope, 0) + 1
                 self._ledger.raise_limit(event.scope, event.add_tokens, event.add_usd)

@@ -7,10 +7,12 @@ import contextlib
 
 import structlog
 
-from omoi.policies.supervision.guardian import GuardianRules, review
+from omoi.policies.supervision import assessment
+from omoi.policies.supervision.guardian import Ask, GuardianRules, review, to_assess
 from omoi.runtime.clock import Clock, SystemClock
-from omoi.runtime.log.events import Event
+from omoi.runtime.log.events import Event, GuardianAssessed
 from omoi.runtime.log.subscription import Subscription
+from omoi.runtime.model.client import CallTag, ModelPort
 from omoi.runtime.ports import BusPort
 from omoi.runtime.supervision.state import Attempt, Note, SupervisionState
 
@@ -26,14 +28,19 @@ class GuardianActor:
     before each model call: it returns once the log up to `after` (the agent's own last events) is
     judged and the task is not paused, with the notes the request must carry (a steer), and
     `stop`. On every batch of events it evaluates the deterministic signals of the attempts that
-    moved, and every `interval` seconds of all of them (an idle agent makes no events).
+    moved, and every `interval` seconds of all of them (an idle agent makes no events); on that
+    timer it also asks `model` (the `quick` route by default) to assess the attempts a signal or
+    the cheap filter flags, each call in a task of its own so agents never wait on it.
     Emits `guardian.intervened` (with `task.restart_requested`, `task.cancel_requested` or
-    `agent.paused` for the rungs the graph or a person carries out) and `guardian.outcome`, as
+    `agent.paused` for the rungs the graph or a person carries out), `guardian.assessed` (read
+    back from the log like any event: an assessment asking for steering is one more signal) and
+    `guardian.outcome`, as
     decided by `policies.supervision.guardian`; each with an id derived from what it is about,
     so a replay or a repeated publish writes nothing twice. With supervision off it decides
     nothing, but pause and resume still hold agents.
     If it dies: Ray restarts it and it folds the log again; what it already published is in the
-    fold, so no intervention is repeated. `before_turn` calls in flight are re-sent by Ray."""
+    fold, so no intervention is repeated; an assessment in flight is lost and asked again on
+    the next timer. `before_turn` calls in flight are re-sent by Ray."""
 
     def __init__(
         self,
@@ -45,8 +52,13 @@ class GuardianActor:
         enabled: bool = True,
         clock: Clock | None = None,
         name: str = "guardian",
+        model: ModelPort | None = None,
+        model_name: str = "",
+        holder: str = "",
     ) -> None:
         self._run_id, self._bus, self._name = run_id, bus, name
+        self._model, self._model_name, self._holder = model, model_name, holder or name
+        self._asking: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._rules, self._interval, self._enabled = rules or GuardianRules(), interval, enabled
         self._clock = clock or SystemClock()
         self._state = SupervisionState(run_id)
@@ -85,14 +97,19 @@ class GuardianActor:
         return self._judged
 
     async def tick(self) -> int:
-        """Look at every watched attempt now (what the timer does); the events it published."""
-        return await self._judge(list(self._state.watches))
+        """Look at every watched attempt now (what the timer does), and wait for the model
+        assessments it asked for; the events it published."""
+        published = await self._judge(list(self._state.watches))
+        asked = self._ask()
+        await asyncio.gather(*asked)
+        return published + len(asked)
 
     async def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+        for task in [self._follower, *self._asking.values()]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def _start(self) -> None:
         if self._follower is None:
@@ -118,6 +135,7 @@ class GuardianActor:
                 if self._clock.monotonic() >= self._next_tick:
                     self._next_tick = self._clock.monotonic() + self._interval
                     await self._judge(list(self._state.watches))
+                    self._ask()
             except Exception:  # nothing was applied that was not published: judged again next time
                 log.warning("guardian.publish_failed", run_id=self._run_id, exc_info=True)
                 continue
@@ -141,6 +159,52 @@ class GuardianActor:
         async with self._changed:
             self._changed.notify_all()
         return len(decided)
+
+    def _ask(self) -> list[asyncio.Task[None]]:
+        """Start an assessment for each attempt the policy flags and none is running for."""
+        if not self._enabled or self._model is None:
+            return []
+        started = []
+        for ask in to_assess(self._state, self._clock.now(), self._rules):
+            if ask.attempt not in self._asking:
+                started.append(asyncio.create_task(self._assess(ask)))
+                self._asking[ask.attempt] = started[-1]
+        return started
+
+    async def _assess(self, ask: Ask) -> None:
+        """One model call; whatever it answers, or if it fails, one `guardian.assessed` event."""
+        (task, attempt), got = ask.attempt, {}
+        try:
+            assert self._model is not None
+            reply = await self._model.complete(
+                model=self._model_name,
+                system=assessment.SYSTEM,
+                tools=[assessment.TOOL],
+                messages=[{"role": "user", "content": ask.prompt}],
+                tag=CallTag(task, "guardian", f"{task}/{attempt}/guardian", self._holder),
+            )
+            verdict = assessment.parse(reply.tool_uses)
+            got = {"model": reply.model, "usage": reply.usage, "cost_usd": reply.cost_usd}
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failed call is an unknown verdict, never an aligned one
+            verdict = assessment.Verdict("unknown", error=f"the model call failed: {exc}")
+        a = verdict.answer
+        ev = GuardianAssessed(
+            id=f"guardian-{self._run_id}-{task}-{attempt}-assessed-{ask.turn}",
+            ts=self._clock.now(), run_id=self._run_id, task_id=task, attempt=attempt, source=self._name,
+            turn=ask.turn, reason=ask.reason, verdict=verdict.verdict, error=verdict.error,
+            score=a.score if a else None, needs_steering=a.needs_steering if a else False,
+            steering_type=a.steering_type if a else None,
+            recommendation=a.recommendation if a else "", summary=a.summary if a else "", **got,
+        )  # fmt: skip
+        try:
+            await self._bus.publish([ev])  # applied when the log brings it back, then judged
+            log.info("guardian.assessed", run_id=self._run_id, task_id=task, verdict=verdict.verdict)
+        except Exception:  # asked again on the next timer
+            log.warning("guardian.assess_publish_failed", run_id=self._run_id, exc_info=True)
+        finally:
+            self._asking.pop(ask.attempt, None)
 
     def _stamp(self, ev: Event) -> Event:
         """An id from what the event is about: the n-th intervention on an attempt, the outcome

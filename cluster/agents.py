@@ -17,7 +17,6 @@ from omoi.actors.concurrency import ConcurrencyActor
 from omoi.cluster.connect import NAMESPACE, actor_name
 from omoi.cluster.handles import BusProxy, Named, call
 from omoi.cluster.hosting import host
-from omoi.cluster.supervision import GuardianProxy
 from omoi.policies.model_calls import ModelRules
 from omoi.runtime.config import AgentSettings, ModelSettings
 from omoi.runtime.errors import AgentLostError, SandboxError
@@ -25,6 +24,7 @@ from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.run.execution import AgentResult, TaskRequest
 from omoi.runtime.sandbox.seam import ExecResult
 from omoi.runtime.sandbox.workspace import SearchHit
+from omoi.runtime.supervision.state import Note
 
 CONCURRENCY = "omoi/cluster/concurrency"  # one for the cluster: limits hold across runs
 
@@ -209,3 +209,11 @@ def start_concurrency() -> Any:
     """The cluster's concurrency actor, started by the first run that needs it and shared after."""
     # restarted empty, and rebuilt from its callers: see ConcurrencyActor
     return host(HostedConcurrency, actor=CONCURRENCY, restarts="always", detached=True)
+
+
+class GuardianProxy(Named):
+    """SupervisionPort over the run's guardian (in the run's supervisor actor)."""
+
+    async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
+        notes: list[Note] = await call(self.handle.before_turn.remote(task_id, attempt, after))
+        return notes

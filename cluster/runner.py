@@ -297,7 +297,7 @@ def launch(
         if first_events is not None:  # a run starts when it is launched: stamped as it becomes durable
             now = datetime.now(UTC)
             ray.get(bus.publish.remote([e.model_copy(update={"ts": now}) for e in first_events]))
-        supervisor = start_supervision(paths.run_id, supervision_settings(), env.agents.max_turns)
+        supervisor = start_supervision(paths.run_id, supervision_settings(), env)
         following = supervisor.start.remote()  # the budget's fold is current before any model call
         start_concurrency()
         sandboxes = deploy.RaySandboxes(

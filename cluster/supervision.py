@@ -10,23 +10,18 @@ from omoi.actors.budget import BudgetActor
 from omoi.actors.conductor import ConductorActor
 from omoi.actors.discovery import DiscoveryActor
 from omoi.actors.guardian import GuardianActor
+from omoi.cluster.agents import CONCURRENCY, AgentEnv, SlotsProxy
 from omoi.cluster.connect import actor_name
 from omoi.cluster.handles import BusProxy, Named, call
 from omoi.cluster.hosting import host
 from omoi.policies.budget import RUN
+from omoi.policies.supervision.assessment import AssessRules
 from omoi.policies.supervision.discovery import Limits
 from omoi.policies.supervision.guardian import GuardianRules
 from omoi.runtime.config import SupervisionSettings
+from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.supervision.state import Note
-
-
-class GuardianProxy(Named):
-    """SupervisionPort over the run's guardian (in the run's supervisor actor)."""
-
-    async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
-        notes: list[Note] = await call(self.handle.before_turn.remote(task_id, attempt, after))
-        return notes
 
 
 class GraphProxy(Named):
@@ -44,17 +39,25 @@ class HostedSupervisor:
     If the process dies, Ray restarts it and each rebuilds from the log (see their docstrings);
     calls in flight (`admit`, `before_turn`) are re-sent by Ray."""
 
-    def __init__(self, run_id: str, settings: SupervisionSettings, max_turns: int) -> None:
+    def __init__(self, run_id: str, settings: SupervisionSettings, env: AgentEnv) -> None:
         bus = BusProxy(actor_name(run_id, "bus"))
         self.budget = BudgetActor(run_id, bus)
         on = settings.supervision == "on"
+        rules = GuardianRules(
+            cooldown_s=settings.guardian_cooldown,
+            max_turns=env.agents.max_turns,
+            assess=AssessRules(grace_s=settings.guardian_grace),
+        )
         self.guardian = GuardianActor(
             run_id,
             bus,
-            rules=GuardianRules(cooldown_s=settings.guardian_cooldown, max_turns=max_turns),
+            rules=rules,
             interval=settings.guardian_interval,
             enabled=on,
             name=actor_name(run_id, "guardian"),
+            holder=actor_name(run_id, "supervisor"),  # the process whose death frees its model leases
+            model=AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY)),
+            model_name=env.models.model_for(settings.guardian_model),
         )
         limits = Limits(settings.discovery_max, settings.discovery_per_task, settings.discovery_depth)
         graph = GraphProxy(actor_name(run_id, "graph"))
@@ -81,10 +84,10 @@ class HostedSupervisor:
         return await self.guardian.held()
 
 
-def start_supervision(run_id: str, settings: SupervisionSettings, max_turns: int) -> Any:
+def start_supervision(run_id: str, settings: SupervisionSettings, env: AgentEnv) -> Any:
     """Restarted by Ray if it dies. Settings are read where the run starts (validated there), not
     in a Ray worker."""
     return host(
-        HostedSupervisor, run_id, settings, max_turns, actor=actor_name(run_id, "supervisor"),
+        HostedSupervisor, run_id, settings, env, actor=actor_name(run_id, "supervisor"),
         restarts="always", node="here",
     )  # fmt: skip

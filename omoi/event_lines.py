@@ -86,6 +86,9 @@ def guardian_line(stamp: str, ev: Event) -> str | None:
         case "guardian.outcome":
             verdict = "worked" if ev.worked else f"did not work ({', '.join(ev.still)} again)"
             return f"{stamp} {ev.task_id:<20} guardian  steer at seq {ev.intervention} {verdict}"
+        case "guardian.assessed":
+            said = ev.recommendation or ev.summary or ev.error
+            return f"{stamp} {ev.task_id:<20} assessed  {ev.verdict} (turn {ev.turn}): {said[:140]}"
         case "agent.paused":
             return f"{stamp} {ev.task_id:<20} paused    {ev.reason[:120]}"
         case "agent.resumed":

@@ -205,6 +205,7 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
     merged_how: dict[str, str] = {}  # the last rung that resolved each task's merge
     actions: Counter[str] = Counter()  # the guardian's interventions, by action
     worked: Counter[bool] = Counter()  # and the steers judged
+    assessed: Counter[str] = Counter()  # the guardian's model assessments, by verdict, and tokens
     spec_tokens, spec_usd = 0, 0.0  # the spec's agents (task ids spec-*): intent, phases, reviews
     for ev in events:
         task = getattr(ev, "task_id", "")
@@ -223,6 +224,9 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
                 actions[ev.action] += 1
             case "guardian.outcome":
                 worked[ev.worked] += 1
+            case "guardian.assessed":
+                assessed[ev.verdict] += 1
+                assessed["tokens"] += ev.usage.total
     branch = state.finished.branch if state.finished else None
     ended = state.finished.status if state.finished else "unfinished"
     table = Table(
@@ -234,6 +238,7 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
                 f"branch: {branch}" if branch else "",
                 _merges(state, merged_how),
                 _guarded(actions, worked),
+                _assessed(assessed, state.usage.total),
             )
             if x
         )
@@ -296,6 +301,16 @@ def _guarded(actions: Counter[str], worked: Counter[bool]) -> str:
     if worked:
         line += f" ({worked[True]} worked, {worked[False]} did not)"
     return line
+
+
+def _assessed(assessed: Counter[str], agent_tokens: int) -> str:
+    """One line of what supervision's model calls said and cost, against the agents' tokens."""
+    tokens = assessed.pop("tokens", 0)
+    if not assessed:
+        return ""
+    share = f" ({tokens / agent_tokens:.1%} of the agents')" if agent_tokens else ""
+    verdicts = ", ".join(f"{n} {v}" for v, n in sorted(assessed.items()))
+    return f"assessments: {verdicts}; {tokens:,} tokens{share}"
 
 
 def _merges(state: RunState, how: dict[str, str]) -> str:

@@ -64,9 +64,10 @@ class Ledger:
         self._scopes.setdefault(task_id, _Scope(limit)).limit = limit
 
     def spend(self, task_id: str, tokens: int, usd: float) -> list[Crossing]:
-        """Add one model call's cost to its task and to the run; returns the levels newly crossed."""
+        """Add one model call's cost to its task and to the run (a call for the run as a whole,
+        like a guardian's, passes RUN); returns the levels newly crossed."""
         crossings = []
-        for name in (task_id, RUN):
+        for name in dict.fromkeys((task_id, RUN)):
             scope = self._scopes.setdefault(name, _Scope(Limit()))
             scope.tokens += tokens
             scope.usd += usd

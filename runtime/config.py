@@ -218,6 +218,15 @@ class SupervisionSettings(BaseSettings):
     guardian_cooldown: float = Field(
         default=300.0, ge=0, le=86400, description="seconds between two interventions on one agent"
     )
+    guardian_model: str = Field(
+        default="quick", min_length=1, description="the model route a guardian's assessments use"
+    )
+    guardian_grace: float = Field(
+        default=120.0, ge=0, le=86400, description="seconds a new agent works before it is assessed"
+    )
+    conductor_interval: float = Field(
+        default=300.0, gt=0, le=86400, description="seconds between the conductor's timed looks"
+    )
     discovery_max: int = Field(default=20, ge=0, le=10_000, description="discovered tasks per run")
     discovery_per_task: int = Field(
         default=5, ge=0, le=1000, description="discovered tasks one task may spawn"
@@ -274,4 +283,5 @@ def check_settings() -> None:
     model_settings()
     agent_settings()
     merge_settings()
-    supervision_settings()
+    supervision = supervision_settings()
+    model_settings().model_for(supervision.guardian_model)  # OMOI_GUARDIAN_MODEL names a route

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from omoi.policies.supervision import interventions
+from omoi.policies.supervision import assessment, interventions
+from omoi.policies.supervision.assessment import AssessRules
 from omoi.policies.supervision.signals import Budget, Signal, Thresholds, evaluate
 from omoi.runtime.log.events import (
     AgentPaused,
@@ -28,6 +29,17 @@ class GuardianRules:
     thresholds: Thresholds = field(default_factory=Thresholds)
     cooldown_s: float = interventions.COOLDOWN_S
     max_turns: int = 60  # an attempt's turn limit: the horizon of the burn-rate projection
+    assess: AssessRules = field(default_factory=AssessRules)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A model assessment to ask for: about which attempt, at which turn, why, and what to show."""
+
+    attempt: Attempt
+    turn: int
+    reason: str
+    prompt: str
 
 
 def review(
@@ -39,11 +51,42 @@ def review(
         w = state.watches.get(key)
         if w is None or w.finished or w.stopping or not w.trajectory.settled:
             continue
-        budget = Budget(*state.budgets.get(key[0], (None, None)), max_turns=rules.max_turns)
-        signals = evaluate(w.trajectory.since(w.mark), now, rules.thresholds, budget)
+        signals = _signals(state, key, w, now, rules) + _advice(w)
         out += _outcomes(state.run_id, key, w, signals, source)
         out += _intervention(state.run_id, key, w, signals, now, rules, state.last_seq, source)
     return out
+
+
+def to_assess(state: SupervisionState, now: datetime, rules: GuardianRules) -> list[Ask]:
+    """The attempts worth a model's look now (the guardian's timer asks): those the signals or
+    the cheap filter flag, that moved since their last assessment and are past their grace."""
+    out: list[Ask] = []
+    for key, w in sorted(state.watches.items()):
+        if w.finished or w.stopping:
+            continue
+        signals = _signals(state, key, w, now, rules)
+        reason = assessment.wanted(w.trajectory, signals, now, w.assessed_turn, rules.assess)
+        if reason is not None:
+            goal = state.goals.get(key[0], "")
+            prompt = assessment.excerpts(w.trajectory, goal, signals)
+            out.append(Ask(key, w.trajectory.turns, reason, prompt))
+    return out
+
+
+def _signals(
+    state: SupervisionState, key: Attempt, w: Watch, now: datetime, rules: GuardianRules
+) -> list[Signal]:
+    budget = Budget(*state.budgets.get(key[0], (None, None)), max_turns=rules.max_turns)
+    return evaluate(w.trajectory.since(w.mark), now, rules.thresholds, budget)
+
+
+def _advice(w: Watch) -> list[Signal]:
+    """The newest assessment, if it came after the last intervention and asks for steering."""
+    a = w.assessment
+    if a is None or (a.seq or 0) <= w.mark:
+        return []
+    s = assessment.as_signal(a.verdict, a.needs_steering, a.recommendation, a.score)
+    return [s] if s is not None else []
 
 
 def _outcomes(run_id: str, key: Attempt, w: Watch, signals: list[Signal], source: str) -> list[Event]:

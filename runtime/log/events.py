@@ -581,6 +581,26 @@ class GuardianOutcome(TaskEvent):
     still: tuple[str, ...] = Field(default=(), description="the signals still firing")
 
 
+class GuardianAssessed(TaskEvent):
+    """A model's assessment of one agent attempt, asked for on a timer when a signal or the cheap
+    filter said so (`reason`). `verdict` is "unknown" when the call failed or the answer was not
+    usable (`error` says why): never "aligned" by default."""
+
+    kind: Literal["guardian.assessed"] = "guardian.assessed"
+    turn: int = Field(ge=0, description="the agent's last turn when it was asked")
+    reason: str = Field(description="why the model was asked (the signal or filter that said so)")
+    verdict: Literal["aligned", "drifting", "unknown"]
+    score: float | None = Field(default=None, ge=0, le=1, description="alignment, 0 (lost) to 1")
+    needs_steering: bool = False
+    steering_type: Literal["guidance", "correction", "emergency"] | None = None
+    recommendation: str = ""
+    summary: str = ""
+    error: str = ""
+    model: str = ""
+    usage: Usage = Usage()
+    cost_usd: float = Field(default=0.0, ge=0)
+
+
 class DeliveryReady(EventBase):
     """`omoi pr` wrote the pull request's text (and pushed, or opened it, when asked)."""
 
@@ -647,6 +667,7 @@ Event = Annotated[
     | GuardianIntervened
     | GuardianDelivered
     | GuardianOutcome
+    | GuardianAssessed
     | DiscoveryRecorded
     | DiscoveryTaskSpawned
     | DiscoveryRejected

@@ -40,6 +40,7 @@ FOLLOWED = (
     "agent.resumed",
     "guardian.intervened",
     "guardian.outcome",
+    "guardian.assessed",
     "model.retried",
     "budget.",
     "spec.",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from omoi.runtime.log.events import Event, GuardianAction
+from omoi.runtime.log.events import Event, GuardianAction, GuardianAssessed
 from omoi.runtime.supervision.trajectory import Trajectory
 
 Attempt = tuple[str, int]
@@ -46,6 +46,8 @@ class Watch:
     pending: list[Pending] = field(default_factory=list)
     stopping: bool = False  # restarted or cancelled: nothing more to decide about it
     finished: bool = False
+    assessed_turn: int = 0  # the turn a model last assessed (asked again only after new turns)
+    assessment: GuardianAssessed | None = None  # the newest one
 
 
 @dataclass
@@ -53,6 +55,7 @@ class SupervisionState:
     run_id: str
     watches: dict[Attempt, Watch] = field(default_factory=dict)
     declared: dict[str, tuple[str, ...]] = field(default_factory=dict)  # task -> files it names
+    goals: dict[str, str] = field(default_factory=dict)  # task -> its agent's prompt
     budgets: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)  # tokens, USD
     paused: dict[str, str] = field(default_factory=dict)  # task -> why
     carried: dict[Attempt, Note] = field(default_factory=dict)  # a note for an attempt not started yet
@@ -64,7 +67,7 @@ class SupervisionState:
     def apply(self, ev: Event) -> None:
         """The guardian applies what it publishes at once, and meets it again in the log: an
         event of its own is applied once."""
-        if ev.kind in ("guardian.intervened", "guardian.outcome"):
+        if ev.kind in ("guardian.intervened", "guardian.outcome", "guardian.assessed"):
             if ev.id in self._decided:
                 return
             self._decided.add(ev.id)
@@ -75,6 +78,7 @@ class SupervisionState:
         match ev.kind:
             case "task.added" if ev.spec.agent is not None:
                 self.declared[task] = ev.spec.agent.context
+                self.goals[task] = ev.spec.agent.prompt
                 self.budgets[task] = (ev.spec.agent.budget_tokens, ev.spec.agent.budget_usd)
             case "agent.started" if ev.role != "oracle" and key not in self.watches:
                 self.watches[key] = Watch(Trajectory(task, key[1], self.declared.get(task, ())))
@@ -111,6 +115,10 @@ class SupervisionState:
                 if w.unread is not None and w.unread.ref == ev.intervention:
                     w.unread = None
                 self.carried.pop(key, None)
+            case "guardian.assessed" if key in self.watches:
+                w = self.watches[key]
+                w.assessed_turn, w.assessment = max(w.assessed_turn, ev.turn), ev
+                self.changed.add(key)
             case "guardian.outcome" if key in self.watches:
                 w = self.watches[key]
                 w.pending = [p for p in w.pending if p.seq != ev.intervention]

@@ -1,0 +1,171 @@
+"""The guardian's model assessment: the guardian actor over an in-memory log, asking the scripted
+model server through the real SDK. An assessment is asked for only on the timer, past the grace
+period, when a signal or the cheap filter says so; one that asks for steering becomes a steer; one
+that fails or makes no sense is "unknown" and never hides a deterministic signal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from omoi.actors.bus import BusActor
+from omoi.actors.guardian import GuardianActor
+from omoi.policies.model_calls import ModelRules
+from omoi.policies.supervision.assessment import AssessRules
+from omoi.policies.supervision.guardian import GuardianRules
+from omoi.runtime.config import ModelSettings
+from omoi.runtime.log.events import AgentStarted, AgentToolCalled, AgentTurn, RunStarted
+from omoi.runtime.log.store import MemoryEventStore
+from omoi.runtime.model.client import AnthropicModel
+from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
+from omoi.runtime.testing import FakeClock
+
+WHO = {"run_id": "r", "task_id": "t1", "attempt": 1, "agent": "t1/1/worker", "role": "worker"}
+FAILING = ("run", {"command": "pytest tests/test_auth.py"}, "exit code 1\nImportError: no module jwt", True)
+READING = ("read_file", {"path": "auth.py"}, "TOKEN = None\n", False)
+
+
+def assess(**answer: Any) -> dict[str, Any]:
+    return {"tools": [{"name": "report_assessment", "input": answer}]}
+
+
+STEER = assess(
+    aligned=False,
+    score=0.2,
+    needs_steering=True,
+    steering_type="correction",
+    recommendation="install nothing; read auth.py and use the token helper there",
+    summary="runs the failing tests again and again",
+)
+ALIGNED = assess(aligned=True, score=0.9, needs_steering=False, recommendation="", summary="fine")
+
+
+class Run:
+    """A guardian over a log the test writes an agent's trajectory into by hand."""
+
+    def __init__(self, server: ScriptedModelServer, clock: FakeClock) -> None:
+        self.bus, self.clock, self.turn = BusActor(MemoryEventStore()), clock, 0
+        settings = ModelSettings(base_url=server.url, max_tries=1)
+        model = AnthropicModel(settings, ModelRules(max_tries=1), clock=clock)
+        rules = GuardianRules(cooldown_s=0, assess=AssessRules(grace_s=60))
+        self.guardian = GuardianActor(  # the test ticks: the timer's interval is never reached
+            "r", self.bus, rules=rules, interval=1e6, clock=clock, model=model, model_name="q"
+        )
+
+    async def start(self) -> None:
+        await self.bus.publish(
+            [
+                RunStarted(run_id="r", repo="x", base_commit="c", ts=self.clock.now()),
+                AgentStarted(**WHO, model="m", ts=self.clock.now()),
+            ]
+        )
+
+    async def turns(self, *calls: tuple[str, dict[str, Any], str, bool]) -> None:
+        """One turn per call, each in the log before the next."""
+        for tool, args, result, failed in calls:
+            self.turn += 1
+            now = self.clock.now()
+            await self.bus.publish(
+                [
+                    AgentTurn(**WHO, turn=self.turn, model="m", tool_calls=(tool,), ts=now),
+                    AgentToolCalled(
+                        **WHO, turn=self.turn, tool=tool, arguments=json.dumps(args), result=result,
+                        is_error=failed, ts=now,
+                    ),
+                ]
+            )  # fmt: skip
+        last = (await self.bus.read(0))[-1].seq or 0
+        await self.guardian.caught_up(last)
+
+    async def events(self, kind: str) -> list[Any]:
+        return [e for e in await self.bus.read(0) if e.kind == kind]
+
+
+def server(*answers: dict[str, Any]) -> ScriptedModelServer:
+    """The guardian asks in a fresh conversation each time: the `n`-th assessment is scripted as
+    the conversation of turn `n`'s number, keyed by the assessment's agent header."""
+    return ScriptedModelServer(parse_script({"tasks": {"t1/1/guardian": {"guardian": [answers[0]]}}}))
+
+
+async def test_an_assessment_asking_for_steering_steers_the_agent_with_its_recommendation() -> None:
+    clock = FakeClock()
+    with server(STEER) as model:
+        run = Run(model, clock)
+        await run.start()
+        # Half the calls fail: the cheap filter flags the attempt, but not within its grace period.
+        await run.turns(READING, FAILING, READING, FAILING)
+        assert await run.guardian.tick() == 0
+        assert model.requests == []
+        clock.advance(61)
+        assert await run.guardian.tick() == 1
+        (request,) = model.requests
+        assert request.role == "guardian"
+        assert request.model == "q"
+        shown = request.last_user_text
+        assert "pytest tests/test_auth.py" in shown
+        assert "ImportError: no module jwt" in shown
+        (assessed,) = await run.events("guardian.assessed")
+        assert (assessed.verdict, assessed.score, assessed.steering_type) == ("drifting", 0.2, "correction")
+        assert assessed.reason == "filter: 2 of the last 4 calls failed"
+        assert assessed.usage.total > 0
+        await run.guardian.caught_up(assessed.seq)
+        (steer,) = await run.events("guardian.intervened")
+        assert steer.action == "steer"
+        assert [s.name for s in steer.signals] == ["assessment"]
+        assert "read auth.py and use the token helper there" in steer.message
+        assert (await run.guardian.before_turn("t1", 1, after=steer.seq))[0].ref == steer.seq
+        # Nothing new happened: the next tick asks nothing.
+        assert await run.guardian.tick() == 0
+        await run.guardian.stop()
+
+
+async def _unknown_then_signal(answer: dict[str, Any], error: str) -> None:
+    clock = FakeClock()
+    with server(answer) as model:
+        run = Run(model, clock)
+        await run.start()
+        clock.advance(61)
+        await run.turns(READING, FAILING, READING, FAILING)
+        assert await run.guardian.tick() == 1
+        (assessed,) = await run.events("guardian.assessed")
+        assert assessed.verdict == "unknown"
+        assert error in assessed.error
+        await run.guardian.caught_up(assessed.seq)
+        assert await run.events("guardian.intervened") == []
+        # The third failure of the same call is a deterministic signal: it is acted on.
+        await run.turns(FAILING)
+        (steer,) = await run.events("guardian.intervened")
+        assert [s.name for s in steer.signals] == ["action_error_loop"]
+        await run.guardian.stop()
+
+
+async def test_an_answer_that_is_not_an_assessment_is_unknown_and_hides_no_signal() -> None:
+    await _unknown_then_signal({"text": "Looks good to me!"}, "did not call report_assessment")
+
+
+async def test_an_assessment_with_a_wrong_field_is_unknown_and_hides_no_signal() -> None:
+    await _unknown_then_signal(
+        assess(aligned=True, score=7, needs_steering=False, recommendation="", summary=""),
+        "report_assessment.score",
+    )
+
+
+async def test_a_failed_model_call_is_unknown_and_hides_no_signal() -> None:
+    await _unknown_then_signal({"faults": [{"status": 500, "times": 5}], "text": "late"}, "model call failed")
+
+
+async def test_an_aligned_assessment_hides_no_signal() -> None:
+    clock = FakeClock()
+    with server(ALIGNED) as model:
+        run = Run(model, clock)
+        await run.start()
+        clock.advance(61)
+        await run.turns(READING, FAILING, READING, FAILING)
+        assert await run.guardian.tick() == 1
+        (assessed,) = await run.events("guardian.assessed")
+        assert assessed.verdict == "aligned"
+        await run.guardian.caught_up(assessed.seq)
+        await run.turns(FAILING)
+        (steer,) = await run.events("guardian.intervened")
+        assert [s.name for s in steer.signals] == ["action_error_loop"]
+        await run.guardian.stop()
