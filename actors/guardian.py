@@ -17,7 +17,7 @@ from omoi.runtime.ports import BusPort
 from omoi.runtime.supervision.state import Attempt, Note, SupervisionState
 
 log = structlog.get_logger("omoi.guardian")
-FOLLOWS = ("task.", "agent.", "guardian.", "discovery.recorded", "discovery.rejected")
+FOLLOWS = ("task.", "agent.", "guardian.", "discovery.recorded", "discovery.rejected", "conductor.acted")
 
 
 class GuardianActor:

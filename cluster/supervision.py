@@ -64,7 +64,13 @@ class HostedSupervisor:
         self.discovery = DiscoveryActor(
             run_id, bus, graph, limits=limits, name=actor_name(run_id, "discovery")
         )
-        self.conductor = ConductorActor(run_id, bus, name=actor_name(run_id, "conductor")) if on else None
+        self.conductor = (
+            ConductorActor(
+                run_id, bus, name=actor_name(run_id, "conductor"), interval=settings.conductor_interval
+            )
+            if on
+            else None
+        )
 
     async def start(self) -> None:
         for part in (self.budget, self.guardian, self.discovery, self.conductor):

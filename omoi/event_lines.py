@@ -89,6 +89,13 @@ def guardian_line(stamp: str, ev: Event) -> str | None:
         case "guardian.assessed":
             said = ev.recommendation or ev.summary or ev.error
             return f"{stamp} {ev.task_id:<20} assessed  {ev.verdict} (turn {ev.turn}): {said[:140]}"
+        case "conductor.acted" if ev.action == "message":
+            files = ", ".join(ev.files[:3])
+            return f"{stamp} {ev.task_id:<20} conductor told about {ev.kept}: both change {files}"
+        case "conductor.acted":
+            return f"{stamp} {ev.task_id:<20} conductor {ev.action}: waits for {ev.kept}"
+        case "conductor.assessed":
+            return f"{stamp} {'conductor':<20} {ev.summary}" + "".join(f"\n{'':>10} {w}" for w in ev.waiting)
         case "agent.paused":
             return f"{stamp} {ev.task_id:<20} paused    {ev.reason[:120]}"
         case "agent.resumed":

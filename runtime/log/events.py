@@ -529,14 +529,30 @@ class DiscoveryRejected(TaskEvent):
 class ConductorActed(TaskEvent):
     """Something the conductor did about the run as a whole; `task_id` is the task it acted on.
     `order`: that task waits for `kept` to be merged (both change `files`), then restarts from the
-    integration head."""
+    integration head. `pause_duplicate`: the same, because it does the same work as `kept`.
+    `message`: `reason` goes into that task's agent's next model request."""
 
     kind: Literal["conductor.acted"] = "conductor.acted"
-    action: Literal["order"]
+    action: Literal["order", "pause_duplicate", "message"]
     kept: str = Field(default="", description="the task that goes on")
-    prediction: int = Field(default=0, description="seq of the merge.conflict_predicted it answers")
+    prediction: int = Field(default=0, description="seq of the event it answers")
     files: tuple[str, ...] = ()
     reason: str
+
+
+class ConductorAssessed(EventBase):
+    """The conductor's look at the whole run, on its timer, written when what it sees changed."""
+
+    kind: Literal["conductor.assessed"] = "conductor.assessed"
+    running: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = Field(default=(), description="what waits on a person, and since when")
+    overlaps: tuple[str, ...] = Field(default=(), description="running tasks that name the same files")
+    stalled: bool = Field(default=False, description="tasks are left, none runs, none can start")
+    spent_usd: float = 0.0
+    spent_tokens: int = 0
+    done: float = Field(default=0.0, ge=0, le=1, description="share of the agent tasks finished")
+    pace: Literal["ok", "over", "no budget"] = "no budget"
+    summary: str
 
 
 GuardianAction = Literal["steer", "restart", "replan", "cancel", "ask_human"]
@@ -668,6 +684,7 @@ Event = Annotated[
     | GuardianDelivered
     | GuardianOutcome
     | GuardianAssessed
+    | ConductorAssessed
     | DiscoveryRecorded
     | DiscoveryTaskSpawned
     | DiscoveryRejected

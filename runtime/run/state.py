@@ -41,6 +41,7 @@ FOLLOWED = (
     "guardian.intervened",
     "guardian.outcome",
     "guardian.assessed",
+    "conductor.",
     "model.retried",
     "budget.",
     "spec.",

@@ -59,6 +59,7 @@ class SupervisionState:
     budgets: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)  # tokens, USD
     paused: dict[str, str] = field(default_factory=dict)  # task -> why
     carried: dict[Attempt, Note] = field(default_factory=dict)  # a note for an attempt not started yet
+    messages: dict[str, list[Note]] = field(default_factory=dict)  # task -> the conductor's, unread
     blocking: dict[int, str] = field(default_factory=dict)  # undecided blocking report seq -> its task
     last_seq: int = 0
     changed: set[Attempt] = field(default_factory=set)
@@ -110,10 +111,14 @@ class SupervisionState:
                 self._intervened(self.watches[key], ev.seq or 0, ev.action, ev.message, ev.ts, names)
                 if ev.action in ("restart", "replan"):
                     self.carried[(task, key[1] + 1)] = Note(ev.seq or 0, ev.message)
-            case "guardian.delivered" if key in self.watches:
-                w = self.watches[key]
-                if w.unread is not None and w.unread.ref == ev.intervention:
-                    w.unread = None
+            case "conductor.acted" if ev.action == "message" and ev.seq is not None:
+                self.messages.setdefault(task, []).append(Note(ev.seq, ev.reason))
+            case "guardian.delivered":
+                unread = [n for n in self.messages.get(task, []) if n.ref != ev.intervention]
+                self.messages[task] = unread
+                watch = self.watches.get(key)
+                if watch is not None and watch.unread is not None and watch.unread.ref == ev.intervention:
+                    watch.unread = None
                 self.carried.pop(key, None)
             case "guardian.assessed" if key in self.watches:
                 w = self.watches[key]
@@ -158,4 +163,4 @@ class SupervisionState:
         """What the attempt's next model request must carry."""
         w = self.watches.get((task, attempt))
         out = [n for n in (self.carried.get((task, attempt)), w.unread if w else None) if n is not None]
-        return out
+        return out + self.messages.get(task, [])

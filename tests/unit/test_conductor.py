@@ -1,0 +1,155 @@
+"""The conductor actor over an in-memory log, next to a real graph actor (scripted sandboxes, held
+mid-flight) and a guardian: duplicate work waits for the task it duplicates, agents that share
+files are told about each other in their next request, and on its timer the conductor says when
+the run is stalled on a person and how its budget is paced."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from omoi.actors.conductor import ConductorActor
+from omoi.actors.guardian import GuardianActor
+from omoi.policies.supervision.conductor import assess
+from omoi.runtime.log.events import AgentNeedsInput, Event, GuardianDelivered
+from omoi.runtime.run.state import fold
+from omoi.runtime.run.tasks import AgentSpec, TaskSpec
+from omoi.runtime.supervision.conduct import ConductorState
+from tests.unit.test_graph_actor import Harness, settle
+
+TAG = "[omoi conductor]"
+LOGIN = "Add a login endpoint that checks the password hash and returns a signed session token"
+
+
+def agent(task_id: str, prompt: str, *context: str, **kw: Any) -> TaskSpec:
+    return TaskSpec(id=task_id, agent=AgentSpec(prompt=prompt, context=context), **kw)
+
+
+def of(events: list[Event], kind: str, task: str | None = None) -> list[Any]:
+    return [e for e in events if e.kind == kind and task in (None, getattr(e, "task_id", None))]
+
+
+async def _until(h: Harness, ok: Any) -> list[Event]:
+    async with asyncio.timeout(10):
+        while not ok(log := await h.log()):
+            await h.bus.read(log[-1].seq or 0, timeout=1.0)  # wait for the log to move
+    await settle()
+    return await h.log()
+
+
+async def _rig(*specs: TaskSpec) -> tuple[Harness, Any, ConductorActor]:
+    h = Harness(list(specs), manual=True)
+    await h.seed()
+    run = asyncio.ensure_future(h.graph().run())
+    conductor = ConductorActor("r", h.bus, interval=60, clock=h.clock)
+    await conductor.start()
+    return h, run, conductor
+
+
+async def ask(h: Harness, question: str) -> None:
+    await h.bus.publish(
+        [
+            AgentNeedsInput(
+                run_id="r", task_id="a", attempt=1, agent="a/1/worker", role="worker", question=question,
+                ts=h.clock.now(),
+            )
+        ]
+    )  # fmt: skip
+
+
+async def test_a_task_doing_the_same_work_as_a_running_one_waits_for_it_then_restarts_on_top() -> None:
+    h, run, conductor = await _rig(
+        agent("login", LOGIN), agent("login-again", LOGIN.replace("Add", "Implement"))
+    )
+    log = await _until(h, lambda log: of(log, "agent.paused"))
+    (acted,) = of(log, "conductor.acted")
+    assert (acted.action, acted.task_id, acted.kept) == ("pause_duplicate", "login-again", "login")
+    (paused,) = of(log, "agent.paused")
+    assert paused.task_id == "login-again"
+    assert paused.reason.startswith(f"{TAG} login-again does the same work as login")
+    h.executor.release("login")  # noop sandboxes: succeeded is merged
+    log = await _until(h, lambda log: of(log, "task.restart_requested"))
+    (restart,) = of(log, "task.restart_requested")
+    assert (restart.task_id, restart.reason) == (
+        "login-again",
+        "login was merged: going on from the integration head",
+    )
+    h.executor.release("login-again")
+    assert (await asyncio.wait_for(run, 5)).status == "succeeded"
+    assert fold("r", await h.log()).tasks["login-again"].attempt == 2
+    await conductor.stop()
+
+
+async def test_agents_that_share_files_are_each_told_once_in_their_next_request() -> None:
+    h, run, conductor = await _rig(
+        agent("api", "Add the users endpoint", "app/routes.py", "app/models.py"),
+        agent("docs", "Document every route in the README", "app/routes.py", "README.md"),
+    )
+    guardian = GuardianActor("r", h.bus, clock=h.clock)
+    log = await _until(h, lambda log: len(of(log, "conductor.acted")) == 2)
+    told = {e.task_id: e for e in of(log, "conductor.acted")}
+    assert {(t, e.action, e.kept, e.files) for t, e in told.items()} == {
+        ("api", "message", "docs", ("app/routes.py",)),
+        ("docs", "message", "api", ("app/routes.py",)),
+    }
+    assert not of(log, "agent.paused")  # sharing files is not a conflict yet: both go on
+    notes = await guardian.before_turn("docs", 1, after=log[-1].seq or 0)
+    assert [n.text for n in notes] == [told["docs"].reason]
+    assert notes[0].text.startswith(
+        f"{TAG} Task api runs at the same time as yours and also changes app/routes.py"
+    )
+    delivered = GuardianDelivered(
+        run_id="r",
+        task_id="docs",
+        attempt=1,
+        agent="docs/1/worker",
+        role="worker",
+        intervention=notes[0].ref,
+        turn=1,
+    )
+    (seq,) = await h.bus.publish([delivered])
+    assert await guardian.before_turn("docs", 1, after=seq) == []  # acknowledged: not sent again
+    h.executor.release("api", "docs")
+    assert (await asyncio.wait_for(run, 5)).status == "succeeded"
+    assert len(of(await h.log(), "conductor.acted")) == 2
+    await asyncio.gather(conductor.stop(), guardian.stop())
+
+
+async def test_on_its_timer_the_conductor_says_the_run_is_stalled_on_a_person_and_paced_over_budget() -> None:
+    h, run, conductor = await _rig(agent("a", "Add the users endpoint"), agent("b", "Document the routes"))
+    await _until(h, lambda log: len(of(log, "task.started")) == 2)
+    h.clock.advance(61)
+    await ask(h, "which DB?")
+    log = await _until(h, lambda log: of(log, "conductor.assessed"))
+    (first,) = of(log, "conductor.assessed")
+    assert first.running == ("a", "b")
+    assert not first.stalled
+    assert first.summary.startswith("2 running, 1 waiting on a person, 0 of 2 agent tasks done")
+    assert first.waiting == ("a waits for an answer (omoi answer) since 0s",)
+    h.executor.release("b")
+    await _until(h, lambda log: of(log, "task.succeeded", "b"))
+    h.clock.advance(61)
+    await ask(h, "again?")
+    log = await _until(h, lambda log: len(of(log, "conductor.assessed")) == 2)
+    second = of(log, "conductor.assessed")[1]
+    assert second.stalled
+    assert "STALLED: every running task waits on a person" in second.summary
+    h.clock.advance(61)  # nothing changed: nothing written
+    await ask(h, "still?")
+    await settle()
+    assert len(of(await h.log(), "conductor.assessed")) == 2
+    h.executor.release("a")
+    assert (await asyncio.wait_for(run, 5)).status == "succeeded"
+    await conductor.stop()
+
+
+def test_the_budget_pace_is_over_when_the_spend_so_far_projects_past_the_budget() -> None:
+    state = ConductorState("r", agents={t: ("p", ()) for t in "abcd"}, budget=(None, 1.0))
+    state.ended, state.spent = {"a"}, (1000, 0.30)  # a quarter done, 30% spent: 120% projected
+    (ev,) = assess(state, datetime(2026, 1, 1, tzinfo=UTC), "conductor")
+    assert ev.pace == "over"
+    state.spent = (1000, 0.20)
+    (ev,) = assess(state, datetime(2026, 1, 1, tzinfo=UTC), "conductor")
+    assert ev.pace == "ok"
+    assert assess(ConductorState("r"), datetime(2026, 1, 1, tzinfo=UTC), "c")[0].pace == "no budget"
