@@ -108,7 +108,7 @@ def _stages(events: list[Any], first_call: dict[str, float]) -> Stages:
     return out
 
 
-def _omoi(n: int, server: ScriptedModelServer, supervision: str = "on") -> tuple[Measured, Stages]:
+def _omoi(n: int, server: ScriptedModelServer, supervision: str = "on") -> tuple[Measured, Stages, int]:
     """One run of n agents, with the guardian's signals and interventions on or off. Each agent's
     memory includes its share of the run's supervisor process (budget, guardian, discovery and
     conductor: one per run, for all its agents)."""
@@ -135,7 +135,8 @@ def _peak_mb(_: object) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured, Stages]:
+def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured, Stages, int]:
+    """The measures, the latency by step, and how many interventions the guardian made."""
     specs = [TaskSpec(id=f"a{i}", agent=AgentSpec(prompt="do the task")) for i in range(n)]
     paths, first = plan_new_run(
         Plan(name="bench-agents", tasks=tuple(specs)),
@@ -143,6 +144,7 @@ def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured
         RunOptions.of(run_id="bench-agents", max_parallel=n, sandbox="local"),
     )
     env = AgentEnv(model_settings(base_url=server.url, default_limit=0), AgentSettings())
+    since = len(server.requests)  # the server also saw the runs before this one, with the same task ids
     handle = launch(paths, first, agents=env)
     try:
         finished = handle.wait()
@@ -155,7 +157,7 @@ def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured
         events = log.read()
     ready = {e.task_id: e.ts.timestamp() for e in events if e.kind == "task.ready"}  # type: ignore[union-attr]
     first_call: dict[str, float] = {}
-    for r in server.requests:
+    for r in server.requests[since:]:
         if r.task in ready:
             first_call.setdefault(r.task, r.wall)
     calls = sum(1 for e in events if e.kind == "agent.tool_called")
@@ -163,7 +165,7 @@ def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured
     end = max(e.ts.timestamp() for e in events if e.kind == "agent.finished")
     rss = [e.rss_mb + supervisor_share for e in events if e.kind == "agent.finished"]  # type: ignore[union-attr]
     measured = end - start, [first_call[t] - ready[t] for t in ready], calls, rss
-    return measured, _stages(events, first_call)
+    return measured, _stages(events, first_call), sum(1 for e in events if e.kind == "guardian.intervened")
 
 
 def agents(*, n: int = 10, turns: int = 5, address: str | None = None, supervision: bool = False) -> Table:
@@ -175,7 +177,7 @@ def agents(*, n: int = 10, turns: int = 5, address: str | None = None, supervisi
         _baseline(min(n, 2), server.url)  # warm the worker pool
         plain = _baseline(n, server.url)
         off = _omoi(n, server, "off")[0] if supervision else None
-        ours, stages = _omoi(n, server, "on")
+        ours, stages, interventions = _omoi(n, server, "on")
     table = Table(
         title=f"omoi bench agents: {n} agents at once, {turns} model turns and {2 * (turns - 1) + 1} tool "
         "calls each;\nscripted model, no added latency, no concurrency limit"
@@ -208,6 +210,7 @@ def agents(*, n: int = 10, turns: int = 5, address: str | None = None, supervisi
         table.caption += (
             f"\nsupervision on/off: tool calls/s {ours[2] / ours[0] / (off[2] / off[0]):.2f}x, "
             f"RSS/agent (its share of the supervisor's process included) "
-            f"{statistics.mean(ours[3]) / statistics.mean(off[3]):.2f}x"
+            f"{statistics.mean(ours[3]) / statistics.mean(off[3]):.2f}x; "
+            f"{interventions} guardian interventions in the run with supervision on"
         )
     return table
