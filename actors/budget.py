@@ -18,7 +18,14 @@ from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.ports import BusPort
 
 log = structlog.get_logger("omoi.budget")
-FOLLOWS = ("run.started", "task.added", "agent.turn", "guardian.assessed", "budget.raised")
+FOLLOWS = (
+    "run.started",
+    "task.added",
+    "agent.turn",
+    "guardian.assessed",
+    "guardian.replanned",
+    "budget.raised",
+)
 
 
 class BudgetActor:
@@ -87,7 +94,7 @@ class BudgetActor:
                     self._ledger.limit_task(event.task_id, Limit(a.budget_tokens, a.budget_usd))
             case "agent.turn":
                 return self._ledger.spend(event.task_id, event.usage.total, event.cost_usd)
-            case "guardian.assessed":  # supervision spends the run's budget, not the task's
+            case "guardian.assessed" | "guardian.replanned":  # the run's budget, not the task's
                 return self._ledger.spend(RUN, event.usage.total, event.cost_usd)
             case "budget.raised":
                 self._raises[event.scope] = self._raises.get(event.scope, 0) + 1

@@ -41,6 +41,7 @@ class ConductorActor(Follower):
         "agent.answered",
         "agent.paused",
         "guardian.assessed",
+        "guardian.replanned",
     )
 
     def __init__(

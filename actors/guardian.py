@@ -7,14 +7,14 @@ import contextlib
 
 import structlog
 
-from omoi.policies.supervision import assessment
+from omoi.policies.supervision import assessment, replan
 from omoi.policies.supervision.guardian import Ask, GuardianRules, review, to_assess
 from omoi.runtime.clock import Clock, SystemClock
-from omoi.runtime.log.events import Event, GuardianAssessed
+from omoi.runtime.log.events import Event, GuardianAssessed, GuardianReplanned
 from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.model.client import CallTag, ModelPort
 from omoi.runtime.ports import BusPort
-from omoi.runtime.supervision.state import Attempt, Note, SupervisionState
+from omoi.runtime.supervision.state import Attempt, Note, Replan, SupervisionState
 
 log = structlog.get_logger("omoi.guardian")
 FOLLOWS = ("task.", "agent.", "guardian.", "discovery.recorded", "discovery.rejected", "conductor.acted")
@@ -55,10 +55,13 @@ class GuardianActor:
         model: ModelPort | None = None,
         model_name: str = "",
         holder: str = "",
+        planner_name: str = "",
     ) -> None:
         self._run_id, self._bus, self._name = run_id, bus, name
         self._model, self._model_name, self._holder = model, model_name, holder or name
+        self._planner_name = planner_name or model_name
         self._asking: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._planning: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._rules, self._interval, self._enabled = rules or GuardianRules(), interval, enabled
         self._clock = clock or SystemClock()
         self._state = SupervisionState(run_id)
@@ -105,7 +108,7 @@ class GuardianActor:
         return published + len(asked)
 
     async def stop(self) -> None:
-        for task in [self._follower, *self._asking.values()]:
+        for task in [self._follower, *self._asking.values(), *self._planning.values()]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -132,6 +135,7 @@ class GuardianActor:
                 self._state.apply(ev)
             try:
                 await self._judge(self._state.take_changed())
+                self._plan()
                 if self._clock.monotonic() >= self._next_tick:
                     self._next_tick = self._clock.monotonic() + self._interval
                     await self._judge(list(self._state.watches))
@@ -171,6 +175,48 @@ class GuardianActor:
                 self._asking[ask.attempt] = started[-1]
         return started
 
+    def _plan(self) -> None:
+        """Ask the planner for each replan decided (in this life or before it) and not answered."""
+        for key, r in sorted(self._state.replans.items()):
+            if key not in self._planning:
+                self._planning[key] = asyncio.create_task(self._rewrite(key, r))
+
+    async def _rewrite(self, key: Attempt, r: Replan) -> None:
+        """One planner call; whatever it answers, or if it fails, one `guardian.replanned` event,
+        which lets the next attempt make its first model call."""
+        (task, attempt), got, words = key, {}, {}
+        try:
+            if self._model is None:
+                raise RuntimeError("no planner model is configured")
+            reply = await self._model.complete(
+                model=self._planner_name,
+                system=replan.SYSTEM,
+                tools=[replan.TOOL],
+                messages=[
+                    {
+                        "role": "user",
+                        "content": replan.request(self._state.goals.get(task, ""), r.last, r.why),
+                    }
+                ],
+                tag=CallTag(task, "planner", f"{task}/{attempt}/planner", self._holder),
+            )
+            got = {"model": reply.model, "usage": reply.usage, "cost_usd": reply.cost_usd}
+            rewrite = replan.parse(reply.tool_uses)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the attempt goes on with the rung's fixed words
+            rewrite = f"the planner call failed: {exc}"
+        if isinstance(rewrite, str):
+            words = {"error": rewrite}
+        else:
+            words = {"prompt": rewrite.prompt, "rationale": rewrite.rationale, "note": replan.note(rewrite)}
+        ev = GuardianReplanned(
+            id=f"guardian-{self._run_id}-{task}-{attempt}-replanned", ts=self._clock.now(),
+            run_id=self._run_id, task_id=task, attempt=attempt, source=self._name,
+            intervention=r.intervention, **words, **got,
+        )  # fmt: skip
+        await self._publish_own(ev, self._planning, key)
+
     async def _assess(self, ask: Ask) -> None:
         """One model call; whatever it answers, or if it fails, one `guardian.assessed` event."""
         (task, attempt), got = ask.attempt, {}
@@ -198,13 +244,18 @@ class GuardianActor:
             steering_type=a.steering_type if a else None,
             recommendation=a.recommendation if a else "", summary=a.summary if a else "", **got,
         )  # fmt: skip
+        await self._publish_own(ev, self._asking, ask.attempt)
+
+    async def _publish_own(self, ev: Event, calls: dict[Attempt, asyncio.Task[None]], key: Attempt) -> None:
+        """Publish what a model call came to; it is applied when the log brings it back. If the
+        publish fails, the call is made again (the fold still asks for it)."""
         try:
-            await self._bus.publish([ev])  # applied when the log brings it back, then judged
-            log.info("guardian.assessed", run_id=self._run_id, task_id=task, verdict=verdict.verdict)
-        except Exception:  # asked again on the next timer
-            log.warning("guardian.assess_publish_failed", run_id=self._run_id, exc_info=True)
+            await self._bus.publish([ev])
+            log.info(ev.kind, run_id=self._run_id, task_id=key[0], attempt=key[1])
+        except Exception:
+            log.warning("guardian.publish_failed", run_id=self._run_id, kind=ev.kind, exc_info=True)
         finally:
-            self._asking.pop(ask.attempt, None)
+            calls.pop(key, None)
 
     def _stamp(self, ev: Event) -> Event:
         """An id from what the event is about: the n-th intervention on an attempt, the outcome

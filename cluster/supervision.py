@@ -58,6 +58,7 @@ class HostedSupervisor:
             holder=actor_name(run_id, "supervisor"),  # the process whose death frees its model leases
             model=AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY)),
             model_name=env.models.model_for(settings.guardian_model),
+            planner_name=env.models.model_for(settings.replan_model),
         )
         limits = Limits(settings.discovery_max, settings.discovery_per_task, settings.discovery_depth)
         graph = GraphProxy(actor_name(run_id, "graph"))

@@ -89,6 +89,9 @@ def guardian_line(stamp: str, ev: Event) -> str | None:
         case "guardian.assessed":
             said = ev.recommendation or ev.summary or ev.error
             return f"{stamp} {ev.task_id:<20} assessed  {ev.verdict} (turn {ev.turn}): {said[:140]}"
+        case "guardian.replanned":
+            said = f"rewrote the task: {ev.rationale}" if ev.prompt else f"no rewrite: {ev.error}"
+            return f"{stamp} {ev.task_id:<20} planner   attempt {ev.attempt}: {said[:140]}"
         case "conductor.acted" if ev.action == "message":
             files = ", ".join(ev.files[:3])
             return f"{stamp} {ev.task_id:<20} conductor told about {ev.kept}: both change {files}"

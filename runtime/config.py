@@ -221,6 +221,9 @@ class SupervisionSettings(BaseSettings):
     guardian_model: str = Field(
         default="quick", min_length=1, description="the model route a guardian's assessments use"
     )
+    replan_model: str = Field(
+        default="default", min_length=1, description="the model route the replan rung's planner uses"
+    )
     guardian_grace: float = Field(
         default=120.0, ge=0, le=86400, description="seconds a new agent works before it is assessed"
     )
@@ -284,4 +287,6 @@ def check_settings() -> None:
     agent_settings()
     merge_settings()
     supervision = supervision_settings()
-    model_settings().model_for(supervision.guardian_model)  # OMOI_GUARDIAN_MODEL names a route
+    models = model_settings()
+    models.model_for(supervision.guardian_model)  # OMOI_GUARDIAN_MODEL names a route
+    models.model_for(supervision.replan_model)

@@ -53,7 +53,8 @@ def review(
             continue
         signals = _signals(state, key, w, now, rules) + _advice(w)
         out += _outcomes(state.run_id, key, w, signals, source)
-        out += _intervention(state.run_id, key, w, signals, now, rules, state.last_seq, source)
+        taken = tuple(state.ladder.get(key[0], ()))  # the ladder climbs across a task's attempts
+        out += _intervention(state.run_id, key, w, taken, signals, now, rules, state.last_seq, source)
     return out
 
 
@@ -119,13 +120,14 @@ def _intervention(
     run_id: str,
     key: Attempt,
     w: Watch,
+    taken: tuple[interventions.Action, ...],
     signals: list[Signal],
     now: datetime,
     rules: GuardianRules,
     seen: int,
     source: str,
 ) -> list[Event]:
-    history = interventions.History(tuple(w.taken), w.last_at, w.unread is not None)
+    history = interventions.History(taken, w.last_at, w.unread is not None)
     decision = interventions.decide(signals, history, now, rules.cooldown_s)
     if decision is None:
         return []

@@ -540,6 +540,21 @@ class ConductorActed(TaskEvent):
     reason: str
 
 
+class GuardianReplanned(TaskEvent):
+    """The ladder's replan rung: a planner's rewrite of the task for `attempt` (the new one), or
+    why there is none (`error`; the attempt then goes on with the rung's fixed words)."""
+
+    kind: Literal["guardian.replanned"] = "guardian.replanned"
+    intervention: int = Field(description="seq of the guardian.intervened event (action replan)")
+    prompt: str = ""
+    rationale: str = ""
+    note: str = Field(default="", description="what the attempt's first request carries")
+    error: str = ""
+    model: str = ""
+    usage: Usage = Usage()
+    cost_usd: float = Field(default=0.0, ge=0)
+
+
 class ConductorAssessed(EventBase):
     """The conductor's look at the whole run, on its timer, written when what it sees changed."""
 
@@ -684,6 +699,7 @@ Event = Annotated[
     | GuardianDelivered
     | GuardianOutcome
     | GuardianAssessed
+    | GuardianReplanned
     | ConductorAssessed
     | DiscoveryRecorded
     | DiscoveryTaskSpawned

@@ -41,6 +41,7 @@ FOLLOWED = (
     "guardian.intervened",
     "guardian.outcome",
     "guardian.assessed",
+    "guardian.replanned",
     "conductor.",
     "model.retried",
     "budget.",

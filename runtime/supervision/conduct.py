@@ -79,7 +79,7 @@ class ConductorState:
                     self.ended.add(task)
             case "agent.turn":
                 self.spent = (self.spent[0] + ev.usage.total, self.spent[1] + ev.cost_usd)
-            case "guardian.assessed":
+            case "guardian.assessed" | "guardian.replanned":
                 self.spent = (self.spent[0] + ev.usage.total, self.spent[1] + ev.cost_usd)
             case "agent.needs_input":
                 self.waiting[task] = ("an answer (omoi answer)", ev.ts)

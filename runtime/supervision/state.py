@@ -34,6 +34,15 @@ class Pending:
     turn: int
 
 
+@dataclass(frozen=True)
+class Replan:
+    """A replan decided for a task: its next attempt waits for the planner's rewrite."""
+
+    intervention: int  # seq of the guardian.intervened event
+    last: Trajectory  # the stopped attempt's
+    why: str
+
+
 @dataclass
 class Watch:
     """One agent attempt under a guardian."""
@@ -60,6 +69,8 @@ class SupervisionState:
     paused: dict[str, str] = field(default_factory=dict)  # task -> why
     carried: dict[Attempt, Note] = field(default_factory=dict)  # a note for an attempt not started yet
     messages: dict[str, list[Note]] = field(default_factory=dict)  # task -> the conductor's, unread
+    ladder: dict[str, list[GuardianAction]] = field(default_factory=dict)  # task -> rungs, all attempts
+    replans: dict[Attempt, Replan] = field(default_factory=dict)  # next attempt -> rewrite awaited
     blocking: dict[int, str] = field(default_factory=dict)  # undecided blocking report seq -> its task
     last_seq: int = 0
     changed: set[Attempt] = field(default_factory=set)
@@ -68,7 +79,7 @@ class SupervisionState:
     def apply(self, ev: Event) -> None:
         """The guardian applies what it publishes at once, and meets it again in the log: an
         event of its own is applied once."""
-        if ev.kind in ("guardian.intervened", "guardian.outcome", "guardian.assessed"):
+        if ev.kind in ("guardian.intervened", "guardian.outcome", "guardian.assessed", "guardian.replanned"):
             if ev.id in self._decided:
                 return
             self._decided.add(ev.id)
@@ -108,9 +119,18 @@ class SupervisionState:
                 self.paused.pop(task, None)
             case "guardian.intervened" if key in self.watches:
                 names = tuple(s.name for s in ev.signals if s.level == "act")
-                self._intervened(self.watches[key], ev.seq or 0, ev.action, ev.message, ev.ts, names)
+                w = self.watches[key]
+                self._intervened(w, ev.seq or 0, ev.action, ev.message, ev.ts, names)
+                self.ladder.setdefault(task, []).append(ev.action)
                 if ev.action in ("restart", "replan"):
                     self.carried[(task, key[1] + 1)] = Note(ev.seq or 0, ev.message)
+                if ev.action == "replan":
+                    why = "; ".join(s.evidence for s in ev.signals)
+                    self.replans[(task, key[1] + 1)] = Replan(ev.seq or 0, w.trajectory, why)
+            case "guardian.replanned":
+                self.replans.pop(key, None)
+                if ev.note:
+                    self.carried[key] = Note(ev.seq or 0, ev.note)
             case "conductor.acted" if ev.action == "message" and ev.seq is not None:
                 self.messages.setdefault(task, []).append(Note(ev.seq, ev.reason))
             case "guardian.delivered":
@@ -154,10 +174,16 @@ class SupervisionState:
         return sorted(k for k in keys if k in self.watches)
 
     def holds(self, task: str, attempt: int) -> bool:
-        """Whether the attempt must not make a model call now: paused, being stopped, or waiting
-        for the decision on a discovery it said blocks it (then paused, or let go)."""
+        """Whether the attempt must not make a model call now: paused, being stopped, waiting
+        for the decision on a discovery it said blocks it (then paused, or let go), or for the
+        planner's rewrite of its task."""
         w = self.watches.get((task, attempt))
-        return task in self.paused or task in self.blocking.values() or (w is not None and w.stopping)
+        return (
+            task in self.paused
+            or task in self.blocking.values()
+            or (w is not None and w.stopping)
+            or (task, attempt) in self.replans  # the planner's rewrite is not in yet
+        )
 
     def notes(self, task: str, attempt: int) -> list[Note]:
         """What the attempt's next model request must carry."""

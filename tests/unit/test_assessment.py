@@ -1,10 +1,12 @@
-"""The guardian's model assessment: the guardian actor over an in-memory log, asking the scripted
-model server through the real SDK. An assessment is asked for only on the timer, past the grace
-period, when a signal or the cheap filter says so; one that asks for steering becomes a steer; one
-that fails or makes no sense is "unknown" and never hides a deterministic signal."""
+"""The guardian's model calls: the guardian actor over an in-memory log, asking the scripted model
+server through the real SDK. An assessment is asked for only on the timer, past the grace period,
+when a signal or the cheap filter says so; one that asks for steering becomes a steer; one that
+fails or makes no sense is "unknown" and never hides a deterministic signal. The ladder climbs
+across a task's attempts, and its replan rung has a planner rewrite the task for the next one."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -14,13 +16,20 @@ from omoi.policies.model_calls import ModelRules
 from omoi.policies.supervision.assessment import AssessRules
 from omoi.policies.supervision.guardian import GuardianRules
 from omoi.runtime.config import ModelSettings
-from omoi.runtime.log.events import AgentStarted, AgentToolCalled, AgentTurn, RunStarted
+from omoi.runtime.log.events import (
+    AgentStarted,
+    AgentToolCalled,
+    AgentTurn,
+    GuardianDelivered,
+    RunStarted,
+    TaskRetrying,
+)
 from omoi.runtime.log.store import MemoryEventStore
 from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
 from omoi.runtime.testing import FakeClock
 
-WHO = {"run_id": "r", "task_id": "t1", "attempt": 1, "agent": "t1/1/worker", "role": "worker"}
+WHO: dict[str, Any] = {"run_id": "r", "task_id": "t1", "attempt": 1, "agent": "t1/1/worker", "role": "worker"}
 FAILING = ("run", {"command": "pytest tests/test_auth.py"}, "exit code 1\nImportError: no module jwt", True)
 READING = ("read_file", {"path": "auth.py"}, "TOKEN = None\n", False)
 
@@ -81,10 +90,10 @@ class Run:
         return [e for e in await self.bus.read(0) if e.kind == kind]
 
 
-def server(*answers: dict[str, Any]) -> ScriptedModelServer:
-    """The guardian asks in a fresh conversation each time: the `n`-th assessment is scripted as
-    the conversation of turn `n`'s number, keyed by the assessment's agent header."""
-    return ScriptedModelServer(parse_script({"tasks": {"t1/1/guardian": {"guardian": [answers[0]]}}}))
+def server(answer: dict[str, Any], **more: Any) -> ScriptedModelServer:
+    """An assessment is one conversation per attempt (`task/attempt/guardian`), a replan one per
+    new attempt (`task/attempt/planner`)."""
+    return ScriptedModelServer(parse_script({"tasks": {"t1/1/guardian": {"guardian": [answer]}, **more}}))
 
 
 async def test_an_assessment_asking_for_steering_steers_the_agent_with_its_recommendation() -> None:
@@ -169,3 +178,85 @@ async def test_an_aligned_assessment_hides_no_signal() -> None:
         (steer,) = await run.events("guardian.intervened")
         assert [s.name for s in steer.signals] == ["action_error_loop"]
         await run.guardian.stop()
+
+
+REWRITE = {
+    "tools": [
+        {
+            "name": "rewrite_task",
+            "input": {
+                "prompt": "Read auth.py first. Add the JWT helper with the stdlib hmac module; no package.",
+                "rationale": "the attempts kept importing a package that is not installed",
+            },
+        }
+    ]
+}
+
+
+async def _climb(run: Run) -> Any:
+    """Steer, steer, restart on attempt 1, then the same failure on attempt 2: the replan rung."""
+    for _ in range(2):
+        await run.turns(FAILING, FAILING, FAILING)
+        steer = (await run.events("guardian.intervened"))[-1]
+        assert steer.action == "steer"
+        (seq,) = await run.bus.publish(
+            [GuardianDelivered(**WHO, intervention=steer.seq, turn=run.turn + 1, ts=run.clock.now())]
+        )
+        await run.guardian.caught_up(seq)
+    await run.turns(FAILING, FAILING, FAILING)
+    assert [e.action for e in await run.events("guardian.intervened")] == ["steer", "steer", "restart"]
+    WHO["attempt"], WHO["agent"], run.turn = 2, "t1/2/worker", 0
+    try:
+        await run.bus.publish(
+            [
+                TaskRetrying(
+                    run_id="r", task_id="t1", attempt=1, reason="restarted", counts_as_failure=False
+                ),
+                AgentStarted(**WHO, model="m", ts=run.clock.now()),
+            ]
+        )
+        await run.turns(FAILING, FAILING, FAILING)
+    finally:
+        WHO["attempt"], WHO["agent"] = 1, "t1/1/worker"
+    *_, replan = await run.events("guardian.intervened")
+    assert (replan.action, replan.attempt) == ("replan", 2)
+    return replan
+
+
+async def test_the_replan_rung_has_a_planner_rewrite_the_task_for_the_next_attempt() -> None:
+    clock = FakeClock()
+    with server(ALIGNED, **{"t1/3/planner": {"planner": [REWRITE]}}) as model:
+        run = Run(model, clock)
+        await run.start()
+        replan = await _climb(run)
+        replanned = await _wait_for(run, "guardian.replanned")
+        assert (replanned.attempt, replanned.intervention, replanned.error) == (3, replan.seq, "")
+        (request,) = model.requests_for("t1", "planner")
+        assert "one call failed 3 times" in request.last_user_text  # why the attempts were stopped
+        assert "pytest tests/test_auth.py" in request.last_user_text
+        notes = await run.guardian.before_turn("t1", 3, after=replanned.seq)
+        assert [n.ref for n in notes] == [replanned.seq]
+        assert "Read auth.py first. Add the JWT helper with the stdlib hmac module" in notes[0].text
+        assert notes[0].text.startswith("[omoi guardian] This is a new attempt")
+        await run.guardian.stop()
+
+
+async def test_a_planner_that_fails_lets_the_next_attempt_go_on_with_the_rung_s_words() -> None:
+    clock = FakeClock()
+    with server(ALIGNED, **{"t1/3/planner": {"planner": [{"text": "no idea"}]}}) as model:
+        run = Run(model, clock)
+        await run.start()
+        replan = await _climb(run)
+        replanned = await _wait_for(run, "guardian.replanned")
+        assert replanned.error == "the reply did not call rewrite_task"
+        assert replanned.note == ""
+        notes = await run.guardian.before_turn("t1", 3, after=replanned.seq)
+        assert [(n.ref, n.text) for n in notes] == [(replan.seq, replan.message)]
+        await run.guardian.stop()
+
+
+async def _wait_for(run: Run, kind: str) -> Any:
+    async with asyncio.timeout(10):
+        while not (found := await run.events(kind)):
+            await run.bus.read((await run.bus.read(0))[-1].seq or 0, timeout=1.0)
+    return found[0]
