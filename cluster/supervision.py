@@ -18,6 +18,7 @@ from omoi.policies.budget import RUN
 from omoi.policies.supervision.assessment import AssessRules
 from omoi.policies.supervision.discovery import Limits
 from omoi.policies.supervision.guardian import GuardianRules
+from omoi.policies.supervision.signals import Thresholds
 from omoi.runtime.config import SupervisionSettings
 from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.run.tasks import TaskSpec
@@ -44,6 +45,7 @@ class HostedSupervisor:
         self.budget = BudgetActor(run_id, bus)
         on = settings.supervision == "on"
         rules = GuardianRules(
+            thresholds=Thresholds(heartbeat_s=env.agents.heartbeat_interval),
             cooldown_s=settings.guardian_cooldown,
             max_turns=env.agents.max_turns,
             assess=AssessRules(grace_s=settings.guardian_grace),

@@ -192,6 +192,12 @@ class AgentSettings(BaseSettings):
     )
     output_cap: int = Field(default=8000, ge=256, description="characters of a tool result the model sees")
     event_cap: int = Field(default=2000, ge=64, description="characters of arguments/results in events")
+    heartbeat_interval: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds: an agent that published nothing this long says it is alive",
+    )
 
 
 class MergeSettings(BaseSettings):

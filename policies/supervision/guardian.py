@@ -11,7 +11,7 @@ from datetime import datetime
 
 from omoi.policies.supervision import assessment, interventions
 from omoi.policies.supervision.assessment import AssessRules
-from omoi.policies.supervision.signals import Budget, Signal, Thresholds, evaluate
+from omoi.policies.supervision.signals import Budget, Signal, Thresholds, evaluate, liveness
 from omoi.runtime.log.events import (
     AgentPaused,
     Event,
@@ -49,7 +49,13 @@ def review(
     out: list[Event] = []
     for key in attempts:
         w = state.watches.get(key)
-        if w is None or w.finished or w.stopping or not w.trajectory.settled:
+        if w is None or w.finished or w.stopping:
+            continue
+        alive = liveness(w.trajectory, rules.thresholds, now)
+        if alive is not None and alive.level == "act":  # no use steering it: restart it now
+            out += _restart(state.run_id, key, w, alive, state.last_seq, source)
+            continue
+        if not w.trajectory.settled:
             continue
         signals = _signals(state, key, w, now, rules) + _advice(w)
         out += _outcomes(state.run_id, key, w, signals, source)
@@ -88,6 +94,22 @@ def _advice(w: Watch) -> list[Signal]:
         return []
     s = assessment.as_signal(a.verdict, a.needs_steering, a.recommendation, a.score)
     return [s] if s is not None else []
+
+
+def _restart(run_id: str, key: Attempt, w: Watch, gone: Signal, seen: int, source: str) -> list[Event]:
+    """An unresponsive attempt is restarted at once, whatever rung the ladder is on."""
+    common = {"run_id": run_id, "task_id": key[0], "attempt": key[1], "source": source}
+    text = (
+        f"{interventions.TAG} This is a new attempt. The previous one stopped showing signs of life "
+        f"({gone.evidence}) and was restarted from the last good commit."
+    )
+    signal = SignalSeen(name=gone.name, level=gone.level, evidence=gone.evidence)
+    return [
+        GuardianIntervened(
+            **common, action="restart", signals=(signal,), message=text, turn=w.trajectory.turns, seen=seen
+        ),
+        TaskRestartRequested(**common, reason=f"by the guardian: {gone.evidence}"),
+    ]
 
 
 def _outcomes(run_id: str, key: Attempt, w: Watch, signals: list[Signal], source: str) -> list[Event]:

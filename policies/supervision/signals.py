@@ -42,6 +42,8 @@ class Thresholds:
     malformed: int = 3
     bounced: int = 3  # failed acceptance rounds
     burn_margin: float = 1.0  # projected spend over the budget by this factor
+    heartbeat_s: float = 30.0  # an agent shows it is alive this often (OMOI_AGENT_HEARTBEAT_INTERVAL)
+    unresponsive: int = 3  # heartbeats missed: 1 warn, 2 degraded, this many unresponsive
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,23 @@ def burn_rate(t: Trajectory, th: Thresholds, budget: Budget) -> Signal | None:
                 "burn_rate", "warn", f"projected {projected:,.4g} {unit} of a budget of {limit:,.4g}"
             )
     return None
+
+
+def liveness(t: Trajectory, th: Thresholds, now: datetime) -> Signal | None:
+    """Heartbeats missed since the attempt's last event: 1 warn, 2 degraded (both `warn`),
+    `unresponsive` or more `act` (its process is wedged or gone: restart it). Judged apart from
+    the other signals, even mid-turn, and never a reason to ask a model."""
+    if t.last_seen is None:
+        return None
+    quiet = (now - t.last_seen).total_seconds()
+    missed = int(quiet // th.heartbeat_s)
+    if missed < 1:
+        return None
+    state = "unresponsive" if missed >= th.unresponsive else "degraded" if missed >= 2 else "late"
+    level: Level = "act" if missed >= th.unresponsive else "warn"
+    return Signal(
+        "heartbeat", level, f"{state}: no sign of life for {quiet:.0f}s ({missed} heartbeats missed)"
+    )
 
 
 def evaluate(

@@ -6,6 +6,8 @@ tool call is published as an event as it happens: the trajectory that supervisio
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 import resource
@@ -26,6 +28,7 @@ from omoi.runtime.log.events import (
     AgentDiscovery,
     AgentEscalated,
     AgentFinished,
+    AgentHeartbeat,
     AgentNeedsInput,
     AgentStarted,
     AgentToolCalled,
@@ -145,6 +148,26 @@ class AgentLoop:
         self._handed_in: Verdict | None = None  # the submission verdict that ended the work
 
     async def run(self) -> AgentResult:
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            return await self._work()
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _heartbeat(self) -> None:
+        """While the agent waits (a long model call or command, a pause, a question), say it is
+        alive, at most one interval after its last event; a busy agent's events say so already."""
+        seen = 0
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval / 2)
+            if self._last_seq and self._last_seq == seen:
+                with contextlib.suppress(Exception):  # the bus restarting: the next beat may pass
+                    await self._publish(AgentHeartbeat(**self._common()))
+            seen = self._last_seq
+
+    async def _work(self) -> AgentResult:
         req = self.request
         await self._publish(AgentStarted(**self._common(), model=self.model_name, actor=self.holder))
         first = self.prompt or prompts.task_message(self.spec.prompt, req.acceptance, self.spec.context)
@@ -381,6 +404,7 @@ class AgentLoop:
     async def _ask(self, question: str) -> str:
         """Publish the question and wait for an `agent.answered` event for this task."""
         (after,) = await self.bus.publish([AgentNeedsInput(**self._common(), question=question)])
+        self._last_seq = max(self._last_seq, after)
         async for event in Subscription(self.bus, ("agent.answered",), after=after, poll=30.0):
             if isinstance(event, AgentAnswered) and event.task_id == self.request.task_id:
                 return event.answer

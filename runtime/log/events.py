@@ -198,6 +198,13 @@ class AgentTurn(AgentEvent):
     tries: int = Field(default=1, ge=1, description="HTTP tries the call took (retries after 429/5xx)")
 
 
+class AgentHeartbeat(AgentEvent):
+    """The agent is alive though it published nothing for a while (a long model call or command,
+    a pause, a question): the guardian restarts an attempt that misses three in a row."""
+
+    kind: Literal["agent.heartbeat"] = "agent.heartbeat"
+
+
 class AgentToolCalled(AgentEvent):
     kind: Literal["agent.tool_called"] = "agent.tool_called"
     turn: int = Field(ge=1)
@@ -660,6 +667,7 @@ Event = Annotated[
     | AgentStarted
     | AgentTurn
     | AgentToolCalled
+    | AgentHeartbeat
     | AgentToolDenied
     | AgentAcceptance
     | AgentEscalated

@@ -100,6 +100,8 @@ class SupervisionState:
             ):
                 self.watches[key].trajectory.apply(ev)
                 self.changed.add(key)
+            case "agent.heartbeat" if key in self.watches and ev.role != "oracle":
+                self.watches[key].trajectory.apply(ev)  # a sign of life, judged on the timer
             case "agent.finished" if key in self.watches and ev.role != "oracle":
                 self.watches[key].finished = True
                 self.changed.discard(key)

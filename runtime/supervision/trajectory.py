@@ -50,6 +50,7 @@ class Trajectory:
     bounces: list[int] = field(default_factory=list)  # seqs of the acceptance rounds that failed
     started_at: datetime | None = None
     last_work: datetime | None = None  # the newest turn or tool call
+    last_seen: datetime | None = None  # the newest sign of life: any event of the attempt
     turns: int = 0
     owed: int = 0  # tool calls the newest turn asked for whose results are not in yet
     tokens: int = 0
@@ -58,6 +59,7 @@ class Trajectory:
     def apply(self, ev: Event) -> None:
         if getattr(ev, "task_id", None) != self.task_id or getattr(ev, "attempt", None) != self.attempt:
             return
+        self.last_seen = max(self.last_seen or ev.ts, ev.ts)
         match ev.kind:
             case "agent.started":
                 self.started_at = self.started_at or ev.ts
@@ -121,7 +123,7 @@ class Trajectory:
             return self
         later = Trajectory(self.task_id, self.attempt, self.declared, reads=set(self.reads))
         later.created = set(self.created)
-        later.started_at, later.last_work = self.started_at, self.last_work
+        later.started_at, later.last_work, later.last_seen = self.started_at, self.last_work, self.last_seen
         later.turns, later.tokens, later.cost_usd = self.turns, self.tokens, self.cost_usd
         later.owed = self.owed
         later.bounces = [b for b in self.bounces if b > seq]

@@ -17,6 +17,7 @@ from omoi.policies.supervision.assessment import AssessRules
 from omoi.policies.supervision.guardian import GuardianRules
 from omoi.runtime.config import ModelSettings
 from omoi.runtime.log.events import (
+    AgentHeartbeat,
     AgentStarted,
     AgentToolCalled,
     AgentTurn,
@@ -52,11 +53,13 @@ ALIGNED = assess(aligned=True, score=0.9, needs_steering=False, recommendation="
 class Run:
     """A guardian over a log the test writes an agent's trajectory into by hand."""
 
-    def __init__(self, server: ScriptedModelServer, clock: FakeClock) -> None:
+    def __init__(
+        self, server: ScriptedModelServer, clock: FakeClock, rules: GuardianRules | None = None
+    ) -> None:
         self.bus, self.clock, self.turn = BusActor(MemoryEventStore()), clock, 0
         settings = ModelSettings(base_url=server.url, max_tries=1)
         model = AnthropicModel(settings, ModelRules(max_tries=1), clock=clock)
-        rules = GuardianRules(cooldown_s=0, assess=AssessRules(grace_s=60))
+        rules = rules or GuardianRules(cooldown_s=0, assess=AssessRules(grace_s=60))
         self.guardian = GuardianActor(  # the test ticks: the timer's interval is never reached
             "r", self.bus, rules=rules, interval=1e6, clock=clock, model=model, model_name="q"
         )
@@ -260,3 +263,25 @@ async def _wait_for(run: Run, kind: str) -> Any:
         while not (found := await run.events(kind)):
             await run.bus.read((await run.bus.read(0))[-1].seq or 0, timeout=1.0)
     return found[0]
+
+
+async def test_an_attempt_that_misses_three_heartbeats_is_restarted_at_once() -> None:
+    clock = FakeClock()
+    with server(ALIGNED) as model:
+        run = Run(model, clock, GuardianRules(cooldown_s=300, assess=AssessRules(grace_s=1e6)))
+        await run.start()
+        await run.turns(READING)
+        clock.advance(70)  # two heartbeats missed: degraded, not yet acted on
+        assert await run.guardian.tick() == 0
+        (seq,) = await run.bus.publish([AgentHeartbeat(**WHO, ts=clock.now())])
+        await run.guardian.caught_up(seq)
+        clock.advance(80)  # the heartbeat counts as a sign of life: two missed again
+        assert await run.guardian.tick() == 0
+        clock.advance(15)
+        assert await run.guardian.tick() == 2
+        (restart,) = await run.events("guardian.intervened")
+        assert (restart.action, [s.name for s in restart.signals]) == ("restart", ["heartbeat"])
+        assert "unresponsive: no sign of life for 95s (3 heartbeats missed)" in restart.message
+        (request,) = await run.events("task.restart_requested")
+        assert request.attempt == 1
+        await run.guardian.stop()

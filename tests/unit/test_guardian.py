@@ -11,6 +11,7 @@ from typing import Any
 
 from omoi.actors.guardian import GuardianActor
 from omoi.policies.supervision.guardian import GuardianRules
+from omoi.runtime.config import AgentSettings
 from omoi.runtime.log.events import AgentPaused, AgentResumed, Event, RunStarted, TaskRestartRequested
 from omoi.runtime.run.state import fold
 from omoi.runtime.testing import FakeClock
@@ -139,3 +140,18 @@ async def test_a_restart_request_stops_the_attempt_and_starts_it_again_without_a
     assert (state.tasks["a"].attempt, state.tasks["a"].failures) == (2, 0)
     (retry,) = [e for e in await h.log() if e.kind == "task.retrying"]
     assert retry.reason == "restarted: stuck"  # type: ignore[union-attr]
+
+
+async def test_a_quiet_agent_says_it_is_alive_while_its_model_call_is_slow(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    slow = {"tools": [call("finish", status="complete", summary="done")], "delay": 1.0}
+    rig = AgentRig(make_repo(), tmp_path / "wt", {"tasks": {"t1": {"worker": [slow]}}})
+    await rig.bus.publish([RunStarted(run_id="r", repo="x", base_commit="c")])
+    with rig.server:
+        result = await rig.run(settings=AgentSettings(heartbeat_interval=0.2))
+    assert result.status == "complete"
+    kinds = [e.kind for e in rig.events() if e.kind.startswith("agent.")]
+    first_turn = kinds.index("agent.turn")
+    assert kinds[0] == "agent.started"
+    assert "agent.heartbeat" in kinds[:first_turn]  # during the slow call, nothing else was said
