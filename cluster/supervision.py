@@ -62,7 +62,12 @@ class HostedSupervisor:
             model_name=env.models.model_for(settings.guardian_model),
             planner_name=env.models.model_for(settings.replan_model),
         )
-        limits = Limits(settings.discovery_max, settings.discovery_per_task, settings.discovery_depth)
+        limits = Limits(
+            settings.discovery_max,
+            settings.discovery_per_task,
+            settings.discovery_depth,
+            settings.discovery_gate,
+        )
         graph = GraphProxy(actor_name(run_id, "graph"))
         self.discovery = DiscoveryActor(
             run_id, bus, graph, limits=limits, name=actor_name(run_id, "discovery")

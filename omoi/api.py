@@ -33,6 +33,10 @@ from omoi.runtime.log.events import (
     AgentPaused,
     AgentResumed,
     BudgetRaised,
+    DiscoveryAwaiting,
+    DiscoveryDecided,
+    DiscoveryRecorded,
+    DiscoveryRejected,
     Event,
     MergeHumanResolved,
     RunFinished,
@@ -198,6 +202,35 @@ def decide_gate(
         by="human",
         source="user",
     )
+    (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
+    return seq
+
+
+def decide_discovery(
+    run_id: str,
+    repo: str | Path,
+    discovery: int,
+    decision: Literal["approve", "reject"],
+    reason: str = "",
+    *,
+    state_dir: str | Path | None = None,
+) -> int:
+    """Approve or reject the discovery (the seq of its `agent.discovery` event) waiting at the
+    run's discovery gate; returns the decision's seq."""
+    if decision == "reject" and not reason.strip():
+        raise InputError("a rejection needs a reason (--reason): it is recorded with the discovery")
+    log_ = events(run_id, repo, state_dir=state_dir, kind="discovery.")
+    ended = (DiscoveryDecided, DiscoveryRecorded, DiscoveryRejected)
+    done = {e.discovery for e in log_ if isinstance(e, ended)}
+    waiting = {e.discovery: e for e in log_ if isinstance(e, DiscoveryAwaiting) and e.discovery not in done}
+    if discovery not in waiting:
+        hint = f"waiting now: {', '.join(map(str, sorted(waiting)))}" if waiting else "none is waiting"
+        raise InputError(f"run '{run_id}' has no discovery {discovery} waiting for a decision; {hint}")
+    w = waiting[discovery]
+    ev = DiscoveryDecided(
+        run_id=run_id, task_id=w.task_id, attempt=w.attempt, discovery=discovery, decision=decision,
+        reason=reason, source="user",
+    )  # fmt: skip
     (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
     return seq
 

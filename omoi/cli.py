@@ -252,33 +252,62 @@ def run_cmd(
     _finish(finished)
 
 
+PHASE = click.option(
+    "--phase", type=click.Choice(["requirements", "design", "tasks"]), help="The spec phase at its gate."
+)
+DISCOVERY = click.option(
+    "--discovery", type=int, help="The discovery at its gate (the seq of its agent.discovery event)."
+)
+
+
+def _gated(phase: str | None, discovery: int | None) -> None:
+    if (phase is None) == (discovery is None):
+        raise InputError("say what is decided: --phase PHASE (a spec gate) or --discovery SEQ, one of them")
+
+
 @main.command()
 @click.argument("run_id")
-@click.option("--phase", required=True, type=click.Choice(["requirements", "design", "tasks"]))
+@PHASE
+@DISCOVERY
 @repo_option
 @state_option
 @guard
-def approve(run_id: str, phase: str, repo: str, state_dir: str | None) -> None:
-    """Approve the spec PHASE waiting at RUN_ID's human gate; the spec goes on."""
+def approve(run_id: str, phase: str | None, discovery: int | None, repo: str, state_dir: str | None) -> None:
+    """Approve what waits at RUN_ID's human gate: a spec PHASE (the spec goes on) or a DISCOVERY
+    (it becomes a task)."""
     from omoi import api
 
+    _gated(phase, discovery)
+    if discovery is not None:
+        seq = api.decide_discovery(run_id, repo, discovery, "approve", state_dir=state_dir)
+        out.print(f"approved discovery {discovery} of run {run_id} (event {seq})")
+        return
+    assert phase is not None
     seq = api.decide_gate(run_id, repo, phase, "approve", state_dir=state_dir)
     out.print(f"approved {phase} of run {run_id} (event {seq})")
 
 
 @main.command()
 @click.argument("run_id")
-@click.option("--phase", required=True, type=click.Choice(["requirements", "design", "tasks"]))
-@click.option(
-    "--reason", required=True, help="What to change: it goes into the prompt that redoes the phase."
-)
+@PHASE
+@DISCOVERY
+@click.option("--reason", required=True, help="Why: for a phase it goes into the prompt that redoes it.")
 @repo_option
 @state_option
 @guard
-def reject(run_id: str, phase: str, reason: str, repo: str, state_dir: str | None) -> None:
-    """Send the spec PHASE waiting at RUN_ID's human gate back, with the reason."""
+def reject(
+    run_id: str, phase: str | None, discovery: int | None, reason: str, repo: str, state_dir: str | None
+) -> None:
+    """Send back what waits at RUN_ID's human gate, with the reason: a spec PHASE (it is redone)
+    or a DISCOVERY (it is dropped)."""
     from omoi import api
 
+    _gated(phase, discovery)
+    if discovery is not None:
+        seq = api.decide_discovery(run_id, repo, discovery, "reject", reason, state_dir=state_dir)
+        out.print(f"rejected discovery {discovery} of run {run_id} (event {seq})")
+        return
+    assert phase is not None
     seq = api.decide_gate(run_id, repo, phase, "reject", reason, state_dir=state_dir)
     out.print(f"rejected {phase} of run {run_id} (event {seq}); it is being redone")
 

@@ -76,8 +76,12 @@ def merge_line(stamp: str, ev: Event) -> str | None:
     return None
 
 
+SUPERVISION = ("guardian.", "conductor.", "discovery.", "agent.paused", "agent.resumed")
+
+
 def guardian_line(stamp: str, ev: Event) -> str | None:
-    """What supervision did to an agent: interventions (with the evidence), outcomes, pauses."""
+    """What supervision did: interventions (with the evidence), outcomes, assessments, pauses,
+    the conductor's acts and discoveries."""
     match ev.kind:
         case "guardian.intervened":
             seen = "; ".join(s.evidence for s in ev.signals)[:160]
@@ -92,6 +96,17 @@ def guardian_line(stamp: str, ev: Event) -> str | None:
         case "guardian.replanned":
             said = f"rewrote the task: {ev.rationale}" if ev.prompt else f"no rewrite: {ev.error}"
             return f"{stamp} {ev.task_id:<20} planner   attempt {ev.attempt}: {said[:140]}"
+        case "discovery.awaiting":
+            return (
+                f"{stamp} {ev.task_id:<20} WAITING   discovery {ev.discovery} ({ev.title[:80]}) at its gate\n"
+                f"{'':>10} omoi approve {ev.run_id} --discovery {ev.discovery}   or   "
+                f"omoi reject {ev.run_id} --discovery {ev.discovery} --reason ..."
+            )
+        case "discovery.task_spawned":
+            blocks = ", which waits for it" if ev.blocks else ""
+            return f"{stamp} {ev.task_id:<20} found     {ev.spec.id}: {ev.spec.description[:100]}{blocks}"
+        case "discovery.rejected":
+            return f"{stamp} {ev.task_id:<20} found     discovery {ev.discovery} dropped: {ev.reason[:120]}"
         case "conductor.acted" if ev.action == "message":
             files = ", ".join(ev.files[:3])
             return f"{stamp} {ev.task_id:<20} conductor told about {ev.kept}: both change {files}"

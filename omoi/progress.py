@@ -149,7 +149,9 @@ class Progress:
                 return spec_line(stamp, ev)
             case kind if kind.startswith(("merge.", "verify.", "delivery.")):
                 return merge_line(stamp, ev)
-            case kind if kind.startswith(("guardian.", "conductor.", "agent.paused", "agent.resumed")):
+            case kind if kind.startswith(
+                ("guardian.", "conductor.", "discovery.", "agent.paused", "agent.resumed")
+            ):
                 return guardian_line(stamp, ev)
             case _:
                 return None

@@ -236,6 +236,9 @@ class SupervisionSettings(BaseSettings):
     conductor_interval: float = Field(
         default=300.0, gt=0, le=86400, description="seconds between the conductor's timed looks"
     )
+    discovery_gate: Literal["auto", "human"] = Field(
+        default="auto", description="human: a discovery waits for omoi approve|reject RUN --discovery SEQ"
+    )
     discovery_max: int = Field(default=20, ge=0, le=10_000, description="discovered tasks per run")
     discovery_per_task: int = Field(
         default=5, ge=0, le=1000, description="discovered tasks one task may spawn"

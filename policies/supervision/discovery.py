@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from omoi.policies.supervision.holds import releases
 from omoi.runtime.log.events import (
     AgentDiscovery,
     AgentPaused,
+    DiscoveryAwaiting,
     DiscoveryRecorded,
     DiscoveryRejected,
     DiscoveryTaskSpawned,
@@ -49,6 +51,7 @@ class Limits:
     per_run: int = 20  # OMOI_DISCOVERY_MAX
     per_task: int = 5  # OMOI_DISCOVERY_PER_TASK
     depth: int = 3  # OMOI_DISCOVERY_DEPTH: a task discovered by a discovered task is depth 2, ...
+    gate: Literal["auto", "human"] = "auto"  # OMOI_DISCOVERY_GATE: human waits for omoi approve
 
 
 def words(text: str) -> frozenset[str]:
@@ -112,8 +115,16 @@ def decide(state: DiscoveryState, limits: Limits, source: str) -> list[Event]:
         depth = state.depth.get(report.task_id, 0) + 1
         why = refusal(report.type, depth, spawned, counts.get(report.task_id, 0), limits)
         dup = None if why else duplicate_of(text, known)
-        if why or dup:
-            reason = why or f"it repeats {dup}"
+        decision, words = state.decided.get(seq, ("", ""))
+        if not (why or dup) and limits.gate == "human" and not decision:
+            if seq not in state.awaiting:
+                out.append(
+                    DiscoveryAwaiting(**common, id=f"{key}-awaiting", discovery=seq, title=report.title)
+                )
+            known[f"discovery {seq}"] = text  # a later report of the same work repeats this one
+            continue
+        if why or dup or decision == "reject":
+            reason = why or (f"it repeats {dup}" if dup else f"rejected by a person: {words}")
             out.append(
                 DiscoveryRejected(
                     **common, id=f"{key}-rejected", discovery=seq, reason=reason, duplicate_of=dup

@@ -533,6 +533,26 @@ class DiscoveryRejected(TaskEvent):
     duplicate_of: str | None = Field(default=None, description="the task or discovery it repeats")
 
 
+class DiscoveryAwaiting(TaskEvent):
+    """A discovery waits at its gate (`OMOI_DISCOVERY_GATE=human`) for `omoi approve|reject RUN_ID
+    --discovery SEQ`; a reporter it blocks waits with it."""
+
+    kind: Literal["discovery.awaiting"] = "discovery.awaiting"
+    discovery: int = Field(description="seq of the agent.discovery event")
+    title: str
+    gate: Literal["human"] = "human"
+
+
+class DiscoveryDecided(TaskEvent):
+    """A person's decision on a discovery waiting at its gate."""
+
+    kind: Literal["discovery.decided"] = "discovery.decided"
+    discovery: int = Field(description="seq of the agent.discovery event")
+    decision: Literal["approve", "reject"]
+    reason: str = ""
+    by: str = "human"
+
+
 class ConductorActed(TaskEvent):
     """Something the conductor did about the run as a whole; `task_id` is the task it acted on.
     `order`: that task waits for `kept` to be merged (both change `files`), then restarts from the
@@ -712,6 +732,8 @@ Event = Annotated[
     | DiscoveryRecorded
     | DiscoveryTaskSpawned
     | DiscoveryRejected
+    | DiscoveryAwaiting
+    | DiscoveryDecided
     | ConductorActed,
     Field(discriminator="kind"),
 ]

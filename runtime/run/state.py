@@ -43,6 +43,7 @@ FOLLOWED = (
     "guardian.assessed",
     "guardian.replanned",
     "conductor.",
+    "discovery.",
     "model.retried",
     "budget.",
     "spec.",

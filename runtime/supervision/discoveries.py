@@ -27,6 +27,8 @@ class DiscoveryState:
     by_reporter: Counter[str] = field(default_factory=Counter)
     spawned: dict[str, TaskSpec] = field(default_factory=dict)  # spawned id -> spec (added or not yet)
     undecided: dict[int, AgentDiscovery] = field(default_factory=dict)  # report seq -> report
+    awaiting: set[int] = field(default_factory=set)  # reports waiting at the gate
+    decided: dict[int, tuple[str, str]] = field(default_factory=dict)  # report seq -> decision, reason
     holds: Holds = field(default_factory=lambda: Holds("discovery"))
     _recorded: dict[int, str] = field(default_factory=dict)  # report seq -> its words
 
@@ -38,6 +40,10 @@ class DiscoveryState:
                 self.known.setdefault(ev.spec.id, text_of(ev.spec))
             case "agent.discovery" if ev.role != "oracle" and ev.seq is not None:
                 self.undecided[ev.seq] = ev
+            case "discovery.awaiting":
+                self.awaiting.add(ev.discovery)
+            case "discovery.decided":
+                self.decided.setdefault(ev.discovery, (ev.decision, ev.reason))
             case "discovery.rejected":
                 self.undecided.pop(ev.discovery, None)
             case "discovery.recorded":

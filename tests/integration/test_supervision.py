@@ -139,6 +139,51 @@ def test_a_blocking_discovery_spawns_one_task_its_reporter_waits_for_it_then_fin
     assert a_started[-1] > merged_at, "a went on only once disc-1 was merged"
 
 
+def test_at_a_human_gate_a_blocking_discovery_waits_for_omoi_approve_and_its_reporter_with_it(
+    ray_address: str, make_repo: RepoFactory, model_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMOI_DISCOVERY_GATE", "human")
+    found = {
+        "type": "bug",
+        "title": "Login accepts an empty password",
+        "description": "auth.check returns True for an empty password string",
+        "blocks_current": True,
+    }
+    server = model_server(
+        {
+            "tasks": {
+                "a/1/worker": {"*": [{"tools": [call("report_discovery", **found)]}, FINISH]},
+                "a/2/worker": {"*": [FINISH]},
+                "disc-1": {"worker": [FINISH]},
+            }
+        }
+    )
+    repo = make_repo()
+    plan = _plan({"id": "a", "agent": {"prompt": "add logins"}})
+    with api.start(plan, repo, run_id="gated", sandbox="local", agents=env(server)) as handle:
+        wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("discovery.awaiting", "a"))
+        (waits,) = of(api.events("gated", repo), "discovery.awaiting")
+        seq = str(waits.discovery)  # type: ignore[attr-defined]
+        neither = omoi("approve", "gated", "--repo", str(repo))
+        assert neither.returncode == 2
+        assert "--phase PHASE (a spec gate) or --discovery SEQ" in neither.stderr
+        wrong = omoi("approve", "gated", "--discovery", "999", "--repo", str(repo))
+        assert wrong.returncode == 2
+        assert f"no discovery 999 waiting for a decision; waiting now: {seq}" in wrong.stderr
+        assert server.requests_for("disc-1") == []
+        assert len(server.requests_for("a")) == 1  # the reporter waits with its discovery
+        approved = omoi("approve", "gated", "--discovery", seq, "--repo", str(repo))
+        assert approved.returncode == 0, approved.stderr
+        finished = handle.wait(timeout=120)
+    assert finished.status == "succeeded", finished.error
+    log = api.events("gated", repo)
+    (decided,) = of(log, "discovery.decided")
+    assert (decided.decision, decided.by) == ("approve", "human")  # type: ignore[attr-defined]
+    (spawned,) = of(log, "discovery.task_spawned")
+    assert spawned.seq > decided.seq  # type: ignore[operator]
+    assert [e.attempt for e in of(log, "task.started", "a")] == [1, 2]  # type: ignore[attr-defined]
+
+
 def test_two_agents_changing_the_same_file_are_ordered_by_the_conductor_before_either_merges(
     ray_address: str,
     make_repo: RepoFactory,

@@ -8,7 +8,7 @@ from typing import Any
 
 from omoi.actors.discovery import DiscoveryActor
 from omoi.policies.supervision.discovery import Limits
-from omoi.runtime.log.events import AgentDiscovery, Event
+from omoi.runtime.log.events import AgentDiscovery, DiscoveryDecided, Event
 from omoi.runtime.run.state import fold
 from tests.unit.test_graph_actor import Harness, settle, t
 
@@ -126,3 +126,57 @@ async def test_a_blocking_report_pauses_its_reporter_until_the_new_task_merged_t
     assert (await asyncio.wait_for(run, 5)).status == "succeeded"
     assert fold("r", await h.log()).tasks["a"].attempt == 2
     await found.stop()
+
+
+async def test_with_a_human_gate_a_report_waits_for_a_person_who_approves_or_rejects_it() -> None:
+    h, found, run = await _rig(Limits(gate="human"))
+    await h.bus.publish([report("a", "Schema lacks users table", "no users table to store logins")])
+    log = await _until(h, "discovery.awaiting")
+    (waits,) = of(log, "discovery.awaiting")
+    assert (waits.task_id, waits.title) == ("a", "Schema lacks users table")
+    assert not of(log, "discovery.task_spawned")
+    # The same work reported again while the first waits is a duplicate of the waiting one.
+    await h.bus.publish([report("b", "Schema has no users table", "no users table for the logins")])
+    log = await _until(h, "discovery.rejected")
+    (dup,) = of(log, "discovery.rejected")
+    assert dup.duplicate_of == f"discovery {waits.discovery}"
+    await h.bus.publish(
+        [DiscoveryDecided(run_id="r", task_id="a", attempt=1, discovery=waits.discovery, decision="approve")]
+    )
+    log = await _until(h, "discovery.task_spawned")
+    (spawned,) = of(log, "discovery.task_spawned")
+    assert spawned.spec.id == "disc-1"
+    await h.bus.publish([report("b", "Logout leaves the session", "sessions survive a logout call")])
+    log = await _until(h, "discovery.awaiting", count=2)
+    second = of(log, "discovery.awaiting")[1]
+    await h.bus.publish(
+        [
+            DiscoveryDecided(
+                run_id="r",
+                task_id="b",
+                attempt=1,
+                discovery=second.discovery,
+                decision="reject",
+                reason="later",
+            )
+        ]
+    )
+    log = await _until(h, "discovery.rejected", count=2)
+    assert of(log, "discovery.rejected")[1].reason == "rejected by a person: later"
+    await found.stop()
+    # Started again on the same log, it decides nothing twice.
+    again = DiscoveryActor("r", h.bus, h.graph(), limits=Limits(gate="human"))
+    await again.start()
+    await settle()
+    assert len(await h.log()) == len(log)
+    await again.stop()
+    h.executor.release("a", "b", "disc-1")
+    assert (await asyncio.wait_for(run, 5)).status == "succeeded"
+
+
+async def _until(h: Harness, kind: str, count: int = 1) -> list[Event]:
+    async with asyncio.timeout(10):
+        while len(of(log := await h.log(), kind)) < count:
+            await h.bus.read(log[-1].seq or 0, timeout=1.0)  # wait for the log to move
+    await settle()
+    return await h.log()
