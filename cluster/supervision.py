@@ -42,6 +42,7 @@ class HostedSupervisor:
 
     def __init__(self, run_id: str, settings: SupervisionSettings, env: AgentEnv) -> None:
         bus = BusProxy(actor_name(run_id, "bus"))
+        model = AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY))
         self.budget = BudgetActor(run_id, bus)
         on = settings.supervision == "on"
         rules = GuardianRules(
@@ -58,7 +59,7 @@ class HostedSupervisor:
             enabled=on,
             name=actor_name(run_id, "guardian"),
             holder=actor_name(run_id, "supervisor"),  # the process whose death frees its model leases
-            model=AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY)),
+            model=model,
             model_name=env.models.model_for(settings.guardian_model),
             planner_name=env.models.model_for(settings.replan_model),
         )
@@ -70,7 +71,14 @@ class HostedSupervisor:
         )
         graph = GraphProxy(actor_name(run_id, "graph"))
         self.discovery = DiscoveryActor(
-            run_id, bus, graph, limits=limits, name=actor_name(run_id, "discovery")
+            run_id,
+            bus,
+            graph,
+            limits=limits,
+            name=actor_name(run_id, "discovery"),
+            model=model,
+            model_name=env.models.model_for(settings.discovery_model),
+            holder=actor_name(run_id, "supervisor"),
         )
         self.conductor = (
             ConductorActor(

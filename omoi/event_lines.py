@@ -96,9 +96,14 @@ def guardian_line(stamp: str, ev: Event) -> str | None:
         case "guardian.replanned":
             said = f"rewrote the task: {ev.rationale}" if ev.prompt else f"no rewrite: {ev.error}"
             return f"{stamp} {ev.task_id:<20} planner   attempt {ev.attempt}: {said[:140]}"
-        case "discovery.awaiting":
+        case "discovery.awaiting" if ev.gate == "review":
             return (
-                f"{stamp} {ev.task_id:<20} WAITING   discovery {ev.discovery} ({ev.title[:80]}) at its gate\n"
+                f"{stamp} {ev.task_id:<20} found     discovery {ev.discovery} ({ev.title[:80]}): under review"
+            )
+        case "discovery.awaiting":
+            note = f" ({ev.note[:100]})" if ev.note else ""
+            return (
+                f"{stamp} {ev.task_id:<20} WAITING   discovery {ev.discovery} ({ev.title[:80]}){note}\n"
                 f"{'':>10} omoi approve {ev.run_id} --discovery {ev.discovery}   or   "
                 f"omoi reject {ev.run_id} --discovery {ev.discovery} --reason ..."
             )

@@ -236,8 +236,12 @@ class SupervisionSettings(BaseSettings):
     conductor_interval: float = Field(
         default=300.0, gt=0, le=86400, description="seconds between the conductor's timed looks"
     )
-    discovery_gate: Literal["auto", "human"] = Field(
-        default="auto", description="human: a discovery waits for omoi approve|reject RUN --discovery SEQ"
+    discovery_gate: Literal["auto", "review", "human"] = Field(
+        default="auto",
+        description="review: a reviewer model decides each discovery; human: omoi approve|reject --discovery",
+    )
+    discovery_model: str = Field(
+        default="default", min_length=1, description="the model route the discovery reviewer uses"
     )
     discovery_max: int = Field(default=20, ge=0, le=10_000, description="discovered tasks per run")
     discovery_per_task: int = Field(
@@ -299,3 +303,4 @@ def check_settings() -> None:
     models = model_settings()
     models.model_for(supervision.guardian_model)  # OMOI_GUARDIAN_MODEL names a route
     models.model_for(supervision.replan_model)
+    models.model_for(supervision.discovery_model)

@@ -51,7 +51,7 @@ class Limits:
     per_run: int = 20  # OMOI_DISCOVERY_MAX
     per_task: int = 5  # OMOI_DISCOVERY_PER_TASK
     depth: int = 3  # OMOI_DISCOVERY_DEPTH: a task discovered by a discovered task is depth 2, ...
-    gate: Literal["auto", "human"] = "auto"  # OMOI_DISCOVERY_GATE: human waits for omoi approve
+    gate: Literal["auto", "review", "human"] = "auto"  # OMOI_DISCOVERY_GATE
 
 
 def words(text: str) -> frozenset[str]:
@@ -115,16 +115,18 @@ def decide(state: DiscoveryState, limits: Limits, source: str) -> list[Event]:
         depth = state.depth.get(report.task_id, 0) + 1
         why = refusal(report.type, depth, spawned, counts.get(report.task_id, 0), limits)
         dup = None if why else duplicate_of(text, known)
-        decision, words = state.decided.get(seq, ("", ""))
-        if not (why or dup) and limits.gate == "human" and not decision:
+        decision, words, who = state.decided.get(seq, ("", "", ""))
+        if not (why or dup) and limits.gate != "auto" and not decision:
             if seq not in state.awaiting:
-                out.append(
-                    DiscoveryAwaiting(**common, id=f"{key}-awaiting", discovery=seq, title=report.title)
+                waits = DiscoveryAwaiting(
+                    **common, id=f"{key}-awaiting", discovery=seq, title=report.title, gate=limits.gate
                 )
+                out.append(waits)
             known[f"discovery {seq}"] = text  # a later report of the same work repeats this one
             continue
         if why or dup or decision == "reject":
-            reason = why or (f"it repeats {dup}" if dup else f"rejected by a person: {words}")
+            judge = "the reviewer" if who == "reviewer" else "a person"
+            reason = why or (f"it repeats {dup}" if dup else f"rejected by {judge}: {words}")
             out.append(
                 DiscoveryRejected(
                     **common, id=f"{key}-rejected", discovery=seq, reason=reason, duplicate_of=dup

@@ -534,17 +534,20 @@ class DiscoveryRejected(TaskEvent):
 
 
 class DiscoveryAwaiting(TaskEvent):
-    """A discovery waits at its gate (`OMOI_DISCOVERY_GATE=human`) for `omoi approve|reject RUN_ID
-    --discovery SEQ`; a reporter it blocks waits with it."""
+    """A discovery waits at its gate (`OMOI_DISCOVERY_GATE`): for a reviewer model (`review`) or
+    for `omoi approve|reject RUN_ID --discovery SEQ` (`human`, and a review that failed, `note`
+    says why); a reporter it blocks waits with it."""
 
     kind: Literal["discovery.awaiting"] = "discovery.awaiting"
     discovery: int = Field(description="seq of the agent.discovery event")
     title: str
-    gate: Literal["human"] = "human"
+    gate: Literal["human", "review"] = "human"
+    note: str = ""
 
 
 class DiscoveryDecided(TaskEvent):
-    """A person's decision on a discovery waiting at its gate."""
+    """The decision on a discovery waiting at its gate: a person's (`by: human`) or a reviewer
+    model's (`by: reviewer`)."""
 
     kind: Literal["discovery.decided"] = "discovery.decided"
     discovery: int = Field(description="seq of the agent.discovery event")

@@ -27,8 +27,8 @@ class DiscoveryState:
     by_reporter: Counter[str] = field(default_factory=Counter)
     spawned: dict[str, TaskSpec] = field(default_factory=dict)  # spawned id -> spec (added or not yet)
     undecided: dict[int, AgentDiscovery] = field(default_factory=dict)  # report seq -> report
-    awaiting: set[int] = field(default_factory=set)  # reports waiting at the gate
-    decided: dict[int, tuple[str, str]] = field(default_factory=dict)  # report seq -> decision, reason
+    awaiting: dict[int, str] = field(default_factory=dict)  # report seq -> the gate it waits at
+    decided: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # seq -> decision, reason, by
     holds: Holds = field(default_factory=lambda: Holds("discovery"))
     _recorded: dict[int, str] = field(default_factory=dict)  # report seq -> its words
 
@@ -41,9 +41,9 @@ class DiscoveryState:
             case "agent.discovery" if ev.role != "oracle" and ev.seq is not None:
                 self.undecided[ev.seq] = ev
             case "discovery.awaiting":
-                self.awaiting.add(ev.discovery)
+                self.awaiting[ev.discovery] = ev.gate
             case "discovery.decided":
-                self.decided.setdefault(ev.discovery, (ev.decision, ev.reason))
+                self.decided.setdefault(ev.discovery, (ev.decision, ev.reason, ev.by))
             case "discovery.rejected":
                 self.undecided.pop(ev.discovery, None)
             case "discovery.recorded":
@@ -58,6 +58,14 @@ class DiscoveryState:
                     self.holds.hold(ev.spec.id, ev.task_id, ev.attempt)
             case _:
                 pass
+
+    def to_review(self) -> list[tuple[int, AgentDiscovery]]:
+        """Reports waiting for the reviewer model, not decided yet."""
+        return [
+            (seq, r)
+            for seq, r in sorted(self.undecided.items())
+            if self.awaiting.get(seq) == "review" and seq not in self.decided
+        ]
 
     def missing(self) -> list[TaskSpec]:
         """Spawned tasks the graph has not added yet (the actor died between the two)."""

@@ -7,8 +7,12 @@ import asyncio
 from typing import Any
 
 from omoi.actors.discovery import DiscoveryActor
+from omoi.policies.model_calls import ModelRules
 from omoi.policies.supervision.discovery import Limits
+from omoi.runtime.config import ModelSettings
 from omoi.runtime.log.events import AgentDiscovery, DiscoveryDecided, Event
+from omoi.runtime.model.client import AnthropicModel
+from omoi.runtime.model.scripted import ScriptedModelServer, parse_script
 from omoi.runtime.run.state import fold
 from tests.unit.test_graph_actor import Harness, settle, t
 
@@ -31,12 +35,14 @@ def of(events: list[Event], kind: str) -> list[Any]:
     return [e for e in events if e.kind == kind]
 
 
-async def _rig(limits: Limits | None = None) -> tuple[Harness, DiscoveryActor, asyncio.Future[Any]]:
+async def _rig(
+    limits: Limits | None = None, **kw: Any
+) -> tuple[Harness, DiscoveryActor, asyncio.Future[Any]]:
     h = Harness([t("a"), t("b")], manual=True)
     await h.seed()
     graph = h.graph()
     run = asyncio.ensure_future(graph.run())
-    found = DiscoveryActor("r", h.bus, graph, limits=limits)
+    found = DiscoveryActor("r", h.bus, graph, limits=limits, **kw)
     await found.start()
     await settle()
     return h, found, run
@@ -180,3 +186,26 @@ async def _until(h: Harness, kind: str, count: int = 1) -> list[Event]:
             await h.bus.read(log[-1].seq or 0, timeout=1.0)  # wait for the log to move
     await settle()
     return await h.log()
+
+
+async def test_with_a_review_gate_a_reviewer_model_decides_and_a_failed_review_goes_to_a_person() -> None:
+    approve = {"tools": [{"name": "decide_discovery", "input": {"decision": "approve", "reason": "real"}}]}
+    script = {"tasks": {"a": {"reviewer": [approve]}, "b": {"reviewer": [{"text": "not sure"}]}}}
+    with ScriptedModelServer(parse_script(script)) as server:
+        model = AnthropicModel(ModelSettings(base_url=server.url, max_tries=1), ModelRules(max_tries=1))
+        h, found, run = await _rig(Limits(gate="review"), model=model, model_name="m")
+        await h.bus.publish([report("a", "Schema lacks users table", "no users table to store logins")])
+        log = await _until(h, "discovery.task_spawned")
+        (decided,) = of(log, "discovery.decided")
+        assert (decided.decision, decided.reason, decided.by) == ("approve", "real", "reviewer")
+        (request,) = server.requests_for("a", "reviewer")
+        assert "Schema lacks users table" in request.last_user_text
+        await h.bus.publish([report("b", "Logout leaves the session", "sessions survive a logout call")])
+        log = await _until(h, "discovery.awaiting", count=3)
+        last = of(log, "discovery.awaiting")[-1]
+        assert (last.task_id, last.gate) == ("b", "human")
+        assert last.note == "the reply did not call decide_discovery; a person decides"
+        assert len(of(log, "discovery.task_spawned")) == 1
+        await found.stop()
+        h.executor.release("a", "b", "disc-1")
+        assert (await asyncio.wait_for(run, 5)).status == "succeeded"
