@@ -7,8 +7,9 @@
   ordered the same way: the duplicate waits, and restarts on top of the kept task's work, where it
   finds little or nothing left to do. Pausing, not cancelling: a cancelled task would take the
   tasks that depend on it down with it.
-- Two running agents whose tasks name the same files are each told about the other once, as an
-  `[omoi conductor]` message in their next model request.
+- Two running agents whose tasks name the same files (omoi's own, the spec's documents, aside)
+  are each told about the other once, as an `[omoi conductor]` message in their next model
+  request.
 - On its timer it assesses the run (`conductor.assessed`): what runs, what waits on a person and
   for how long, overlaps, whether the run is stalled, and its budget pace (spend against the share
   of agent tasks done), written only when the picture changed."""
@@ -52,16 +53,17 @@ def decide(state: ConductorState, source: str) -> list[Event]:
             ),
             AgentPaused(**common, id=f"{key}-paused", reason=why),
         ]
-    for (seq, task), ov in sorted(state.overlaps.items()):
+    for (seq, task, other), ov in sorted(state.overlaps.items()):
         files = ", ".join(ov.files[:5])
         text = (
-            f"{TAG} Task {ov.other} runs at the same time as yours and also changes {files}. Change "
-            "only what your task needs in these files, keep your edits small and local, and do not "
-            "reformat or move code there: both changes will be merged."
+            f"{TAG} Task {other} runs at the same time as yours and names the same files: {files}. "
+            "If you change them, change only what your task needs, keep your edits small and local, "
+            "and do not reformat or move code there: both changes will be merged."
         )
         out.append(
             ConductorActed(
-                id=f"conductor-{state.run_id}-{seq}-{task}-message", run_id=state.run_id, task_id=task,
+                id=f"conductor-{state.run_id}-{seq}-{task}-{other}-message", run_id=state.run_id,
+                task_id=task,
                 attempt=ov.attempt, source=source, action="message", kept=ov.other, prediction=seq,
                 files=ov.files, reason=text,
             )

@@ -17,6 +17,7 @@ from omoi.runtime.supervision.holds import Holds
 
 Why = Literal["order", "pause_duplicate"]
 TERMINAL = ("task.succeeded", "task.failed", "task.skipped", "task.cancelled")
+OMOI_FILES = ".omoi/"  # the spec's documents: every task of a goal run names them, to read
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class ConductorState:
     ended: set[str] = field(default_factory=set)  # agent tasks that finished, one way or another
     orders: dict[int, Order] = field(default_factory=dict)  # seq -> order not yet made
     ordered: set[frozenset[str]] = field(default_factory=set)  # pairs already ordered
-    overlaps: dict[tuple[int, str], Overlap] = field(default_factory=dict)  # not yet told
+    overlaps: dict[tuple[int, str, str], Overlap] = field(default_factory=dict)  # not yet told
     told: set[tuple[str, str]] = field(default_factory=set)  # (task, other) messages made
     waiting: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # task -> what, since
     budget: tuple[int | None, float | None] = (None, None)  # the run's tokens, USD
@@ -94,7 +95,7 @@ class ConductorState:
                 self.ordered.add(frozenset((ev.task_id, ev.kept)))
                 self.holds.hold(ev.kept, ev.task_id, ev.attempt)
             case "conductor.acted" if ev.action == "message":
-                self.overlaps.pop((ev.prediction, ev.task_id), None)
+                self.overlaps.pop((ev.prediction, ev.task_id, ev.kept), None)
                 self.told.add((ev.task_id, ev.kept))
             case "conductor.assessed":
                 self.assessed += 1
@@ -109,14 +110,14 @@ class ConductorState:
             if other == task or other not in self.agents:
                 continue
             other_prompt, other_files = self.agents[other]
-            shared = tuple(sorted(set(files) & set(other_files)))
+            shared = tuple(sorted(f for f in set(files) & set(other_files) if not f.startswith(OMOI_FILES)))
             if self.similar(prompt, other_prompt):
                 self._order(seq, (other, task), shared, "pause_duplicate")
                 return
             if shared:
                 for a, b in ((task, other), (other, task)):
                     if (a, b) not in self.told:
-                        self.overlaps[(seq, a)] = Overlap(seq, a, b, self.running[a][0], shared)
+                        self.overlaps[(seq, a, b)] = Overlap(seq, a, b, self.running[a][0], shared)
 
     def _order(self, seq: int, tasks: tuple[str, ...], files: tuple[str, ...], why: Why) -> None:
         a, b = tasks
