@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from omoi.policies.supervision.answers import tool_answer
 from omoi.policies.supervision.signals import Signal
 from omoi.runtime.supervision.trajectory import EDITS, Trajectory
 
@@ -118,15 +119,9 @@ def excerpts(t: Trajectory, goal: str, signals: Sequence[Signal]) -> str:
 
 def parse(tool_uses: Sequence[dict[str, Any]]) -> Verdict:
     """The verdict in a reply's tool calls; "unknown" (with why) unless it is well-formed."""
-    calls = [u for u in tool_uses if u.get("name") == TOOL_NAME]
-    if not calls:
-        return Verdict("unknown", error=f"the reply did not call {TOOL_NAME}")
-    try:
-        answer = Answer.model_validate(calls[0].get("input"))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "input"
-        return Verdict("unknown", error=f"{TOOL_NAME}.{where}: {err['msg']}")
+    answer = tool_answer(tool_uses, TOOL_NAME, Answer)
+    if isinstance(answer, str):
+        return Verdict("unknown", error=answer)
     drifting = answer.needs_steering or not answer.aligned
     return Verdict("drifting" if drifting else "aligned", answer)
 

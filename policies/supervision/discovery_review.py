@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from omoi.policies.supervision.answers import tool_answer
 from omoi.runtime.log.events import AgentDiscovery
 
 TOOL_NAME = "decide_discovery"
@@ -51,11 +52,4 @@ def request(report: AgentDiscovery, tasks: Mapping[str, str]) -> str:
 
 def parse(tool_uses: Sequence[dict[str, Any]]) -> Decision | str:
     """The decision, or why the answer is unusable."""
-    calls = [u for u in tool_uses if u.get("name") == TOOL_NAME]
-    if not calls:
-        return f"the reply did not call {TOOL_NAME}"
-    try:
-        return Decision.model_validate(calls[0].get("input"))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        return f"{TOOL_NAME}.{'.'.join(str(x) for x in err['loc']) or 'input'}: {err['msg']}"
+    return tool_answer(tool_uses, TOOL_NAME, Decision)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from omoi.policies.supervision import assessment
+from omoi.policies.supervision.answers import tool_answer
 from omoi.policies.supervision.interventions import TAG
 from omoi.runtime.supervision.trajectory import Trajectory
 
@@ -54,14 +55,7 @@ def request(goal: str, last: Trajectory, why: str) -> str:
 
 def parse(tool_uses: list[dict[str, Any]]) -> Rewrite | str:
     """The rewrite, or why the answer is unusable."""
-    calls = [u for u in tool_uses if u.get("name") == TOOL_NAME]
-    if not calls:
-        return f"the reply did not call {TOOL_NAME}"
-    try:
-        return Rewrite.model_validate(calls[0].get("input"))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        return f"{TOOL_NAME}.{'.'.join(str(x) for x in err['loc']) or 'input'}: {err['msg']}"
+    return tool_answer(tool_uses, TOOL_NAME, Rewrite)
 
 
 def note(rewrite: Rewrite) -> str:
