@@ -24,6 +24,7 @@ FOLLOWS = (
     "agent.turn",
     "guardian.assessed",
     "guardian.replanned",
+    "conductor.assessed",
     "budget.raised",
 )
 
@@ -94,7 +95,7 @@ class BudgetActor:
                     self._ledger.limit_task(event.task_id, Limit(a.budget_tokens, a.budget_usd))
             case "agent.turn":
                 return self._ledger.spend(event.task_id, event.usage.total, event.cost_usd)
-            case "guardian.assessed" | "guardian.replanned":  # the run's budget, not the task's
+            case "guardian.assessed" | "guardian.replanned" | "conductor.assessed":  # the run's budget
                 return self._ledger.spend(RUN, event.usage.total, event.cost_usd)
             case "budget.raised":
                 self._raises[event.scope] = self._raises.get(event.scope, 0) + 1

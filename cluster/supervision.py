@@ -82,7 +82,14 @@ class HostedSupervisor:
         )
         self.conductor = (
             ConductorActor(
-                run_id, bus, name=actor_name(run_id, "conductor"), interval=settings.conductor_interval
+                run_id,
+                bus,
+                name=actor_name(run_id, "conductor"),
+                interval=settings.conductor_interval,
+                stall_s=settings.conductor_stall,
+                model=model,
+                model_name=env.models.model_for(settings.conductor_model),
+                holder=actor_name(run_id, "supervisor"),
             )
             if on
             else None

@@ -112,13 +112,24 @@ def guardian_line(stamp: str, ev: Event) -> str | None:
             return f"{stamp} {ev.task_id:<20} found     {ev.spec.id}: {ev.spec.description[:100]}{blocks}"
         case "discovery.rejected":
             return f"{stamp} {ev.task_id:<20} found     discovery {ev.discovery} dropped: {ev.reason[:120]}"
-        case "conductor.acted" if ev.action == "message":
+        case "conductor.acted" if ev.action == "message" and ev.kept:
             files = ", ".join(ev.files[:3])
-            return f"{stamp} {ev.task_id:<20} conductor told about {ev.kept}: both change {files}"
+            return f"{stamp} {ev.task_id:<20} conductor told about {ev.kept}: both name {files}"
+        case "conductor.acted" if ev.action in ("message", "diagnose"):
+            return f"{stamp} {ev.task_id:<20} conductor {ev.reason.removeprefix('[omoi conductor] ')[:120]}"
         case "conductor.acted":
             return f"{stamp} {ev.task_id:<20} conductor {ev.action}: waits for {ev.kept}"
         case "conductor.assessed":
-            return f"{stamp} {'conductor':<20} {ev.summary}" + "".join(f"\n{'':>10} {w}" for w in ev.waiting)
+            score = "" if ev.score is None else f" {ev.score:.2f}"
+            judged = (
+                ""
+                if ev.coherence == "not asked"
+                else f" [{ev.coherence}{score}{ev.error and ': ' + ev.error}]"
+            )
+            lines = [*ev.waiting, *(f"issue: {i}" for i in ev.issues)]
+            return f"{stamp} {'conductor':<20} {ev.summary}{judged}" + "".join(
+                f"\n{'':>10} {w}" for w in lines
+            )
         case "agent.paused":
             return f"{stamp} {ev.task_id:<20} paused    {ev.reason[:120]}"
         case "agent.resumed":

@@ -229,6 +229,11 @@ def run_summary(state: RunState, events: list[Event], wall_s: float) -> Table:
             case "guardian.assessed":
                 assessed[ev.verdict] += 1
                 assessed["tokens"] += ev.usage.total
+            case "guardian.replanned":
+                assessed["tokens"] += ev.usage.total
+            case "conductor.assessed" if ev.coherence != "not asked":
+                assessed[f"run {ev.coherence}"] += 1
+                assessed["tokens"] += ev.usage.total
     branch = state.finished.branch if state.finished else None
     ended = state.finished.status if state.finished else "unfinished"
     table = Table(

@@ -196,7 +196,10 @@ class Progression:
         ):
             t = st.tasks[task_id]
             base = st.integration_head
-            self.emit(TaskStarted(**self._common(t, t.attempt + 1), sandbox=sandbox, base=base), now)
+            keep = t.keep_work
+            self.emit(
+                TaskStarted(**self._common(t, t.attempt + 1), sandbox=sandbox, base=base, keep_work=keep), now
+            )
             request = TaskRequest(
                 run_id=st.run_id,
                 task_id=task_id,
@@ -208,6 +211,7 @@ class Progression:
                 env=t.spec.env,
                 branch=task_branch(st.run_id, task_id),
                 base=base,
+                keep_work=keep,
                 network=t.spec.network,
             )
             self._out.launches.append(Launch(sandbox, request))

@@ -236,6 +236,12 @@ class SupervisionSettings(BaseSettings):
     conductor_interval: float = Field(
         default=300.0, gt=0, le=86400, description="seconds between the conductor's timed looks"
     )
+    conductor_model: str = Field(
+        default="quick", min_length=1, description="the model route that judges the run's coherence"
+    )
+    conductor_stall: float = Field(
+        default=600.0, gt=0, le=86400, description="seconds a run waits on a person before a diagnostic task"
+    )
     discovery_gate: Literal["auto", "review", "human"] = Field(
         default="auto",
         description="review: a reviewer model decides each discovery; human: omoi approve|reject --discovery",
@@ -304,3 +310,4 @@ def check_settings() -> None:
     models.model_for(supervision.guardian_model)  # OMOI_GUARDIAN_MODEL names a route
     models.model_for(supervision.replan_model)
     models.model_for(supervision.discovery_model)
+    models.model_for(supervision.conductor_model)

@@ -12,7 +12,11 @@
   request.
 - On its timer it assesses the run (`conductor.assessed`): what runs, what waits on a person and
   for how long, overlaps, whether the run is stalled, and its budget pace (spend against the share
-  of agent tasks done), written only when the picture changed."""
+  of agent tasks done), written only when the picture changed (a model may judge its coherence
+  first: `policies.supervision.coherence`).
+- A run stalled on a person for `stall_s` gets one diagnostic task per stall: the conductor
+  writes an `agent.discovery` for the discovery actor (bounded, de-duplicated and gated like any
+  other), whose agent investigates what the run waits on and suggests answers a person can give."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from datetime import datetime
 
 from omoi.policies.supervision.discovery import DUPLICATE, similarity, words
 from omoi.policies.supervision.holds import releases
-from omoi.runtime.log.events import AgentPaused, ConductorActed, ConductorAssessed, Event
+from omoi.runtime.log.events import AgentDiscovery, AgentPaused, ConductorActed, ConductorAssessed, Event
 from omoi.runtime.supervision.conduct import ConductorState
 
 TAG = "[omoi conductor]"
@@ -73,10 +77,7 @@ def decide(state: ConductorState, source: str) -> list[Event]:
 
 def assess(state: ConductorState, now: datetime, source: str) -> list[Event]:
     """The run as a whole, when it changed since the last assessment."""
-    waiting = tuple(
-        f"{t} waits for {what} since {(now - since).total_seconds():.0f}s"
-        for t, (what, since) in sorted(state.waiting.items())
-    )
+    waiting = _waits(state, now)
     done = len(state.ended) / len(state.agents) if state.agents else 0.0
     pace = _pace(state, done)
     overlaps = tuple(sorted({" + ".join(sorted((t, o))) for t, o in state.told}))
@@ -95,6 +96,45 @@ def assess(state: ConductorState, now: datetime, source: str) -> list[Event]:
             spent_tokens=state.spent[0], spent_usd=state.spent[1], done=done, pace=pace, summary=summary,
         )
     ]  # fmt: skip
+
+
+def diagnose(state: ConductorState, now: datetime, stall_s: float, source: str) -> list[Event]:
+    """A diagnostic task for a run stalled on a person for `stall_s` seconds, once per stall."""
+    found = state.stall()
+    if found is None:
+        return []
+    task, wait = found
+    quiet = (now - wait.since).total_seconds()
+    if wait.seq in state.diagnosed or quiet < stall_s:
+        return []
+    questions = [f"{t} asks: {w.question}" for t, w in sorted(state.waiting.items()) if w.question]
+    common = {"run_id": state.run_id, "task_id": task, "attempt": wait.attempt, "source": source}
+    key = f"conductor-{state.run_id}-{wait.seq}-diagnose"
+    waits = "\n".join(f"- {w}" for w in _waits(state, now))
+    report = AgentDiscovery(
+        **common, id=f"{key}-report", agent="conductor", role="conductor", type="clarification",
+        priority="high", title=f"Diagnose why the run stalled waiting on {task}",
+        description=(
+            f"Every running task of this run waits on a person:\n{waits}\n"
+            "Do not change the project's code. Read the code each wait is about, then write "
+            f"`.omoi/diagnosis/{task}.md`: for each wait, what it blocks, the evidence from the code "
+            "(files and lines), and the answer you suggest a person give, with why."
+        ),
+        evidence="\n".join(questions),
+    )  # fmt: skip
+    why = (
+        f"{TAG} the run has waited on a person for {quiet:.0f}s with nothing else running: "
+        "asked for a diagnostic task"
+    )
+    acted = ConductorActed(**common, id=f"{key}-acted", action="diagnose", prediction=wait.seq, reason=why)
+    return [acted, report]
+
+
+def _waits(state: ConductorState, now: datetime) -> tuple[str, ...]:
+    return tuple(
+        f"{t} waits for {w.what} since {(now - w.since).total_seconds():.0f}s"
+        for t, w in sorted(state.waiting.items())
+    )
 
 
 def _pace(state: ConductorState, done: float) -> str:

@@ -157,8 +157,10 @@ def decide(state: DiscoveryState, limits: Limits, source: str) -> list[Event]:
 
 def prompt_of(report: AgentDiscovery) -> str:
     evidence = f"\n\nEvidence: {report.evidence}" if report.evidence else ""
-    return (
-        f"{report.title}\n\n{report.description}{evidence}\n\n"
-        f"(Found by the agent of task {report.task_id} while it worked; a {report.type}, "
-        f"priority {report.priority}.)"
+    who = (
+        f"Asked for by the conductor while the run waited on task {report.task_id}"
+        if report.role == "conductor"
+        else f"Found by the agent of task {report.task_id} while it worked"
     )
+    about = f"a {report.type}, priority {report.priority}"
+    return f"{report.title}\n\n{report.description}{evidence}\n\n({who}; {about}.)"

@@ -101,14 +101,15 @@ def _restart(run_id: str, key: Attempt, w: Watch, gone: Signal, seen: int, sourc
     common = {"run_id": run_id, "task_id": key[0], "attempt": key[1], "source": source}
     text = (
         f"{interventions.TAG} This is a new attempt. The previous one stopped showing signs of life "
-        f"({gone.evidence}) and was restarted from the last good commit."
+        f"({gone.evidence}) and was stopped. Its files are as its last checkpoint left them: "
+        "read the files you had changed before you go on."
     )
     signal = SignalSeen(name=gone.name, level=gone.level, evidence=gone.evidence)
     return [
         GuardianIntervened(
             **common, action="restart", signals=(signal,), message=text, turn=w.trajectory.turns, seen=seen
         ),
-        TaskRestartRequested(**common, reason=f"by the guardian: {gone.evidence}"),
+        TaskRestartRequested(**common, reason=f"by the guardian: {gone.evidence}", keep_work=True),
     ]
 
 

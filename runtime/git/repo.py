@@ -197,6 +197,19 @@ def branch_head(git_dir: Path, branch: str) -> str | None:
     return proc.stdout.strip() or None
 
 
+def work_in_progress(git_dir: Path, branch: str, base: str) -> str | None:
+    """The branch's head when it holds work on top of `base` (checkpoints of an earlier attempt),
+    here or as fetched from the origin on another node; None when it holds nothing more."""
+    for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
+        found = in_repo(git_dir, ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], check=False)
+        head = found.stdout.strip()
+        if found.returncode != 0 or not head or head == base:
+            continue
+        if in_repo(git_dir, ["merge-base", "--is-ancestor", base, head], check=False).returncode == 0:
+            return head
+    return None
+
+
 def set_branch(git_dir: Path, branch: str, commit: str, old: str | None = None) -> None:
     """Point `branch` at `commit`; with `old`, only if it still points there (compare and swap)."""
     in_repo(git_dir, ["update-ref", f"refs/heads/{branch}", commit, *([old] if old else [])])
@@ -250,6 +263,7 @@ class TaskTree:
     workspace: Path
     branch: str
     merge_parent: str | None = None  # the tree holds a merge of the branch with this commit
+    start: str | None = None  # laid out from work in progress: its final commit folds onto this
 
     @property
     def index(self) -> Path:
@@ -323,11 +337,11 @@ class TaskTree:
             )
         return new
 
-    def diff(self, leave_out: Iterable[str] = ()) -> str:
-        """Everything changed since the branch head, new files included."""
+    def diff(self, leave_out: Iterable[str] = (), since: str | None = None) -> str:
+        """Everything changed since `since` (default: the branch head), new files included."""
         self._stage(list(leave_out), "--intent-to-add")
         return self.run(
-            ["diff", "--no-ext-diff", "--no-textconv", "--no-color", f"refs/heads/{self.branch}"]
+            ["diff", "--no-ext-diff", "--no-textconv", "--no-color", since or f"refs/heads/{self.branch}"]
         ).stdout
 
     def remove(self) -> None:

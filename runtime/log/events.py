@@ -98,6 +98,9 @@ class TaskStarted(TaskEvent):
     kind: Literal["task.started"] = "task.started"
     sandbox: str
     base: str = Field(default="", description="the integration head the attempt starts from")
+    keep_work: bool = Field(
+        default=False, description="it goes on from the work-in-progress its branch holds on top of base"
+    )
 
 
 class TaskOutput(TaskEvent):
@@ -493,6 +496,10 @@ class TaskRestartRequested(TaskEvent):
 
     kind: Literal["task.restart_requested"] = "task.restart_requested"
     reason: str
+    keep_work: bool = Field(
+        default=False,
+        description="the next attempt goes on from the work the branch holds (its last checkpoint)",
+    )
 
 
 class AgentPaused(TaskEvent):
@@ -560,10 +567,12 @@ class ConductorActed(TaskEvent):
     """Something the conductor did about the run as a whole; `task_id` is the task it acted on.
     `order`: that task waits for `kept` to be merged (both change `files`), then restarts from the
     integration head. `pause_duplicate`: the same, because it does the same work as `kept`.
-    `message`: `reason` goes into that task's agent's next model request."""
+    `message`: `reason` goes into that task's agent's next model request. `diagnose`: the run
+    stalled on that task's question (or pause) for too long; the conductor asked the discovery
+    actor for a diagnostic task (the `agent.discovery` it wrote with this event)."""
 
     kind: Literal["conductor.acted"] = "conductor.acted"
-    action: Literal["order", "pause_duplicate", "message"]
+    action: Literal["order", "pause_duplicate", "message", "diagnose"]
     kept: str = Field(default="", description="the task that goes on")
     prediction: int = Field(default=0, description="seq of the event it answers")
     files: tuple[str, ...] = ()
@@ -586,7 +595,10 @@ class GuardianReplanned(TaskEvent):
 
 
 class ConductorAssessed(EventBase):
-    """The conductor's look at the whole run, on its timer, written when what it sees changed."""
+    """The conductor's look at the whole run, on its timer, written when what it sees changed.
+    When two or more agents run, or the run is stalled or over its budget pace, a model judges the
+    run's coherence from excerpts first (`coherence`, `score`, `issues`; "unknown" with `error`
+    when the call failed or its answer was unusable; "not asked" otherwise)."""
 
     kind: Literal["conductor.assessed"] = "conductor.assessed"
     running: tuple[str, ...] = ()
@@ -598,6 +610,13 @@ class ConductorAssessed(EventBase):
     done: float = Field(default=0.0, ge=0, le=1, description="share of the agent tasks finished")
     pace: Literal["ok", "over", "no budget"] = "no budget"
     summary: str
+    coherence: Literal["coherent", "incoherent", "unknown", "not asked"] = "not asked"
+    score: float | None = Field(default=None, ge=0, le=1, description="coherence, 0 (at odds) to 1")
+    issues: tuple[str, ...] = Field(default=(), description="what the model found at odds, one per line")
+    error: str = ""
+    model: str = ""
+    usage: Usage = Usage()
+    cost_usd: float = Field(default=0.0, ge=0)
 
 
 GuardianAction = Literal["steer", "restart", "replan", "cancel", "ask_human"]

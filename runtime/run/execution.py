@@ -30,6 +30,7 @@ class TaskRequest(BaseModel):
     base: str
     merge_parent: str | None = None  # a merge to resolve: the tree holds `base` merged with it
     merge_tree: str | None = None  # that merge's tree with the rules' resolutions (default: git's)
+    keep_work: bool = False  # go on from the work in progress on `branch` (a descendant of `base`)
     network: bool = False
 
 

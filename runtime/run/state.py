@@ -69,6 +69,7 @@ class TaskState:
     error: str | None = None
     cancel_reason: str | None = None
     restart_reason: str | None = None  # the running attempt is to stop and start again
+    keep_work: bool = False  # the next attempt goes on from the branch's work in progress
     tokens: int = 0  # model tokens of every attempt and of the oracles consulted for it
     cost_usd: float = 0.0
 
@@ -203,7 +204,7 @@ class RunState:
                 self._set(t, "ready")
             case "task.started":
                 self._set(t, "running")
-                t.attempt, t.sandbox, t.restart_reason = ev.attempt, ev.sandbox, None
+                t.attempt, t.sandbox, t.restart_reason, t.keep_work = ev.attempt, ev.sandbox, None, False
                 self.restart_requested.discard(t.id)
                 t.started_at, t.ended_at, t.not_before = ev.ts, None, None
             case "task.succeeded" if ev.attempt == t.attempt:
@@ -235,6 +236,7 @@ class RunState:
                 self.cancel_requested.add(t.id)
             case "task.restart_requested" if ev.attempt == t.attempt and t.status == "running":
                 t.restart_reason = t.restart_reason or ev.reason
+                t.keep_work = t.keep_work or ev.keep_work
                 self.restart_requested.add(t.id)
             case _:
                 pass

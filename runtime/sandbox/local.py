@@ -11,7 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from omoi.runtime.git import repo as git
@@ -42,7 +42,7 @@ class WorktreeSandbox:
         self.files = Workspace(tree.workspace, owner_uid)
         self.publish = publish  # where the branch goes when committed, if this node is not the origin
         self.limits = limits or TreeLimits()
-        self._start: str | None = None  # the branch head before the first work-in-progress commit
+        self._start = tree.start  # the branch head before the first work-in-progress commit
 
     async def read_file(self, path: str, start: int | None = None, end: int | None = None) -> str:
         return await asyncio.to_thread(self.files.read_file, path, start, end)
@@ -65,7 +65,7 @@ class WorktreeSandbox:
             found, self.limits, per_file=False
         )  # a file too large is only left out of the view
         big = [p for p, _ in found.too_large]
-        text = self.tree.diff([*found.hides, *big])
+        text = self.tree.diff([*found.hides, *big], self._start)  # the attempt's work, checkpoints too
         skipped = [shown(p) for p in big] + [p for p, _ in found.left_out]
         return text + (f"\n(not shown: {', '.join(skipped)})\n" if skipped else "")
 
@@ -244,12 +244,17 @@ class LocalBackend:
 
 def prepare_tree(git_dir: Path, workspace: Path, request: TaskRequest) -> git.TaskTree:
     """The task's tree on its branch, from its base (the integration head: its dependencies'
-    work is merged there), or the merge it is to resolve. Any command an earlier attempt's dead
-    sandbox left running there is killed first."""
+    work is merged there), or the merge it is to resolve; with `keep_work`, from the work in
+    progress an earlier attempt checkpointed on the branch on top of that base, if there is any.
+    Any command an earlier attempt's dead sandbox left running there is killed first."""
     processes.reap(process_marker(workspace))
     tree = git.TaskTree(git_dir, workspace, request.branch, request.merge_parent)
     try:
         start = git.commit_of(git_dir, request.base)
+        wip = git.work_in_progress(git_dir, request.branch, start) if request.keep_work else None
+        if wip is not None:  # a restarted attempt goes on from its predecessor's checkpoint
+            tree.checkout(wip)
+            return replace(tree, start=start)
         tree.checkout(start, request.merge_tree or git.merged_tree(git_dir, start, request.merge_parent))
     except BaseException:
         tree.remove()

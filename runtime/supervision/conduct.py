@@ -1,7 +1,8 @@
 """What the conductor knows about the whole run, as a fold over its log: which agents run (and
 since when, with what prompt and declared files), which of them the merge queue's radar predicts
 will conflict or that do the same work, the tasks it holds until another's work is merged, what
-waits on a person, and the run's spend against its budget. `apply` is the only way it changes,
+waits on a person (and since when: a stall lasting long enough gets a diagnostic task), and the
+run's spend against its budget. `apply` is the only way it changes,
 live or replayed; an order or a duplicate is judged as of its place in the log (a prediction, a
 start), so a replay judges the same."""
 
@@ -43,6 +44,17 @@ class Overlap:
     files: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Wait:
+    """A running task waits on a person for `what`, since the event at `seq` (time `since`)."""
+
+    what: str
+    since: datetime
+    seq: int
+    attempt: int
+    question: str = ""
+
+
 @dataclass
 class ConductorState:
     run_id: str
@@ -54,12 +66,13 @@ class ConductorState:
     ordered: set[frozenset[str]] = field(default_factory=set)  # pairs already ordered
     overlaps: dict[tuple[int, str, str], Overlap] = field(default_factory=dict)  # not yet told
     told: set[tuple[str, str]] = field(default_factory=set)  # (task, other) messages made
-    waiting: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # task -> what, since
+    waiting: dict[str, Wait] = field(default_factory=dict)  # task -> what it waits on a person for
     budget: tuple[int | None, float | None] = (None, None)  # the run's tokens, USD
     spent: tuple[int, float] = (0, 0.0)
     holds: Holds = field(default_factory=lambda: Holds("conductor"))
     assessed: int = 0  # conductor.assessed events so far
     last_summary: str = ""
+    diagnosed: set[int] = field(default_factory=set)  # seqs of the stalls a diagnosis was asked for
 
     def apply(self, ev: Event) -> None:
         task = getattr(ev, "task_id", "")
@@ -82,10 +95,14 @@ class ConductorState:
                 self.spent = (self.spent[0] + ev.usage.total, self.spent[1] + ev.cost_usd)
             case "guardian.assessed" | "guardian.replanned":
                 self.spent = (self.spent[0] + ev.usage.total, self.spent[1] + ev.cost_usd)
-            case "agent.needs_input":
-                self.waiting[task] = ("an answer (omoi answer)", ev.ts)
-            case "agent.paused" if not ev.source.startswith(("conductor", "discovery")):
-                self.waiting[task] = ("to be resumed (omoi resume)", ev.ts)
+            case "agent.needs_input" if ev.seq is not None:
+                asked = self.waiting.get(task)
+                if asked is None or asked.question != ev.question:  # asked again: still waiting since
+                    self.waiting[task] = Wait(
+                        "an answer (omoi answer)", ev.ts, ev.seq, ev.attempt, ev.question
+                    )
+            case "agent.paused" if not ev.source.startswith(("conductor", "discovery")) and ev.seq:
+                self.waiting[task] = Wait("to be resumed (omoi resume)", ev.ts, ev.seq, ev.attempt)
             case "agent.answered" | "agent.resumed":
                 self.waiting.pop(task, None)
             case "merge.conflict_predicted" if len(ev.tasks) == 2 and ev.seq is not None:
@@ -94,12 +111,15 @@ class ConductorState:
                 self.orders.pop(ev.prediction, None)
                 self.ordered.add(frozenset((ev.task_id, ev.kept)))
                 self.holds.hold(ev.kept, ev.task_id, ev.attempt)
-            case "conductor.acted" if ev.action == "message":
+            case "conductor.acted" if ev.action == "message" and ev.kept:
                 self.overlaps.pop((ev.prediction, ev.task_id, ev.kept), None)
                 self.told.add((ev.task_id, ev.kept))
+            case "conductor.acted" if ev.action == "diagnose":
+                self.diagnosed.add(ev.prediction)
             case "conductor.assessed":
                 self.assessed += 1
                 self.last_summary = ev.summary
+                self.spent = (self.spent[0] + ev.usage.total, self.spent[1] + ev.cost_usd)
             case _:
                 pass
 
@@ -132,3 +152,9 @@ class ConductorState:
     def stalled(self) -> bool:
         """Every running task waits on a person: nothing moves until one acts."""
         return bool(self.running) and all(t in self.waiting for t in self.running)
+
+    def stall(self) -> tuple[str, Wait] | None:
+        """The task whose wait made the run stall (the last to start waiting), while it is stalled."""
+        if not self.stalled:
+            return None
+        return max(((t, self.waiting[t]) for t in self.running), key=lambda tw: tw[1].seq)

@@ -9,6 +9,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from omoi.actors.guardian import GuardianActor
 from omoi.policies.supervision.guardian import GuardianRules
 from omoi.runtime.config import AgentSettings
@@ -124,13 +126,19 @@ async def test_a_paused_agent_waits_before_its_next_model_call_until_resumed(
     assert len(rig.server.requests) == 1
 
 
-async def test_a_restart_request_stops_the_attempt_and_starts_it_again_without_a_failure() -> None:
+@pytest.mark.parametrize("keep_work", [False, True])
+async def test_a_restart_request_stops_the_attempt_and_starts_it_again_without_a_failure(
+    keep_work: bool,
+) -> None:
+    """A rollback starts over from the integration head; an unresponsive attempt's restart
+    (`keep_work`) goes on from its branch, and says so in the log and in the request."""
     h = Harness([t("a"), t("b", "a")], manual=True)
     await h.seed()
     g = h.graph()
     run = asyncio.ensure_future(g.run())
     await settle()
-    await h.bus.publish([TaskRestartRequested(run_id="r", task_id="a", attempt=1, reason="stuck")])
+    ask = TaskRestartRequested(run_id="r", task_id="a", attempt=1, reason="stuck", keep_work=keep_work)
+    await h.bus.publish([ask])
     await settle()
     assert ("a", 1) in h.executor.cancelled
     h.executor.release("a", "b")
@@ -140,6 +148,9 @@ async def test_a_restart_request_stops_the_attempt_and_starts_it_again_without_a
     assert (state.tasks["a"].attempt, state.tasks["a"].failures) == (2, 0)
     (retry,) = [e for e in await h.log() if e.kind == "task.retrying"]
     assert retry.reason == "restarted: stuck"  # type: ignore[union-attr]
+    started = [(e.attempt, e.keep_work) for e in of(await h.log(), "task.started") if e.task_id == "a"]
+    assert started == [(1, False), (2, keep_work)]
+    assert [(r.attempt, r.keep_work) for r in h.executor.requests if r.task_id == "a"] == started
 
 
 async def test_a_quiet_agent_says_it_is_alive_while_its_model_call_is_slow(

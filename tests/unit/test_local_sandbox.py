@@ -76,6 +76,46 @@ async def test_sandbox_starts_from_its_base_and_commits_on_its_branch(
     assert "omoi/r" not in run_git(repo, "worktree", "list")
 
 
+async def test_a_restart_that_keeps_work_goes_on_from_the_last_checkpoint(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    """An unresponsive attempt restarted on its own branch: the next one finds the files the last
+    checkpoint holds, its diff shows the whole attempt's work, and its final commit folds every
+    checkpoint onto the base. Without `keep_work`, or with no work in progress, it starts over."""
+    repo = make_repo({"base.txt": "base\n"})
+    info = git.inspect_repo(repo)
+    backend = LocalBackend(info.path, info.git_dir, tmp_path / "wt")
+    first = task_request(repo, "a")
+    sb = await backend.create(first)
+    assert (await sb.exec("echo one > wip.txt", 30)).exit_code == 0
+    wip = await sb.checkpoint("in progress")
+    assert (await sb.exec("echo lost > unsaved.txt", 30)).exit_code == 0  # never checkpointed
+    await sb.destroy()  # the attempt is stopped, its branch keeps the checkpoint
+
+    again = first.model_copy(update={"attempt": 2, "keep_work": True})
+    sb = await backend.create(again)
+    res = await sb.exec("cat wip.txt; test -e unsaved.txt || echo no-unsaved", 30)
+    assert res.output.split() == ["one", "no-unsaved"]
+    assert (await sb.exec("echo two >> wip.txt", 30)).exit_code == 0
+    assert "+one" in await sb.diff(), "the diff is the attempt's work since the base"
+    final = await sb.commit("task a")
+    await sb.destroy()
+    assert final != wip
+    assert run_git(repo, "show", f"{final}:wip.txt").split() == ["one", "two"]
+    assert run_git(repo, "rev-list", "--parents", "-n", "1", final).split()[1:] == [first.base]
+
+    fresh = first.model_copy(update={"attempt": 3})  # a rollback: from the base, the work dropped
+    sb = await backend.create(fresh)
+    assert (await sb.exec("test -e wip.txt", 30)).exit_code != 0
+    await sb.destroy()
+    assert git.branch_head(info.git_dir, "omoi/r/a") == first.base
+    nothing = first.model_copy(update={"attempt": 4, "keep_work": True})  # nothing to keep
+    sb = await backend.create(nothing)
+    assert (await sb.exec("test -e wip.txt", 30)).exit_code != 0
+    assert await sb.commit("task a") == first.base
+    await sb.destroy()
+
+
 async def test_sandbox_actor_commits_on_success_and_reports_failures(
     make_repo: RepoFactory, tmp_path: Path
 ) -> None:
