@@ -17,9 +17,11 @@ from omoi.runtime.sandbox.seam import Sandbox, SandboxBackend
 
 log = structlog.get_logger("omoi.sandbox")
 _MEMO = 16
-# What an agent may ask of its task's sandbox: the file and command API and a work-in-progress
-# checkpoint, never the final commit or destroy.
-TOOL_OPS = frozenset({"exec", "read_file", "write_file", "list_files", "search", "diff", "checkpoint"})
+# What an agent may ask of its task's sandbox: the file and command API, a work-in-progress
+# checkpoint and whether it is alive (for its heartbeat), never the final commit or destroy.
+TOOL_OPS = frozenset(
+    {"exec", "read_file", "write_file", "list_files", "search", "diff", "checkpoint", "alive"}
+)
 
 
 class SandboxActor:

@@ -106,6 +106,10 @@ class SlotTools:
         head: str = await self._op("checkpoint", message=message)
         return head
 
+    async def alive(self) -> bool:
+        up: bool = await self._op("alive")
+        return up
+
     async def commit(self, message: str) -> str:
         raise SandboxError("an agent does not commit: its slot commits when the agent is complete")
 

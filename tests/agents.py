@@ -3,6 +3,7 @@ worktree sandbox, publishing to a real (in-memory) bus."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,10 @@ class AgentRig:
         settings: AgentSettings | None = None,
         budget: BudgetPort | None = None,
         supervision: SupervisionPort | None = None,
+        sandbox_down: bool = False,
     ) -> AgentResult:
+        """One attempt of `task`; with `sandbox_down` its workspace is gone before it starts (a
+        sandbox that died under the agent)."""
         req = task_request(
             self.repo,
             task,
@@ -62,6 +66,8 @@ class AgentRig:
         )
         backend = LocalBackend(self.repo, self.repo / ".git", self.workdir, run_id="r")
         self.sandbox = await backend.create(req)
+        if sandbox_down:
+            shutil.rmtree(self.workdir / task)
         model = AnthropicModel(
             model_settings(base_url=self.server.url), ModelRules(backoff=0.01, backoff_cap=0.05)
         )

@@ -157,14 +157,23 @@ class AgentLoop:
                 await beat
 
     async def _heartbeat(self) -> None:
-        """While the agent waits (a long model call or command, a pause, a question), say it is
-        alive, at most one interval after its last event; a busy agent's events say so already."""
-        seen = 0
+        """While the agent waits (a long model call or command, a pause, a question), say the
+        attempt is alive, at most one interval after its last event; a busy agent's events say so
+        already. Only when its sandbox answers that it is alive too: a dead container or a hung
+        sandbox actor misses beats, and three missed get the attempt restarted."""
+        seen, wait = 0, self.settings.heartbeat_interval / 2
         while True:
-            await asyncio.sleep(self.settings.heartbeat_interval / 2)
+            await asyncio.sleep(wait)
             if self._last_seq and self._last_seq == seen:
-                with contextlib.suppress(Exception):  # the bus restarting: the next beat may pass
-                    await self._publish(AgentHeartbeat(**self._common()))
+                try:
+                    if await asyncio.wait_for(self.sandbox.alive(), wait):
+                        await self._publish(AgentHeartbeat(**self._common()))
+                    else:
+                        log.warning("agent.sandbox_down", task_id=self.request.task_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a sandbox that does not answer, or the bus restarting: a beat missed
+                    log.warning("agent.heartbeat_missed", task_id=self.request.task_id, exc_info=True)
             seen = self._last_seq
 
     async def _work(self) -> AgentResult:

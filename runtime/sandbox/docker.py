@@ -222,6 +222,19 @@ class DockerSandbox(WorktreeSandbox):
         with self._held("commit its work in progress"):
             return super()._checkpoint(message)
 
+    async def alive(self) -> bool:
+        return await asyncio.to_thread(self._alive)
+
+    def _alive(self) -> bool:
+        """Its container runs (or is frozen for a moment by a checkpoint) over its workspace."""
+        import docker.errors
+
+        try:
+            self.container.reload()
+        except docker.errors.DockerException:  # gone, or the engine does not answer
+            return False
+        return self.container.status in ("running", "paused") and self.workspace.is_dir()
+
     @contextlib.contextmanager
     def _held(self, why: str) -> Iterator[None]:
         """The container frozen (cgroup freezer): no process of the task runs while host git reads."""

@@ -80,6 +80,9 @@ class WorktreeSandbox:
             self.publish.push(self.tree.branch)
         return head
 
+    async def alive(self) -> bool:
+        return await asyncio.to_thread(self.workspace.is_dir)
+
     async def checkpoint(self, message: str) -> str:
         """Commit the work so far to the branch while the task goes on, so the merge queue's radar
         sees it. The workspace is left as it is (what git must not see is left out, not removed),
@@ -276,6 +279,9 @@ class NoopSandbox(WorktreeSandbox):
 
     async def checkpoint(self, message: str) -> str:
         return ""
+
+    async def alive(self) -> bool:
+        return True
 
     async def destroy(self) -> None:
         return None

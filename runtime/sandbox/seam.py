@@ -52,6 +52,11 @@ class Sandbox(Protocol):
         """Remove the workspace; committed work stays on the branch."""
         ...
 
+    async def alive(self) -> bool:
+        """Whether it can still run the attempt's commands (its workspace is there, its container
+        runs): the agent's heartbeat says the attempt is alive only when its sandbox is too."""
+        ...
+
     # Files, confined to the workspace (see runtime.sandbox.workspace): paths are relative to it, or
     # absolute under /workspace; anything that would leave it raises PathEscapeError.
     async def read_file(self, path: str, start: int | None = None, end: int | None = None) -> str: ...

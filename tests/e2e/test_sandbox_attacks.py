@@ -386,3 +386,15 @@ async def test_a_checkpoint_commits_work_in_progress_and_the_task_goes_on(rig: R
     assert run_git(rig.repo, "rev-list", "--parents", "-n", "1", final).split()[1:] == [base]
     assert run_git(rig.repo, "cat-file", "-p", f"{final}:link") == f"{rig.host}/secret.txt"
     rig.assert_host_untouched()
+
+
+async def test_a_sandbox_whose_container_died_is_not_alive(rig: Rig) -> None:
+    """What the agent's heartbeat asks: a killed container misses beats (the guardian restarts the
+    attempt after three), a running one answers."""
+    sb = await rig.sandbox()
+    try:
+        assert await sb.alive()
+        await asyncio.to_thread(sb.container.kill)
+        assert not await sb.alive()
+    finally:
+        await sb.destroy()

@@ -166,3 +166,19 @@ async def test_a_quiet_agent_says_it_is_alive_while_its_model_call_is_slow(
     first_turn = kinds.index("agent.turn")
     assert kinds[0] == "agent.started"
     assert "agent.heartbeat" in kinds[:first_turn]  # during the slow call, nothing else was said
+
+
+async def test_an_agent_whose_sandbox_is_down_misses_its_heartbeats(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    """The same slow call, but the attempt's sandbox is gone: the agent says nothing for it, so
+    the guardian counts the beats missed and restarts the attempt."""
+    slow = {"tools": [call("finish", status="complete", summary="done")], "delay": 1.0}
+    rig = AgentRig(make_repo(), tmp_path / "wt", {"tasks": {"t1": {"worker": [slow]}}})
+    await rig.bus.publish([RunStarted(run_id="r", repo="x", base_commit="c")])
+    with rig.server:
+        result = await rig.run(settings=AgentSettings(heartbeat_interval=0.2), sandbox_down=True)
+    assert result.status == "complete"
+    kinds = [e.kind for e in rig.events() if e.kind.startswith("agent.")]
+    assert "agent.turn" in kinds
+    assert "agent.heartbeat" not in kinds
