@@ -28,27 +28,18 @@ from omoi.runtime.config import check_settings, model_settings
 from omoi.runtime.errors import InputError
 from omoi.runtime.git.repo import commit_of, git, inspect_repo
 from omoi.runtime.log.events import (
-    AgentAnswered,
-    AgentNeedsInput,
-    AgentPaused,
-    AgentResumed,
-    BudgetRaised,
-    DiscoveryAwaiting,
-    DiscoveryDecided,
-    DiscoveryRecorded,
-    DiscoveryRejected,
     Event,
     MergeHumanResolved,
     RunFinished,
-    SpecGateDecided,
-    SpecGateWaiting,
     check_readable,
 )
 from omoi.runtime.merge import github as gh
+from omoi.runtime.run import injection
 from omoi.runtime.run.begin import RunPaths, goal_new_run, is_live, locate, open_log, plan_new_run, state_root
 from omoi.runtime.run.options import RunOptions
 from omoi.runtime.run.plan import Budget, Plan, check_categories, load_plan
 from omoi.runtime.run.state import RunState, fold
+from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.sandbox.docker import engine_or_none, remove_run_containers
 
 log = structlog.get_logger("omoi")
@@ -180,30 +171,8 @@ def decide_gate(
 ) -> int:
     """Approve or reject the spec phase waiting at a human gate; returns the decision's seq.
     A rejection needs a reason: it goes into the prompt that redoes the phase."""
-    if decision == "reject" and not reason.strip():
-        raise InputError("a rejection needs a reason (--reason): it tells the spec what to change")
-    log_ = events(run_id, repo, state_dir=state_dir, kind="spec.")
-    waiting = [e for e in log_ if isinstance(e, SpecGateWaiting) and e.phase == phase]
-    decided = {(e.phase, e.attempt) for e in log_ if isinstance(e, SpecGateDecided)}
-    open_ = [w for w in waiting if (w.phase, w.attempt) not in decided]
-    if not open_:
-        gates = sorted(
-            {w.phase for w in log_ if isinstance(w, SpecGateWaiting) and (w.phase, w.attempt) not in decided}
-        )
-        hint = f"; waiting now: {', '.join(gates)}" if gates else "; no phase is waiting"
-        raise InputError(f"run '{run_id}' has no {phase} phase waiting for a decision{hint}")
-    attempt = open_[-1].attempt
-    ev = SpecGateDecided(
-        run_id=run_id,
-        phase=open_[-1].phase,
-        attempt=attempt,
-        decision=decision,
-        reason=reason,
-        by="human",
-        source="user",
-    )
-    (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
-    return seq
+    data = {"phase": phase, "decision": decision, "reason": reason, "by": "human"}
+    return inject_kind(run_id, repo, "spec.gate_decided", data, state_dir=state_dir)
 
 
 def decide_discovery(
@@ -217,22 +186,8 @@ def decide_discovery(
 ) -> int:
     """Approve or reject the discovery (the seq of its `agent.discovery` event) waiting at the
     run's discovery gate; returns the decision's seq."""
-    if decision == "reject" and not reason.strip():
-        raise InputError("a rejection needs a reason (--reason): it is recorded with the discovery")
-    log_ = events(run_id, repo, state_dir=state_dir, kind="discovery.")
-    ended = (DiscoveryDecided, DiscoveryRecorded, DiscoveryRejected)
-    done = {e.discovery for e in log_ if isinstance(e, ended)}
-    waiting = {e.discovery: e for e in log_ if isinstance(e, DiscoveryAwaiting) and e.discovery not in done}
-    if discovery not in waiting:
-        hint = f"waiting now: {', '.join(map(str, sorted(waiting)))}" if waiting else "none is waiting"
-        raise InputError(f"run '{run_id}' has no discovery {discovery} waiting for a decision; {hint}")
-    w = waiting[discovery]
-    ev = DiscoveryDecided(
-        run_id=run_id, task_id=w.task_id, attempt=w.attempt, discovery=discovery, decision=decision,
-        reason=reason, source="user",
-    )  # fmt: skip
-    (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
-    return seq
+    data = {"discovery": discovery, "decision": decision, "reason": reason}
+    return inject_kind(run_id, repo, "discovery.decided", data, state_dir=state_dir)
 
 
 def exec_plan(
@@ -348,16 +303,30 @@ def inject(
 ) -> list[int]:
     """Append events to a run's log from any process on the machine that holds it; a live run's
     bus takes them in within a second (the log is the source of truth, the bus follows it).
-    Refused for a run that has finished."""
+    Each is checked first (`runtime.run.injection`): only kinds a person may inject, against the
+    run as it is now; all are written or none. An event whose id is in the log already is
+    returned as it was (a retry)."""
     check_readable(events_)
-    paths = locate(repo, run_id, state_dir)
-    with contextlib.closing(open_log(paths)) as store:
-        state = fold(run_id, store.read())
-        if state.finished is not None:
-            raise InputError(
-                f"run '{run_id}' has finished ({state.finished.status}); nothing can be injected"
-            )
-        return [e.seq or 0 for e in store.append(list(events_))]
+    for ev in events_:
+        injection.build(run_id, ev.kind, ev.model_dump(exclude={"run_id", "kind", "seq"}), source=ev.source)
+    return injection.submit(run_id, repo, events_, state_dir=state_dir)
+
+
+def inject_kind(
+    run_id: str,
+    repo: str | Path,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    id: str | None = None,
+    source: str = "user",
+    state_dir: str | Path | None = None,
+) -> int:
+    """Inject one event of an allowed `kind` from plain data (what `omoi inject` and the HTTP API
+    take); InjectionRefused names the kind or the field. Returns its seq."""
+    ev = injection.build(run_id, kind, data, id=id, source=source)
+    (seq,) = injection.submit(run_id, repo, [ev], state_dir=state_dir)
+    return seq
 
 
 def answer(
@@ -366,16 +335,44 @@ def answer(
     """Answer the open question of TASK_ID's agent; returns the answer's seq."""
     if not text.strip():
         raise InputError("the answer is empty")
-    log_ = events(run_id, repo, state_dir=state_dir, kind="agent.")
-    asked = [e for e in log_ if isinstance(e, AgentNeedsInput) and e.task_id == task_id]
-    answered = [e for e in log_ if isinstance(e, AgentAnswered) and e.task_id == task_id]
-    if not asked or (answered and (answered[-1].seq or 0) > (asked[-1].seq or 0)):
-        open_ = sorted({e.task_id for e in log_ if isinstance(e, AgentNeedsInput)})
-        hint = f"; tasks that asked: {', '.join(open_)}" if open_ else ""
-        raise InputError(f"task '{task_id}' of run '{run_id}' has no open question{hint}")
-    ev = AgentAnswered(run_id=run_id, task_id=task_id, attempt=asked[-1].attempt, answer=text, source="user")
-    (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
-    return seq
+    return inject_kind(
+        run_id, repo, "agent.answered", {"task_id": task_id, "answer": text}, state_dir=state_dir
+    )
+
+
+def message(
+    run_id: str, task_id: str, text: str, repo: str | Path, *, state_dir: str | Path | None = None
+) -> int:
+    """Text for TASK_ID's agent, in its next model request (tagged `[omoi message]`); the seq."""
+    if not text.strip():
+        raise InputError("the message is empty")
+    return inject_kind(run_id, repo, "agent.message", {"task_id": task_id, "text": text}, state_dir=state_dir)
+
+
+def cancel(
+    run_id: str,
+    repo: str | Path,
+    task_id: str | None = None,
+    *,
+    reason: str = "cancelled by user",
+    state_dir: str | Path | None = None,
+) -> int:
+    """Cancel the run, or one task of it (its dependents are skipped); the seq."""
+    if task_id is None:
+        return inject_kind(run_id, repo, "run.cancel_requested", {"reason": reason}, state_dir=state_dir)
+    data = {"task_id": task_id, "reason": reason}
+    return inject_kind(run_id, repo, "task.cancel_requested", data, state_dir=state_dir)
+
+
+def add_tasks(
+    run_id: str, repo: str | Path, specs: Sequence[TaskSpec], *, state_dir: str | Path | None = None
+) -> list[int]:
+    """Add tasks to the live DAG (checked together: ids, dependencies, cycles); their seqs."""
+    events_ = [
+        injection.build(run_id, "task.added", {"spec": s.model_dump(mode="json")}, source="user")
+        for s in specs
+    ]
+    return injection.submit(run_id, repo, events_, state_dir=state_dir)
 
 
 def raise_budget(
@@ -392,12 +389,8 @@ def raise_budget(
         raise InputError(f"--usd must be a finite number of dollars, got {usd}")
     if tokens < 0 or usd < 0 or (tokens == 0 and usd == 0):
         raise InputError("give a positive amount to raise the budget by (--tokens and/or --usd)")
-    state = status(run_id, repo, state_dir=state_dir)
-    if scope != "run" and scope not in state.tasks:
-        raise InputError(f"run '{run_id}' has no task '{scope}' (the scope is 'run' or a task id)")
-    ev = BudgetRaised(run_id=run_id, scope=scope, add_tokens=tokens, add_usd=usd, source="user")
-    (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
-    return seq
+    data = {"scope": scope, "add_tokens": tokens, "add_usd": usd}
+    return inject_kind(run_id, repo, "budget.raised", data, state_dir=state_dir)
 
 
 def pause(
@@ -409,48 +402,14 @@ def pause(
     state_dir: str | Path | None = None,
 ) -> int:
     """Hold TASK_ID's agent before its next model call, until `resume_task`; returns the seq."""
-    paused = _agent_task(run_id, task_id, repo, state_dir)
-    if paused:
-        raise InputError(f"task '{task_id}' of run '{run_id}' is already paused")
-    (seq,) = inject(
-        run_id,
-        repo,
-        [AgentPaused(run_id=run_id, task_id=task_id, reason=reason, source="user")],
-        state_dir=state_dir,
+    return inject_kind(
+        run_id, repo, "agent.paused", {"task_id": task_id, "reason": reason}, state_dir=state_dir
     )
-    return seq
 
 
 def resume_task(run_id: str, task_id: str, repo: str | Path, *, state_dir: str | Path | None = None) -> int:
     """Let a paused agent (by a person or by the guardian asking for one) go on; returns the seq."""
-    paused = _agent_task(run_id, task_id, repo, state_dir)
-    if not paused:
-        raise InputError(f"task '{task_id}' of run '{run_id}' is not paused")
-    (seq,) = inject(
-        run_id, repo, [AgentResumed(run_id=run_id, task_id=task_id, source="user")], state_dir=state_dir
-    )
-    return seq
-
-
-def _agent_task(run_id: str, task_id: str, repo: str | Path, state_dir: str | Path | None) -> bool:
-    """Whether the task is paused, refusing a task that is not an unfinished agent task."""
-    log_ = events(run_id, repo, state_dir=state_dir)
-    state = fold(run_id, log_)
-    t = state.tasks.get(task_id)
-    if t is None:
-        agents = sorted(i for i, x in state.tasks.items() if x.spec.agent is not None)
-        hint = f"; its agent tasks: {', '.join(agents)}" if agents else ""
-        raise InputError(f"run '{run_id}' has no task '{task_id}'{hint}")
-    if t.spec.agent is None:
-        raise InputError(f"task '{task_id}' runs a command, not an agent: there is no model call to hold")
-    if t.terminal:
-        raise InputError(f"task '{task_id}' of run '{run_id}' has ended ({t.status})")
-    holds = [
-        e.kind
-        for e in log_
-        if e.kind in ("agent.paused", "agent.resumed") and getattr(e, "task_id", "") == task_id
-    ]
-    return bool(holds) and holds[-1] == "agent.paused"
+    return inject_kind(run_id, repo, "agent.resumed", {"task_id": task_id}, state_dir=state_dir)
 
 
 def resolve(
@@ -489,7 +448,7 @@ def resolve(
                 "fix the files; git commit), or pass --take ours|theirs"
             )
     ev = MergeHumanResolved(run_id=run_id, task_id=task_id, take=take or "branch", source="user")
-    (seq,) = inject(run_id, repo, [ev], state_dir=state_dir)
+    (seq,) = injection.submit(run_id, repo, [ev], state_dir=state_dir)  # checked above, with git
     return seq
 
 

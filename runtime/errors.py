@@ -5,6 +5,7 @@
     │   ├── PlanError              a plan file is unreadable, malformed or inconsistent (file, task, field)
     │   ├── RepoError              the target is not a git repository, or has no commits
     │   ├── RunNotFoundError       no run with that id under the state directory
+    │   ├── InjectionRefused       an event injected into a run was refused (kind or field, and why)
     │   └── ScriptError            a scripted-model script is malformed (file, task, role, turn)
     ├── GraphError                 a task graph change was refused (duplicate id, unknown dependency, cycle)
     │   ├── CycleError             names the cycle: ``cycle: a -> b -> c -> a``
@@ -77,6 +78,23 @@ class RepoError(InputError):
     def __init__(self, path: str, problem: str) -> None:
         self.path, self.problem = path, problem
         super().__init__(f"{path}: {problem}")
+
+
+class InjectionRefused(InputError):
+    """An injected event was refused and nothing was written. `why`: `invalid` (a bad kind or
+    field), `forbidden` (a kind only the run writes), `not_found` (no such task), `conflict` (the
+    run is not in a state that takes it: the question is not open, the run has finished, ...);
+    `field` names what to fix (`kind`, `data.task_id`, ...)."""
+
+    STATUS = {"invalid": 422, "forbidden": 403, "not_found": 404, "conflict": 409}
+
+    def __init__(self, message: str, *, why: str = "invalid", field: str | None = None) -> None:
+        super().__init__(message)
+        self.why, self.field = why, field
+
+    @property
+    def status(self) -> int:
+        return self.STATUS.get(self.why, 422)
 
 
 class RunNotFoundError(InputError):

@@ -258,6 +258,15 @@ class AgentAnswered(TaskEvent):
     answer: str = Field(min_length=1)
 
 
+class AgentMessage(TaskEvent):
+    """Text for the task's agent from a person or a program (`omoi message`, the HTTP API, a
+    schedule): it goes into the agent's next model request, tagged `[omoi message]`, and is
+    acknowledged (`guardian.delivered`, naming this event's seq) once it did."""
+
+    kind: Literal["agent.message"] = "agent.message"
+    text: str = Field(min_length=1, max_length=20_000)
+
+
 Priority = Literal["low", "medium", "high", "critical"]
 
 
@@ -715,6 +724,7 @@ Event = Annotated[
     | AgentEscalated
     | AgentNeedsInput
     | AgentAnswered
+    | AgentMessage
     | AgentDiscovery
     | AgentFinished
     | ModelRetried
@@ -761,6 +771,11 @@ Event = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def event_kinds() -> frozenset[str]:
+    """Every kind the log knows."""
+    return frozenset(cls.model_fields["kind"].default for cls in get_args(get_args(Event)[0]))
 
 
 def parse_event(data: str | bytes | dict[str, Any]) -> Event:

@@ -59,6 +59,9 @@ class Watch:
     assessment: GuardianAssessed | None = None  # the newest one
 
 
+MESSAGE_TAG = "[omoi message]"  # what a person's or a program's message to an agent starts with
+
+
 @dataclass
 class SupervisionState:
     run_id: str
@@ -68,7 +71,7 @@ class SupervisionState:
     budgets: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)  # tokens, USD
     paused: dict[str, str] = field(default_factory=dict)  # task -> why
     carried: dict[Attempt, Note] = field(default_factory=dict)  # a note for an attempt not started yet
-    messages: dict[str, list[Note]] = field(default_factory=dict)  # task -> the conductor's, unread
+    messages: dict[str, list[Note]] = field(default_factory=dict)  # task -> conductor's and people's, unread
     ladder: dict[str, list[GuardianAction]] = field(default_factory=dict)  # task -> rungs, all attempts
     replans: dict[Attempt, Replan] = field(default_factory=dict)  # next attempt -> rewrite awaited
     blocking: dict[int, str] = field(default_factory=dict)  # undecided blocking report seq -> its task
@@ -135,6 +138,8 @@ class SupervisionState:
                     self.carried[key] = Note(ev.seq or 0, ev.note)
             case "conductor.acted" if ev.action == "message" and ev.seq is not None:
                 self.messages.setdefault(task, []).append(Note(ev.seq, ev.reason))
+            case "agent.message" if ev.seq is not None:
+                self.messages.setdefault(task, []).append(Note(ev.seq, f"{MESSAGE_TAG} {ev.text}"))
             case "guardian.delivered":
                 unread = [n for n in self.messages.get(task, []) if n.ref != ev.intervention]
                 self.messages[task] = unread
