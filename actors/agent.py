@@ -39,8 +39,9 @@ class AgentActor:
         models: ModelSettings,
         settings: AgentSettings,
         supervision: SupervisionPort | None = None,
+        node: str = "",
     ) -> None:
-        self._name, self._bus, self._model = name, bus, model
+        self._name, self._bus, self._model, self._node = name, bus, model, node
         self._budget, self._models, self._settings = budget, models, settings
         self._supervision = supervision
 
@@ -68,5 +69,6 @@ class AgentActor:
             budget=self._budget,
             oracle=(self._models.model_for("oracle"), ConsultRules()),
             holder=self._name,
+            node=self._node,
             supervision=self._supervision,
         ).run()

@@ -130,7 +130,8 @@ class HostedAgent(AgentActor):
         )
         self._peers: tuple[Named, ...] = (bus, budget, slots, guardian)
         model = AnthropicModel(env.models, env.rules(), slots=slots)
-        super().__init__(name, bus, model, budget, env.models, env.agents, guardian)
+        node = ray.get_runtime_context().get_node_id()
+        super().__init__(name, bus, model, budget, env.models, env.agents, guardian, node=node)
 
     async def prepare(self) -> None:
         """Also make one round trip to each peer: the first call on a new handle resolves the

@@ -414,9 +414,10 @@ def _checked(build: Callable[[], Any], where: str) -> Any:
 @repo_option
 @state_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--tree", is_flag=True, help="Run, spec phases, tasks, attempts, agent, guardian, sandbox.")
 @guard
-def status(run_id: str, repo: str, state_dir: str | None, fmt: str) -> None:
-    """Tasks of RUN_ID with status, attempts, start and end times, and branch."""
+def status(run_id: str, repo: str, state_dir: str | None, fmt: str, tree: bool) -> None:
+    """Tasks of RUN_ID with status, attempts, start and end times, and branch (from the log alone)."""
     from omoi import api
     from omoi.formats import run_outcome, status_json
     from omoi.progress import status_table
@@ -424,6 +425,12 @@ def status(run_id: str, repo: str, state_dir: str | None, fmt: str) -> None:
 
     log, unreadable = api.read_log(run_id, repo, state_dir=state_dir)
     warn_unreadable(unreadable)
+    if tree:
+        from omoi.status_tree import run_tree
+
+        root = run_tree(run_id, log)
+        click.echo(json.dumps(root.as_json(), indent=2) if fmt == "json" else "\n".join(root.render()))
+        return
     state = fold(run_id, log)
     if fmt == "json":
         click.echo(json.dumps(status_json(state), indent=2))
@@ -489,9 +496,24 @@ def demo(directory: str | None, from_plan: bool, max_parallel: int, address: str
 
 from omoi.bench.commands import bench  # noqa: E402  (the command groups register on `main`)
 from omoi.delivery import pr, resolve  # noqa: E402
+from omoi.live import add_task, cancel, inject, message, serve, watch  # noqa: E402
 from omoi.toolbox import gc, model, sandbox, schema  # noqa: E402
 
-for _group in (schema, model, sandbox, bench, gc, resolve, pr):
+for _group in (
+    schema,
+    model,
+    sandbox,
+    bench,
+    gc,
+    resolve,
+    pr,
+    inject,
+    message,
+    cancel,
+    add_task,
+    watch,
+    serve,
+):
     main.add_command(_group)
 
 if __name__ == "__main__":

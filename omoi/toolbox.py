@@ -27,6 +27,14 @@ def schema_events() -> None:
     click.echo(schema_json())
 
 
+@schema.command("api")
+def schema_api() -> None:
+    """The OpenAPI document of the HTTP API (`omoi serve`)."""
+    from omoi.http.app import create_app
+
+    click.echo(json.dumps(create_app(".", "schema-export-only").openapi(), indent=2))
+
+
 @schema.command("script")
 def schema_script() -> None:
     """The JSON Schema of a scripted-model script (`omoi model serve`)."""

@@ -130,6 +130,7 @@ class AgentLoop:
     oracle: tuple[str, AgentRules] | None = None  # (model, rules) to consult after failed rounds
     prompt: str | None = None  # the first message; default: the task's own
     holder: str = ""  # the actor whose death gives back this loop's concurrency leases
+    node: str = ""  # the cluster node it runs on, for the status tree
     submission: Submission | None = None  # the work is handed in through this tool, not by finish
     supervision: SupervisionPort | None = None  # holds a paused agent; hands it the guardian's steers
     name: str = ""
@@ -178,7 +179,8 @@ class AgentLoop:
 
     async def _work(self) -> AgentResult:
         req = self.request
-        await self._publish(AgentStarted(**self._common(), model=self.model_name, actor=self.holder))
+        started = AgentStarted(**self._common(), model=self.model_name, actor=self.holder, node=self.node)
+        await self._publish(started)
         first = self.prompt or prompts.task_message(self.spec.prompt, req.acceptance, self.spec.context)
         messages: list[dict[str, Any]] = [{"role": "user", "content": first}]
         continuations = failed_rounds = streak = 0

@@ -184,6 +184,7 @@ class AgentStarted(AgentEvent):
     kind: Literal["agent.started"] = "agent.started"
     model: str
     actor: str = Field(default="", description="the Ray actor running the agent, for the dashboard")
+    node: str = Field(default="", description="the cluster node the agent and its sandbox slot run on")
 
 
 class AgentTurn(AgentEvent):

@@ -85,6 +85,30 @@ def parse_plan(text: str, *, source: str = "<plan>", is_json: bool = False) -> P
     return plan
 
 
+class _Tasks(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: tuple[TaskSpec, ...] = Field(min_length=1)
+
+
+def load_tasks(path: str | Path) -> tuple[TaskSpec, ...]:
+    """Tasks to add to a live run: one task (a mapping, as a plan writes it) or `tasks: [...]`.
+    Checked like a plan's, naming file, task and field; their dependencies are the run's to check."""
+    p = Path(path)
+    try:
+        data = input_files.parse(input_files.read_text(p), is_json=p.suffix.lower() == ".json")
+    except input_files.InputFileError as exc:
+        raise PlanError(str(exc).replace("cannot read it", "cannot read task file"), file=str(p)) from exc
+    if isinstance(data, dict) and "tasks" not in data:
+        data = {"tasks": [data]}
+    if not isinstance(data, dict):
+        raise PlanError("a task file is one task (a mapping) or a mapping with 'tasks'", file=str(p))
+    try:
+        return _Tasks.model_validate(data).tasks
+    except ValidationError as exc:
+        raise _locate(exc, data, str(p)) from exc
+
+
 def _locate(exc: ValidationError, data: dict[str, Any], source: str) -> PlanError:
     errors = exc.errors()
     # Drop errors that only echo a deeper one (an invalid item makes its list "too short"): every

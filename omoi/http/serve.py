@@ -1,0 +1,66 @@
+"""`omoi serve`: the HTTP API on uvicorn, in the foreground, or in a thread of this process (for
+notebooks, benchmarks and tests) with `Background`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+
+from omoi.http.app import create_app
+from omoi.http.auth import TOKEN_FILE, load_token
+from omoi.runtime.git.repo import inspect_repo
+from omoi.runtime.run.begin import state_root
+
+
+def serve(
+    repo: str | Path,
+    host: str,
+    port: int,
+    *,
+    state_dir: str | Path | None = None,
+    say: Callable[[str], None] = print,
+) -> None:
+    root = state_root(inspect_repo(repo), state_dir)
+    token, fresh = load_token(root, host)
+    if fresh:
+        say(f"generated an API token (kept in {root / TOKEN_FILE}, mode 0600; shown once):\n{token}")
+    app = create_app(repo, token, state_dir=state_dir)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    say(f"serving the runs of {repo} on http://{host}:{port}/v1 (Authorization: Bearer <token>)")
+    server.run()
+
+
+class Background:
+    """The API on 127.0.0.1 (a free port) in a thread of this process, until the block ends."""
+
+    def __init__(
+        self, repo: str | Path, token: str, *, state_dir: str | Path | None = None, **app: float
+    ) -> None:
+        self.app = create_app(repo, token, state_dir=state_dir, **app)  # type: ignore[arg-type]
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="omoi-api", daemon=True)
+        self.url = ""
+
+    def __enter__(self) -> Background:
+        self.thread.start()
+        for _ in range(600):
+            if self.server.started:
+                break
+            self.thread.join(0.05)
+        if not self.server.started:
+            raise RuntimeError("the API server did not start within 30 s")
+        (sock,) = self.server.servers[0].sockets
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
