@@ -9,7 +9,7 @@ import structlog
 
 from omoi.runtime.clock import Clock, SystemClock
 from omoi.runtime.log.events import Event
-from omoi.runtime.log.subscription import Subscription
+from omoi.runtime.log.subscription import Subscription, advance
 from omoi.runtime.ports import BusPort
 
 log = structlog.get_logger("omoi.follower")
@@ -21,9 +21,11 @@ class Follower:
     replay or a repeated publish writes nothing twice) and what they do once that is durable
     (`_act`). Their own events are applied as soon as they are published; met again in the log,
     they are skipped. With an `interval`, `_timed` decides too, every `interval` seconds of the
-    clock."""
+    clock; a subclass whose `_due` names a time on the clock decides again then, without waiting
+    for the log to move (a fake clock's `advance` wakes it)."""
 
     FOLLOWS: tuple[str, ...] = ()
+    POLL = 30.0  # longest wait on the log (bounds how long `stop` takes)
 
     def __init__(
         self,
@@ -37,13 +39,19 @@ class Follower:
         self._run_id, self._bus, self._name = run_id, bus, name
         self._interval, self._clock = interval, clock or SystemClock()
         self._next_tick = self._clock.monotonic() + (interval or 0.0)
-        self._log = Subscription(bus, self.FOLLOWS, poll=min(interval or 30.0, 30.0))
+        self._log = Subscription(bus, self.FOLLOWS, poll=min(interval or self.POLL, self.POLL))
         self._follower: asyncio.Task[None] | None = None
         self._own: set[str] = set()  # ids of what this life published and applied already
+        self._moved = asyncio.Condition()  # notified once a batch is folded and decided on
 
     async def start(self) -> None:
         if self._follower is None:
             self._follower = asyncio.create_task(self._follow())
+
+    async def caught_up(self, seq: int) -> None:
+        """Return once the log up to `seq` (of the kinds it follows) is folded and decided on."""
+        async with self._moved:
+            await self._moved.wait_for(lambda: self._log.cursor >= seq)
 
     async def stop(self) -> None:
         if self._follower is not None:
@@ -56,6 +64,10 @@ class Follower:
 
     def _decide(self) -> list[Event]:
         raise NotImplementedError
+
+    def _due(self) -> float | None:
+        """Seconds on the clock until `_decide` should run again though nothing was logged."""
+        return None
 
     def _timed(self) -> list[Event]:
         """What the timer decides (nothing, by default)."""
@@ -70,7 +82,7 @@ class Follower:
             if me is not None and me.cancelling():  # asyncio.wait_for (3.11) can swallow a cancel
                 raise asyncio.CancelledError
             try:
-                for ev in await self._log.next_batch(timeout=self._wait()):
+                for ev in await self._next():
                     if ev.id not in self._own:
                         self._apply(ev)
                 decided = self._decide()
@@ -83,9 +95,34 @@ class Follower:
                         self._own.add(ev.id)
                         self._apply(ev.model_copy(update={"seq": seq}))
                 await self._act()
+                async with self._moved:
+                    self._moved.notify_all()
             except Exception:  # the bus or a peer restarting: decided again from the fold
                 log.warning("follower.step_failed", actor=self._name, exc_info=True)
                 await asyncio.sleep(0.5)
+
+    async def _next(self) -> list[Event]:
+        """The log's next batch, or nothing once `_due` comes on the clock. A read that loses
+        the race is dropped, not awaited: the cursor moves only with a batch that is used."""
+        due = self._due()
+        if due is None:
+            return await self._log.next_batch(timeout=self._wait())
+        log = self._log
+        wait = self._wait()
+        wait = log.poll if wait is None else wait
+        reading = asyncio.ensure_future(log.bus.read(log.cursor, log.prefixes, log.batch, wait))
+        reading.add_done_callback(lambda t: t.cancelled() or t.exception())  # a lost read's end
+        sleeping = asyncio.ensure_future(self._clock.sleep(due))
+        try:
+            await asyncio.wait({reading, sleeping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            if not reading.done():
+                reading.cancel()
+        if not reading.done() or reading.cancelled():
+            return []
+        fresh, log.cursor = advance(log.cursor, reading.result())
+        return fresh
 
     def _wait(self) -> float | None:
         if self._interval is None:

@@ -10,6 +10,7 @@ from omoi.actors.budget import BudgetActor
 from omoi.actors.conductor import ConductorActor
 from omoi.actors.discovery import DiscoveryActor
 from omoi.actors.guardian import GuardianActor
+from omoi.actors.scheduler import SchedulerActor
 from omoi.cluster.agents import CONCURRENCY, AgentEnv, SlotsProxy
 from omoi.cluster.connect import actor_name
 from omoi.cluster.handles import BusProxy, Named, call
@@ -34,7 +35,7 @@ class GraphProxy(Named):
 
 
 class HostedSupervisor:
-    """The run's budget, guardian, discovery and conductor actors in one Ray actor process,
+    """The run's budget, guardian, discovery, conductor and scheduler actors in one Ray actor process,
     `omoi/<run>/supervisor`. Each is a class of its own that folds the log by itself; they share
     a process because one costs 45-90 MB and a second or more of CPU to start, for every run.
     If the process dies, Ray restarts it and each rebuilds from the log (see their docstrings);
@@ -80,6 +81,7 @@ class HostedSupervisor:
             model_name=env.models.model_for(settings.discovery_model),
             holder=actor_name(run_id, "supervisor"),
         )
+        self.scheduler = SchedulerActor(run_id, bus, name=actor_name(run_id, "scheduler"))
         self.conductor = (
             ConductorActor(
                 run_id,
@@ -96,7 +98,7 @@ class HostedSupervisor:
         )
 
     async def start(self) -> None:
-        for part in (self.budget, self.guardian, self.discovery, self.conductor):
+        for part in (self.budget, self.guardian, self.discovery, self.conductor, self.scheduler):
             if part is not None:
                 await part.start()
 

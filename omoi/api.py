@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import structlog
+from pydantic import ValidationError
 
 from omoi.cluster.agents import AgentEnv
 from omoi.cluster.connect import connect
@@ -25,12 +26,13 @@ from omoi.cluster.runner import (
     launch,
 )
 from omoi.runtime.config import check_settings, model_settings
-from omoi.runtime.errors import InputError
+from omoi.runtime.errors import InjectionRefused, InputError
 from omoi.runtime.git.repo import commit_of, git, inspect_repo
 from omoi.runtime.log.events import (
     Event,
     MergeHumanResolved,
     RunFinished,
+    ScheduleSpec,
     check_readable,
 )
 from omoi.runtime.merge import github as gh
@@ -373,6 +375,51 @@ def add_tasks(
         for s in specs
     ]
     return injection.submit(run_id, repo, events_, state_dir=state_dir)
+
+
+def schedule(
+    run_id: str, repo: str | Path, spec: ScheduleSpec | dict[str, Any], *, state_dir: str | Path | None = None
+) -> tuple[str, int]:
+    """Add a one-shot or recurring schedule to the run (its scheduler fires it on the clock);
+    its id and the seq of `schedule.created`. The same schedule id given twice is one schedule."""
+    data = spec.model_dump(mode="json") if isinstance(spec, ScheduleSpec) else dict(spec)
+    try:
+        sid = ScheduleSpec.model_validate(data).id
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "schedule"
+        raise InjectionRefused(
+            f"data.schedule.{where}: {err['msg']}", field=f"data.schedule.{where}"
+        ) from exc
+    data["id"] = sid
+    seq = inject_kind(
+        run_id,
+        repo,
+        "schedule.created",
+        {"schedule": data},
+        id=f"schedule-{run_id}-{sid}-created",
+        state_dir=state_dir,
+    )
+    return sid, seq
+
+
+def schedules(
+    run_id: str, repo: str | Path, *, state_dir: str | Path | None = None
+) -> list[dict[str, object]]:
+    """The run's schedules as its log says: spec, fires so far, next due, why one ended."""
+    from omoi.runtime.run.schedules import Schedules
+
+    state = Schedules(run_id)
+    for ev in events(run_id, repo, state_dir=state_dir):
+        state.apply(ev)
+    return state.listing()
+
+
+def unschedule(
+    run_id: str, repo: str | Path, schedule_id: str, *, state_dir: str | Path | None = None
+) -> int:
+    """Stop a schedule; the seq of `schedule.cancelled`."""
+    return inject_kind(run_id, repo, "schedule.cancelled", {"schedule_id": schedule_id}, state_dir=state_dir)
 
 
 def raise_budget(

@@ -143,3 +143,111 @@ def serve(repo: str, state_dir: str | None, host: str, port: int) -> None:
     from omoi.http.serve import serve as run_server
 
     run_server(repo, host, port, state_dir=state_dir, say=out.print)
+
+
+def _when(text: str, option: str) -> str:
+    """An ISO 8601 time with its zone, or `+SECONDS` from now."""
+    from datetime import UTC, datetime, timedelta
+
+    if text.startswith("+"):
+        try:
+            return (datetime.now(UTC) + timedelta(seconds=float(text[1:]))).isoformat()
+        except ValueError as exc:
+            raise InputError(f"{option} {text}: give +SECONDS, e.g. +300") from exc
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError(
+            f"{option} {text}: not an ISO 8601 time (e.g. 2026-12-07T10:00:00Z) or +SECONDS"
+        ) from exc
+    if when.tzinfo is None:
+        raise InputError(f"{option} {text}: give a time zone (e.g. ...Z or +01:00)")
+    return when.isoformat()
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--every", type=float, default=None, help="Fire every this many seconds.")
+@click.option("--at", "at", default=None, help="Fire once, at this time (ISO 8601 with zone, or +SECONDS).")
+@click.option("--start", default=None, help="With --every: the first fire (default: one interval on).")
+@click.option("--until", default=None, help="With --every: no fire after this time.")
+@click.option("--count", type=int, default=None, help="With --every: at most this many fires.")
+@click.option(
+    "--message", "message_", nargs=2, default=None, metavar="TASK_ID TEXT", help="Send TEXT to the agent."
+)
+@click.option("--event", "kind", default=None, help="Inject an event of this kind (with --data).")
+@click.option("--data", "data_text", default="{}", show_default=True, help="The event's fields, as JSON.")
+@click.option("--id", "schedule_id", default=None, help="The schedule's id (default: generated).")
+@repo_option
+@state_option
+@guard
+def schedule(
+    run_id: str,
+    every: float | None,
+    at: str | None,
+    start: str | None,
+    until: str | None,
+    count: int | None,
+    message_: tuple[str, str] | None,
+    kind: str | None,
+    data_text: str,
+    schedule_id: str | None,
+    repo: str,
+    state_dir: str | None,
+) -> None:
+    """Fire an event or a message into RUN_ID once (--at) or on a period (--every): e.g.
+    `omoi schedule RUN --every 300 --message auth "[STATUS CHECK] report your progress"`."""
+    from omoi import api
+
+    spec: dict[str, object] = {"every": every}
+    for name, value in (("at", at), ("start", start), ("until", until)):
+        if value is not None:
+            spec[name] = _when(value, f"--{name}")
+    if count is not None:
+        spec["count"] = count
+    if schedule_id is not None:
+        spec["id"] = schedule_id
+    if message_ is not None:
+        spec["message"] = {"task_id": message_[0], "text": message_[1]}
+    if kind is not None:
+        try:
+            spec["event"] = {"kind": kind, "data": json.loads(data_text)}
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--data is not valid JSON: {exc}") from exc
+    sid, seq = api.schedule(run_id, repo, spec, state_dir=state_dir)
+    out.print(f"scheduled {sid} on run {run_id} (event {seq}); `omoi unschedule {run_id} {sid}` stops it")
+
+
+@click.command()
+@click.argument("run_id")
+@repo_option
+@state_option
+@guard
+def schedules(run_id: str, repo: str, state_dir: str | None) -> None:
+    """RUN_ID's schedules: what each fires, how often, how many times it has, and when next."""
+    from omoi import api
+
+    rows = api.schedules(run_id, repo, state_dir=state_dir)
+    if not rows:
+        out.print(f"run {run_id} has no schedule")
+    for row in rows:
+        s = row["schedule"]
+        assert isinstance(s, dict)
+        when = f"every {s['every']:g}s" if s.get("every") else f"at {s['at']}"
+        what = f"message to {s['message']['task_id']}" if s.get("message") else f"event {s['event']['kind']}"
+        state = f"cancelled: {row['cancelled']}" if row["cancelled"] else f"next {row['next_due'] or 'never'}"
+        out.print(f"{s['id']}  {when}  {what}  fired {row['fired']}  {state}", highlight=False)
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("schedule_id")
+@repo_option
+@state_option
+@guard
+def unschedule(run_id: str, schedule_id: str, repo: str, state_dir: str | None) -> None:
+    """Stop SCHEDULE_ID of RUN_ID."""
+    from omoi import api
+
+    seq = api.unschedule(run_id, repo, schedule_id, state_dir=state_dir)
+    out.print(f"stopped schedule {schedule_id} of run {run_id} (event {seq})")

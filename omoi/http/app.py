@@ -25,7 +25,7 @@ from omoi.http.auth import matches
 from omoi.http.feed import Feed
 from omoi.http.runs import RunLogs
 from omoi.runtime.errors import InjectionRefused, InputError, RunNotFoundError
-from omoi.runtime.log.events import Event, new_id
+from omoi.runtime.log.events import Event, ScheduleSpec, new_id
 from omoi.status_tree import run_tree
 
 MAX_PAGE = 1000
@@ -55,6 +55,11 @@ class Message(BaseModel):
 class Accepted(BaseModel):
     seq: int
     id: str
+
+
+class Scheduled(BaseModel):
+    id: str
+    seq: int
 
 
 class RunSummary(BaseModel):
@@ -150,6 +155,23 @@ def create_app(
             run_id, repo, "agent.message", data, id=ident, source="api", state_dir=state_dir
         )
         return Accepted(seq=seq, id=ident)
+
+    @app.post("/v1/runs/{run_id}/schedules", status_code=201)
+    def schedule(run_id: str, body: ScheduleSpec) -> Scheduled:
+        """A one-shot (`at`) or recurring (`every` seconds, `until`, `count`) schedule whose payload
+        is an event or a message; the same `id` posted again is the same schedule."""
+        sid, seq = api.schedule(run_id, repo, body, state_dir=state_dir)
+        return Scheduled(id=sid, seq=seq)
+
+    @app.get("/v1/runs/{run_id}/schedules")
+    def schedules(run_id: str) -> list[dict[str, Any]]:
+        logs.last_seq(run_id)  # 404 for an unknown run
+        return api.schedules(run_id, repo, state_dir=state_dir)
+
+    @app.delete("/v1/runs/{run_id}/schedules/{schedule_id}")
+    def unschedule(run_id: str, schedule_id: str) -> Scheduled:
+        seq = api.unschedule(run_id, repo, schedule_id, state_dir=state_dir)
+        return Scheduled(id=schedule_id, seq=seq)
 
     @app.get("/v1/runs/{run_id}/events")
     def events(

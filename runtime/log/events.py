@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from omoi.runtime.errors import EventError, InputError
 from omoi.runtime.run.tasks import Generated, TaskSpec
@@ -691,6 +699,61 @@ class GuardianAssessed(TaskEvent):
     cost_usd: float = Field(default=0.0, ge=0)
 
 
+class ScheduleSpec(BaseModel):
+    """When a schedule fires (`at` once, or `every` seconds from `start`, until `until` or `count`
+    fires) and what it injects: an `event` (`{"kind": ..., "data": {...}}`, an allowed kind) or a
+    `message` to a task's agent (`{"task_id": ..., "text": ...}`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    id: str = Field(default_factory=lambda: "s-" + uuid.uuid4().hex[:8], pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    at: AwareDatetime | None = None
+    every: float | None = Field(default=None, ge=1, le=366 * 86400, description="seconds between fires")
+    start: AwareDatetime | None = Field(
+        default=None, description="the first fire of `every` (default: one interval on)"
+    )
+    until: AwareDatetime | None = None
+    count: int | None = Field(default=None, ge=1, description="fires at most this many times")
+    event: dict[str, Any] | None = None
+    message: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> ScheduleSpec:
+        if (self.at is None) == (self.every is None):
+            raise ValueError("give exactly one of `at` (once) and `every` (seconds)")
+        if (self.event is None) == (self.message is None):
+            raise ValueError("give exactly one of `event` and `message`")
+        if self.at is not None and (self.start or self.until or self.count):
+            raise ValueError("`start`, `until` and `count` are for `every`")
+        return self
+
+
+class ScheduleCreated(EventBase):
+    """A schedule of the run (`omoi schedule`, `POST /v1/runs/{id}/schedules`); the run's
+    scheduler fires it on the clock, and rebuilds it from the log after a restart."""
+
+    kind: Literal["schedule.created"] = "schedule.created"
+    schedule: ScheduleSpec
+
+
+class ScheduleFired(EventBase):
+    """The `n`-th fire of a schedule, due at `due`; its payload event (id `<this id>-payload`)
+    is in the same batch, unless `skipped`: the previous message is not read yet (overlap skip)."""
+
+    kind: Literal["schedule.fired"] = "schedule.fired"
+    schedule_id: str
+    n: int = Field(ge=1)
+    due: AwareDatetime
+    skipped: bool = False
+    reason: str = ""
+
+
+class ScheduleCancelled(EventBase):
+    kind: Literal["schedule.cancelled"] = "schedule.cancelled"
+    schedule_id: str
+    reason: str = "cancelled by user"
+
+
 class DeliveryReady(EventBase):
     """`omoi pr` wrote the pull request's text (and pushed, or opened it, when asked)."""
 
@@ -726,6 +789,9 @@ Event = Annotated[
     | AgentNeedsInput
     | AgentAnswered
     | AgentMessage
+    | ScheduleCreated
+    | ScheduleFired
+    | ScheduleCancelled
     | AgentDiscovery
     | AgentFinished
     | ModelRetried

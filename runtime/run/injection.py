@@ -42,7 +42,17 @@ ALLOWED: dict[str, str] = {
     "discovery.decided": "approve or reject a discovery at its gate (data.discovery, data.decision)",
     "budget.raised": "lift the run's (or data.scope task's) budget (data.add_tokens, data.add_usd)",
     "task.added": "add a task to the live DAG (data.spec: a task as a plan writes it)",
+    "schedule.created": "a one-shot or recurring schedule (data.schedule: at|every, event|message)",
+    "schedule.cancelled": "stop a schedule (data.schedule_id)",
 }
+# What a schedule may inject when it fires: kinds that need nothing from the run at that moment.
+SCHEDULABLE = (
+    "run.cancel_requested",
+    "task.cancel_requested",
+    "agent.paused",
+    "agent.resumed",
+    "budget.raised",
+)
 FILLED = ("run_id", "kind", "seq")  # set here, never taken from `data`
 _FILLED_BY_CHECK: dict[str, dict[str, Any]] = {  # from the run, once `check` sees it
     "task.added": {"task_id": "", "order": 0},
@@ -241,6 +251,43 @@ def _added(ev: Event, log: Sequence[Event], state: RunState) -> Event:
     return ev.model_copy(update={"task_id": spec.id, "order": len(state.tasks)})
 
 
+def _scheduled(ev: Event, log: Sequence[Event], state: RunState) -> Event:
+    spec = ev.schedule  # type: ignore[union-attr]
+    if any(e.kind == "schedule.created" and e.schedule.id == spec.id for e in log):  # type: ignore[union-attr]
+        raise InjectionRefused(
+            f"run '{ev.run_id}' has a schedule '{spec.id}' already", why="conflict", field="data.schedule.id"
+        )
+    if spec.message is not None:
+        msg = build(ev.run_id, "agent.message", spec.message)
+        _task(msg, state, agent=True)
+    else:
+        kind = str((spec.event or {}).get("kind", ""))
+        if kind not in SCHEDULABLE:
+            raise InjectionRefused(
+                f"a schedule may inject one of: {', '.join(SCHEDULABLE)} (or a message), not '{kind}'",
+                field="data.schedule.event.kind",
+            )
+        try:
+            build(ev.run_id, kind, (spec.event or {}).get("data") or {})
+        except InjectionRefused as exc:
+            raise InjectionRefused(f"data.schedule.event: {exc}", field="data.schedule.event") from exc
+    return ev
+
+
+def _unscheduled(ev: Event, log: Sequence[Event], state: RunState) -> Event:
+    sid = getattr(ev, "schedule_id", "")
+    known = {e.schedule.id for e in log if e.kind == "schedule.created"}  # type: ignore[union-attr]
+    gone = {getattr(e, "schedule_id", "") for e in log if e.kind == "schedule.cancelled"}
+    if sid not in known - gone:
+        live = ", ".join(sorted(known - gone)) or "none"
+        raise InjectionRefused(
+            f"run '{ev.run_id}' has no active schedule '{sid}' (active: {live})",
+            why="not_found",
+            field="data.schedule_id",
+        )
+    return ev
+
+
 _RULES: dict[str, Callable[[Event, Sequence[Event], RunState], Event]] = {
     "task.cancel_requested": _cancel,
     "agent.answered": _answered,
@@ -251,4 +298,6 @@ _RULES: dict[str, Callable[[Event, Sequence[Event], RunState], Event]] = {
     "discovery.decided": _discovery,
     "budget.raised": _budget,
     "task.added": _added,
+    "schedule.created": _scheduled,
+    "schedule.cancelled": _unscheduled,
 }

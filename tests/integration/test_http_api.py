@@ -200,3 +200,43 @@ def test_a_stream_resumes_from_its_last_id_with_every_event_once_in_order(
     assert seqs == [e.seq for e in api.events("live", repo)]
     only = _sse(client, 10, params={"kind": "task.output"})
     assert {k for _, k in only} == {"task.output"}
+
+
+def test_schedules_are_created_listed_and_stopped_and_a_bad_one_names_its_field(
+    served: tuple[Path, httpx.Client],
+) -> None:
+    repo, client = served
+    status = {
+        "id": "status",
+        "every": 300,
+        "message": {"task_id": "auth", "text": "[STATUS CHECK] progress?"},
+    }
+    made = client.post("/v1/runs/live/schedules", json=status)
+    assert made.status_code == 201, made.text
+    again = client.post("/v1/runs/live/schedules", json=status)  # a retry: the same schedule
+    assert again.json() == made.json()
+    (listed,) = client.get("/v1/runs/live/schedules").json()
+    assert (listed["schedule"]["id"], listed["fired"], listed["cancelled"]) == ("status", 0, None)
+    assert listed["next_due"] is not None
+    before = len(api.events("live", repo))
+    for body, code, field in [
+        ({"every": 0.5, "message": {"task_id": "auth", "text": "x"}}, 422, None),
+        ({"every": 60}, 422, None),
+        ({"every": 60, "message": {"task_id": "build", "text": "x"}}, 409, "data.task_id"),
+        (
+            {"at": "2030-01-01T00:00:00Z", "event": {"kind": "task.succeeded", "data": {}}},
+            422,
+            "data.schedule.event.kind",
+        ),
+    ]:
+        r = client.post("/v1/runs/live/schedules", json=body)
+        assert r.status_code == code, (body, r.text)
+        if field:
+            assert r.json()["field"] == field
+    assert len(api.events("live", repo)) == before
+    assert client.delete("/v1/runs/live/schedules/nope").status_code == 404
+    stopped = client.delete("/v1/runs/live/schedules/status")
+    assert stopped.status_code == 200
+    (listed,) = client.get("/v1/runs/live/schedules").json()
+    assert (listed["cancelled"], listed["next_due"]) == ("cancelled by user", None)
+    assert client.get("/v1/runs/nope/schedules").status_code == 404
