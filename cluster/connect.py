@@ -12,14 +12,20 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from omoi.runtime import names
+from omoi.runtime.errors import InputError
 
 NAMESPACE = "omoi"
 
 
 def connect(
-    address: str | None = None, *, num_cpus: int | None = None, include_dashboard: bool | None = None
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    include_dashboard: bool | None = None,
+    metrics_export_port: int | None = None,
 ) -> str:
-    """Join `address` (or $RAY_ADDRESS); with neither, start an embedded local cluster. Idempotent."""
+    """Join `address` (or $RAY_ADDRESS); with neither, start an embedded local cluster, exporting
+    Prometheus metrics on `metrics_export_port` (or $OMOI_METRICS_EXPORT_PORT) if given. Idempotent."""
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         kwargs: dict[str, Any] = {
@@ -32,8 +38,19 @@ def connect(
         else:
             # "local" starts a cluster of our own: a bare ray.init() would attach to any local
             # cluster it finds (ray start --head writes one down), which is not what "embedded" means.
+            port = metrics_export_port or _port(os.environ.get("OMOI_METRICS_EXPORT_PORT", ""))
+            if port:
+                kwargs["_metrics_export_port"] = port
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=include_dashboard, **kwargs)
     return str(ray.get_runtime_context().gcs_address)
+
+
+def _port(text: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise InputError(f"OMOI_METRICS_EXPORT_PORT must be a TCP port (1-65535), got {text!r}")
+    return int(text)
 
 
 def here() -> NodeAffinitySchedulingStrategy:

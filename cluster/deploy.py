@@ -6,6 +6,7 @@ Actor death becomes SandboxLostError at this edge; everything else passes throug
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from omoi.cluster.agents import AgentEnv, RayAgents
 from omoi.cluster.connect import NAMESPACE, actor_name, here
 from omoi.cluster.handles import BusProxy, call
 from omoi.cluster.hosting import host
+from omoi.cluster.metrics import RunMetrics, pool_ready
 from omoi.runtime.config import merge_settings
 from omoi.runtime.errors import SandboxLostError, SandboxUnplaceableError
 from omoi.runtime.log.events import Event
@@ -40,7 +42,23 @@ class DurableBus(BusActor):
     """The bus over the run's SQLite log; constructed from a path so a restart can reopen it."""
 
     def __init__(self, path: str, durability: Durability = "FULL") -> None:
-        super().__init__(SqliteEventStore(Path(path), durability=durability))
+        store = SqliteEventStore(Path(path), durability=durability)
+        self._metrics: RunMetrics | None = None
+        super().__init__(store)
+        first = store.read(limit=1)
+        if first:  # the gauges from the whole log, once; then from what each absorb adds
+            self._metrics = RunMetrics(first[0].run_id)
+            self._metrics.fold(store.read())
+
+    def _absorb(self, stored: Sequence[Event]) -> None:
+        tail = self._tail
+        super()._absorb(stored)
+        if self._tail == tail:
+            return
+        new = self._recent[bisect.bisect_right(self._recent, tail, key=lambda e: e.seq or 0) :]
+        if self._metrics is None:
+            self._metrics = RunMetrics(new[0].run_id)
+        self._metrics.observe(new)
 
 
 class WriteAheadBus(BusProxy):
@@ -185,6 +203,21 @@ class HostedSandbox(SandboxActor):
         if hasattr(backend, "slot"):
             backend = dataclasses.replace(backend, slot=name)  # type: ignore[type-var]
         super().__init__(name, bus, backend, node, RayAgents(agents, name) if agents is not None else None)
+
+    async def prepare(self, agents: bool = False) -> None:
+        await super().prepare(agents)
+        self._report_pool()
+
+    async def execute(self, request: TaskRequest) -> TaskResult:
+        try:
+            return await super().execute(request)
+        finally:
+            self._report_pool()
+
+    def _report_pool(self) -> None:
+        ready = getattr(self._backend, "ready", None)
+        _, run_id, _, slot = [*self._name.split("/", 3), "", "", "", ""][:4]
+        pool_ready(run_id, slot, ready() if callable(ready) else 0)
 
 
 def _start_pinned(cls: type, run_id: str, role: str, *args: Any, **kwargs: Any) -> Any:

@@ -9,6 +9,7 @@ import ray
 from ray.exceptions import RayTaskError
 
 from omoi.cluster.connect import NAMESPACE
+from omoi.cluster.metrics import observe_lag
 from omoi.runtime.log.events import Event
 
 
@@ -53,4 +54,5 @@ class BusProxy(Named):
         self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000, timeout: float = 0.0
     ) -> list[Event]:
         result: list[Event] = await call(self.handle.read.remote(after, prefixes, limit, timeout))
+        observe_lag(result)
         return result

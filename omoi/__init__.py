@@ -9,32 +9,52 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = [
+    "add_tasks",
     "answer",
+    "cancel",
+    "decide_discovery",
     "decide_gate",
     "events",
     "exec_plan",
     "inject",
+    "inject_kind",
+    "message",
+    "pause",
     "raise_budget",
     "resume",
+    "resume_task",
+    "schedule",
+    "schedules",
     "start",
     "start_from_spec",
     "start_goal",
     "status",
+    "unschedule",
 ]
 
 if TYPE_CHECKING:
     from omoi.api import (
+        add_tasks,
         answer,
+        cancel,
+        decide_discovery,
         decide_gate,
         events,
         exec_plan,
         inject,
+        inject_kind,
+        message,
+        pause,
         raise_budget,
         resume,
+        resume_task,
+        schedule,
+        schedules,
         start,
         start_from_spec,
         start_goal,
         status,
+        unschedule,
     )
 
 

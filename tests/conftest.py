@@ -72,13 +72,25 @@ def checkout_fingerprint(repo: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def ray_address() -> Iterator[str]:
-    """One embedded Ray cluster for the whole session (2 CPUs, no dashboard)."""
+def metrics_port() -> int:
+    """Where the shared cluster exports its Prometheus metrics (a free port on 127.0.0.1)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def ray_address(metrics_port: int) -> Iterator[str]:
+    """One embedded Ray cluster for the whole session (2 CPUs, no dashboard, metrics exported
+    every second on `metrics_port`)."""
     import ray
 
     from omoi.cluster.connect import connect
 
-    address = connect(None, num_cpus=2, include_dashboard=False)
+    os.environ.setdefault("RAY_metrics_report_interval_ms", "1000")
+    address = connect(None, num_cpus=2, include_dashboard=False, metrics_export_port=metrics_port)
     yield address
     ray.shutdown()
 

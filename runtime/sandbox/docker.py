@@ -92,6 +92,10 @@ class DockerBackend:
         spares: list[asyncio.Future[tuple[Any, Path]]] = self.__dict__.setdefault("_spare_list", [])
         return spares
 
+    def ready(self) -> int:
+        """Warm containers started and waiting for a task."""
+        return sum(1 for f in self._spares if f.done() and not f.cancelled() and f.exception() is None)
+
     async def warm(self) -> None:
         """Start the pool now (a sandbox slot calls this when it starts)."""
         await self._adopt()
