@@ -34,6 +34,7 @@ class RunMetrics:
         self.run_id = run_id
         self._state = RunState(run_id)
         self._agents: set[tuple[str, int]] = set()
+        self._last: dict[str, int] = {}  # the gauges' values as last set
         self._tasks = _metric(Gauge, "omoi_tasks", "Tasks of the run by state.", ("state",))
         self._running = _metric(Gauge, "omoi_agents_running", "Agent attempts running now.", ())
         self._tokens = _metric(
@@ -98,10 +99,15 @@ class RunMetrics:
                 pass
 
     def _gauges(self) -> None:
+        """Only what changed: the bus calls this on every append."""
         counts = self._state.counts()
         for state in STATUSES:
-            self._tasks.set(counts.get(state, 0), {"run_id": self.run_id, "state": state})
-        self._running.set(len(self._agents), {"run_id": self.run_id})
+            if self._last.get(state) != counts.get(state, 0):
+                self._last[state] = counts.get(state, 0)
+                self._tasks.set(self._last[state], {"run_id": self.run_id, "state": state})
+        if self._last.get("agents") != len(self._agents):
+            self._last["agents"] = len(self._agents)
+            self._running.set(len(self._agents), {"run_id": self.run_id})
 
 
 def observe_lag(events: Iterable[Event]) -> None:
