@@ -43,6 +43,16 @@ def bench_bus(n_events: int, batch: int, address: str | None) -> None:
     out.print(b.bus(n_events=n_events, batch=batch, address=address))
 
 
+@bench.command("api")
+@click.option("--events", "n", type=click.IntRange(10, 100_000), default=500, show_default=True)
+@guard
+def bench_api(n: int) -> None:
+    """Events injected over HTTP (durable) and the stream's lag, vs. omoi.inject_kind from Python."""
+    from omoi.bench.api import api_bench
+
+    out.print(api_bench(n))
+
+
 @bench.command("agents")
 @click.option("--agents", "n", type=int, default=10, show_default=True, help="Concurrent agents.")
 @click.option("--turns", type=int, default=5, show_default=True, help="Model turns per agent.")

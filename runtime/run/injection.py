@@ -11,8 +11,10 @@ in the log is that event again, whatever the run did since: a retried request is
 
 from __future__ import annotations
 
-import contextlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from omoi.runtime.log.events import (
     SpecGateWaiting,
     event_kinds,
 )
+from omoi.runtime.log.store import SqliteEventStore
 from omoi.runtime.run.begin import locate, open_log
 from omoi.runtime.run.state import RunState, fold
 
@@ -88,25 +91,65 @@ def build(
         raise InjectionRefused(f"data.{where}: {err['msg']}", field=f"data.{where}") from exc
 
 
+@dataclass
+class _Followed:
+    """A run's log as this process last read it, folded: an injection reads only what is new."""
+
+    store: SqliteEventStore
+    log: list[Event] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)
+    state: RunState | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def catch_up(self, run_id: str) -> RunState:
+        self.state = self.state or RunState(run_id)
+        for ev in self.store.read(after=self.log[-1].seq or 0 if self.log else 0):
+            self.state.apply(ev)
+            self.log.append(ev)
+            self.seen[ev.id] = ev.seq or 0
+        return self.state
+
+
+_FOLLOWED: OrderedDict[Path, _Followed] = OrderedDict()
+_FOLLOWED_LOCK = threading.Lock()
+KEEP = 16  # runs followed at once by one process (an API server, a test session)
+
+
+def _followed(path: Path, open_store: Callable[[], SqliteEventStore]) -> _Followed:
+    with _FOLLOWED_LOCK:
+        f = _FOLLOWED.pop(path, None) or _Followed(open_store())
+        _FOLLOWED[path] = f
+        while len(_FOLLOWED) > KEEP:
+            _, old = _FOLLOWED.popitem(last=False)
+            with old.lock:
+                old.store.close()
+        return f
+
+
 def submit(
     run_id: str, repo: str | Path, events: Sequence[Event], *, state_dir: str | Path | None = None
 ) -> list[int]:
     """Check each event against the run's log and append them all, or none; the seqs. An event
-    whose id the log holds already is not checked again: its seq is returned."""
+    whose id the log holds already is not checked again: its seq is returned. One process's
+    injections into one run are serialized, check and append together."""
     paths = locate(repo, run_id, state_dir)
-    with contextlib.closing(open_log(paths)) as store:
-        log = store.read()
-        seen = {e.id: e.seq or 0 for e in log}
-        state = fold(run_id, log)
+    f = _followed(paths.events_db, lambda: open_log(paths))
+    with f.lock:
+        state = f.catch_up(run_id)
+        log = f.log
+        if len(events) > 1:  # later events are checked against the earlier ones: on a copy
+            log = list(log)
+            state = fold(run_id, log)
         fresh = []
         for ev in events:
-            if ev.id not in seen:
+            if ev.id not in f.seen and ev.id not in {e.id for e in fresh}:
                 ev = check(ev, log, state)
-                state.apply(ev)
-                log.append(ev)
+                if len(events) > 1:
+                    state.apply(ev)
+                    log.append(ev)
                 fresh.append(ev)
-        stored = {e.id: e.seq or 0 for e in store.append(fresh)}
-    return [seen.get(e.id) or stored[e.id] for e in events]
+        stored = {e.id: e.seq or 0 for e in f.store.append(fresh)}
+    return [f.seen.get(e.id) or stored[e.id] for e in events]
 
 
 def check(ev: Event, log: Sequence[Event], state: RunState | None = None) -> Event:
