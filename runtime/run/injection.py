@@ -140,7 +140,7 @@ def submit(
         if len(events) > 1:  # later events are checked against the earlier ones: on a copy
             log = list(log)
             state = fold(run_id, log)
-        fresh = []
+        fresh: list[Event] = []
         for ev in events:
             if ev.id not in f.seen and ev.id not in {e.id for e in fresh}:
                 ev = check(ev, log, state)
