@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -34,6 +35,26 @@ def _sandbox_or_warn(requested: str) -> str:
     if warning:
         err.print(f"[bold yellow]WARNING:[/] {warning}", markup=True, soft_wrap=True)
     return kind
+
+
+SERVE = click.option(
+    "--serve",
+    type=click.IntRange(1, 65535),
+    default=None,
+    metavar="PORT",
+    help="Also serve the HTTP API on 127.0.0.1:PORT while the run goes (see `omoi serve`).",
+)
+
+
+def _serving(repo: str, port: int | None, state_dir: str | None) -> contextlib.AbstractContextManager[Any]:
+    if port is None:
+        return contextlib.nullcontext()
+    from omoi.http.serve import alongside
+
+    server: contextlib.AbstractContextManager[Any] = alongside(
+        repo, port, state_dir=state_dir, say=lambda m: err.print(m, soft_wrap=True)
+    )
+    return server
 
 
 def _finish(finished: Any) -> None:
@@ -79,6 +100,7 @@ def _follow(run_id: str, start: Callable[[Any], Any]) -> Any:
 )
 @address_option
 @state_option
+@SERVE
 @guard
 def exec_cmd(
     plan: str,
@@ -91,6 +113,7 @@ def exec_cmd(
     merge_timeout: float | None,
     address: str | None,
     state_dir: str | None,
+    serve: int | None,
 ) -> None:
     """Run PLAN (YAML or JSON) against the repository; exit 0 only if every task succeeded."""
     from omoi import api
@@ -101,17 +124,20 @@ def exec_cmd(
         budget = _checked(
             lambda: Budget(usd=budget_usd, tokens=budget_tokens), "--budget-usd/--budget-tokens"
         )
-    with api.start(
-        plan,
-        repo,
-        run_id=run_id,
-        max_parallel=max_parallel,
-        address=address,
-        state_dir=state_dir,
-        sandbox=sandbox,
-        budget=budget,
-        merge_timeout_s=merge_timeout,
-    ) as handle:
+    with (
+        api.start(
+            plan,
+            repo,
+            run_id=run_id,
+            max_parallel=max_parallel,
+            address=address,
+            state_dir=state_dir,
+            sandbox=sandbox,
+            budget=budget,
+            merge_timeout_s=merge_timeout,
+        ) as handle,
+        _serving(repo, serve, state_dir),
+    ):
         finished = _follow(handle.run_id, handle.wait)
     _finish(finished)
 
@@ -203,6 +229,7 @@ def plan_cmd(
     default=None,
     help="A conflict left to a person (`omoi resolve`): seconds to wait before the task fails to merge.",
 )
+@SERVE
 @guard
 def run_cmd(
     goal: str,
@@ -219,6 +246,7 @@ def run_cmd(
     budget_tokens: int | None,
     merge_timeout: float | None,
     from_spec: str | None,
+    serve: int | None,
 ) -> None:
     """From GOAL to one merged branch: spec (Explore, Requirements, Design, Tasks, gated), then the
     tasks' agents in sandboxes, then the merge. With `--from PLAN_RUN` and `-` as GOAL: the tasks
@@ -244,10 +272,13 @@ def run_cmd(
     }
     gates: dict[str, Any] = {"gate": gate, "gate_timeout_s": gate_timeout, "on_gate_timeout": on_gate_timeout}
     with (
-        api.start_from_spec(from_spec, repo, **options)
-        if from_spec is not None
-        else api.start_goal(goal, repo, **gates, **options)
-    ) as handle:
+        (
+            api.start_from_spec(from_spec, repo, **options)
+            if from_spec is not None
+            else api.start_goal(goal, repo, **gates, **options)
+        ) as handle,
+        _serving(repo, serve, state_dir),
+    ):
         finished = _follow(handle.run_id, handle.wait)
     _finish(finished)
 

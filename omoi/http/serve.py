@@ -12,6 +12,7 @@ import uvicorn
 
 from omoi.http.app import create_app
 from omoi.http.auth import TOKEN_FILE, load_token
+from omoi.runtime.errors import InputError
 from omoi.runtime.git.repo import inspect_repo
 from omoi.runtime.run.begin import state_root
 
@@ -35,14 +36,36 @@ def serve(
     server.run()
 
 
+def alongside(
+    repo: str | Path, port: int, *, state_dir: str | Path | None = None, say: Callable[[str], None] = print
+) -> Background:
+    """The API on 127.0.0.1:`port` next to a run this process drives (`omoi exec|run --serve`)."""
+    root = state_root(inspect_repo(repo), state_dir)
+    token, fresh = load_token(root, "127.0.0.1")
+    if fresh:
+        say(f"generated an API token (kept in {root / TOKEN_FILE}, mode 0600; shown once):\n{token}")
+    server = Background(repo, token, state_dir=state_dir, port=port)
+    say(f"serving the HTTP API on http://127.0.0.1:{port}/v1 while the run goes")
+    return server
+
+
 class Background:
-    """The API on 127.0.0.1 (a free port) in a thread of this process, until the block ends."""
+    """The API on 127.0.0.1 (a free port, unless given) in a thread of this process, until the
+    block ends."""
 
     def __init__(
-        self, repo: str | Path, token: str, *, state_dir: str | Path | None = None, **app: float
+        self,
+        repo: str | Path,
+        token: str,
+        *,
+        state_dir: str | Path | None = None,
+        port: int = 0,
+        poll: float = 0.2,
+        keepalive: float = 15.0,
+        queue: int = 1000,
     ) -> None:
-        self.app = create_app(repo, token, state_dir=state_dir, **app)  # type: ignore[arg-type]
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
+        self.app = create_app(repo, token, state_dir=state_dir, poll=poll, keepalive=keepalive, queue=queue)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="omoi-api", daemon=True)
         self.url = ""
@@ -50,11 +73,12 @@ class Background:
     def __enter__(self) -> Background:
         self.thread.start()
         for _ in range(600):
-            if self.server.started:
+            if self.server.started or not self.thread.is_alive():
                 break
-            self.thread.join(0.05)
+            self.thread.join(0.05)  # waiting for uvicorn's thread to bind, bounded
         if not self.server.started:
-            raise RuntimeError("the API server did not start within 30 s")
+            port = self.server.config.port
+            raise InputError(f"cannot serve the HTTP API on 127.0.0.1:{port} (in use, or not allowed)")
         (sock,) = self.server.servers[0].sockets
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         return self

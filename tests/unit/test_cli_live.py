@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from omoi import api
-from omoi.runtime.log.events import TaskStarted
+from omoi.runtime.log.events import RunFinished, TaskStarted
 from tests.conftest import RepoFactory
 from tests.unit.test_cli_input import invoke
 from tests.unit.test_injection import _run
@@ -91,3 +91,14 @@ def test_inject_message_cancel_and_the_tree(make_repo: RepoFactory) -> None:
     assert "    └── auth [running] agent" in tree
     assert "        └── attempt 1 [running]" in tree
     assert "paused: paused by a script" in tree
+
+
+def test_watch_draws_the_tree_and_returns_once_the_run_has_finished(make_repo: RepoFactory) -> None:
+    repo = make_repo()
+    _run(repo, RunFinished(run_id="live", status="cancelled", error="cancelled by user"))
+    code, out = invoke("watch", "live", "--repo", str(repo), "--interval", "0.1")
+    assert code == 0, out
+    assert "run live [cancelled]" in out
+    code, out = invoke("watch", "nope", "--repo", str(repo))
+    assert code == 2
+    assert "no run 'nope'" in out
