@@ -7,7 +7,7 @@ retry after a crash without creating duplicates, and seqs stay gap-free."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -79,6 +79,24 @@ class SqliteEventStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 stored = self._append_locked(events)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._last = self._query_last()
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot append to event log {self.path}: {exc}") from exc
+        return stored
+
+    def append_checked(self, decide: Callable[[], Sequence[Event]]) -> list[Event]:
+        """Append what `decide` returns, deciding under the log's write lock: no other writer,
+        in this process or another, appends between what `decide` read and what it writes. An
+        exception from `decide` writes nothing."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                events = list(decide())
+                stored = self._append_locked(events) if events else []
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

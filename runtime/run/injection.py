@@ -130,11 +130,13 @@ def submit(
     run_id: str, repo: str | Path, events: Sequence[Event], *, state_dir: str | Path | None = None
 ) -> list[int]:
     """Check each event against the run's log and append them all, or none; the seqs. An event
-    whose id the log holds already is not checked again: its seq is returned. One process's
-    injections into one run are serialized, check and append together."""
+    whose id the log holds already is not checked again: its seq is returned. The check and the
+    append happen under the log's write lock, so no other writer (another process's injection, the
+    run's bus) appends in between."""
     paths = locate(repo, run_id, state_dir)
     f = _followed(paths.events_db, lambda: open_log(paths))
-    with f.lock:
+
+    def decide() -> list[Event]:  # under the log's write lock: what it read is what it appends to
         state = f.catch_up(run_id)
         log = f.log
         if len(events) > 1:  # later events are checked against the earlier ones: on a copy
@@ -148,7 +150,11 @@ def submit(
                     state.apply(ev)
                     log.append(ev)
                 fresh.append(ev)
-        stored = {e.id: e.seq or 0 for e in f.store.append(fresh)}
+        return fresh
+
+    with f.lock:
+        f.catch_up(run_id)  # most of the reading, before the write lock: the run's bus waits less
+        stored = {e.id: e.seq or 0 for e in f.store.append_checked(decide)}
     return [f.seen.get(e.id) or stored[e.id] for e in events]
 
 
