@@ -41,6 +41,7 @@ from omoi.runtime.run.begin import RunPaths, goal_new_run, is_live, locate, open
 from omoi.runtime.run.options import RunOptions
 from omoi.runtime.run.plan import Budget, Plan, check_categories, load_plan
 from omoi.runtime.run.state import RunState, fold
+from omoi.runtime.run.submit import submit
 from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.sandbox.docker import engine_or_none, remove_run_containers
 
@@ -311,7 +312,7 @@ def inject(
     check_readable(events_)
     for ev in events_:
         injection.build(run_id, ev.kind, ev.model_dump(exclude={"run_id", "kind", "seq"}), source=ev.source)
-    return injection.submit(run_id, repo, events_, state_dir=state_dir)
+    return submit(run_id, repo, events_, state_dir=state_dir)
 
 
 def inject_kind(
@@ -327,7 +328,7 @@ def inject_kind(
     """Inject one event of an allowed `kind` from plain data (what `omoi inject` and the HTTP API
     take); InjectionRefused names the kind or the field. Returns its seq."""
     ev = injection.build(run_id, kind, data, id=id, source=source)
-    (seq,) = injection.submit(run_id, repo, [ev], state_dir=state_dir)
+    (seq,) = submit(run_id, repo, [ev], state_dir=state_dir)
     return seq
 
 
@@ -374,7 +375,7 @@ def add_tasks(
         injection.build(run_id, "task.added", {"spec": s.model_dump(mode="json")}, source="user")
         for s in specs
     ]
-    return injection.submit(run_id, repo, events_, state_dir=state_dir)
+    return submit(run_id, repo, events_, state_dir=state_dir)
 
 
 def schedule(
@@ -495,7 +496,7 @@ def resolve(
                 "fix the files; git commit), or pass --take ours|theirs"
             )
     ev = MergeHumanResolved(run_id=run_id, task_id=task_id, take=take or "branch", source="user")
-    (seq,) = injection.submit(run_id, repo, [ev], state_dir=state_dir)  # checked above, with git
+    (seq,) = submit(run_id, repo, [ev], state_dir=state_dir)  # checked above, with git
     return seq
 
 
