@@ -90,13 +90,14 @@ def check(ev: Event, log: Sequence[Event], state: RunState | None = None) -> Eve
     """The event as it goes into the log (an attempt filled in from the run), or InjectionRefused
     (`conflict`: the run is not in a state that takes it; `not_found`: no such task)."""
     state = state or fold(ev.run_id, list(log))
+    rule = _RULES.get(ev.kind)
+    ev = rule(ev, log, state) if rule is not None else ev  # first: it names the task or the field
     if state.finished is not None:
         raise InjectionRefused(
             f"run '{ev.run_id}' has finished ({state.finished.status}); nothing can be injected",
             why="conflict",
         )
-    rule = _RULES.get(ev.kind)
-    return rule(ev, log, state) if rule is not None else ev
+    return ev
 
 
 def _task(ev: Event, state: RunState, *, agent: bool = False) -> None:
