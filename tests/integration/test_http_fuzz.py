@@ -41,7 +41,7 @@ def _operations(url: str) -> list[Any]:
     return [op for op in ops if not op.path.endswith("/stream")]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def _fuzz(url: str, ops: list[Any], data: st.DataObject) -> None:
     op = data.draw(st.sampled_from(ops))
