@@ -75,18 +75,7 @@ class SqliteEventStore:
     def append(self, events: Sequence[Event]) -> list[Event]:
         if not events:
             return []
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                stored = self._append_locked(events)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._last = self._query_last()
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot append to event log {self.path}: {exc}") from exc
-        return stored
+        return self.append_checked(lambda: events)
 
     def append_checked(self, decide: Callable[[], Sequence[Event]]) -> list[Event]:
         """Append what `decide` returns, deciding under the log's write lock: no other writer,
