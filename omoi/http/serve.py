@@ -17,6 +17,15 @@ from omoi.runtime.git.repo import inspect_repo
 from omoi.runtime.run.begin import state_root
 
 
+def _token(repo: str | Path, state_dir: str | Path | None, host: str, say: Callable[[str], None]) -> str:
+    """The API's token for this repository's state directory; a new one is shown once."""
+    root = state_root(inspect_repo(repo), state_dir)
+    token, fresh = load_token(root, host)
+    if fresh:
+        say(f"generated an API token (kept in {root / TOKEN_FILE}, mode 0600; shown once):\n{token}")
+    return token
+
+
 def serve(
     repo: str | Path,
     host: str,
@@ -25,10 +34,7 @@ def serve(
     state_dir: str | Path | None = None,
     say: Callable[[str], None] = print,
 ) -> None:
-    root = state_root(inspect_repo(repo), state_dir)
-    token, fresh = load_token(root, host)
-    if fresh:
-        say(f"generated an API token (kept in {root / TOKEN_FILE}, mode 0600; shown once):\n{token}")
+    token = _token(repo, state_dir, host, say)
     app = create_app(repo, token, state_dir=state_dir)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
@@ -40,11 +46,7 @@ def alongside(
     repo: str | Path, port: int, *, state_dir: str | Path | None = None, say: Callable[[str], None] = print
 ) -> Background:
     """The API on 127.0.0.1:`port` next to a run this process drives (`omoi exec|run --serve`)."""
-    root = state_root(inspect_repo(repo), state_dir)
-    token, fresh = load_token(root, "127.0.0.1")
-    if fresh:
-        say(f"generated an API token (kept in {root / TOKEN_FILE}, mode 0600; shown once):\n{token}")
-    server = Background(repo, token, state_dir=state_dir, port=port)
+    server = Background(repo, _token(repo, state_dir, "127.0.0.1", say), state_dir=state_dir, port=port)
     say(f"serving the HTTP API on http://127.0.0.1:{port}/v1 while the run goes")
     return server
 
