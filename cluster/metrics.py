@@ -121,7 +121,14 @@ def observe_lag(events: Iterable[Event]) -> None:
         lag.observe(max(0.0, now - ev.ts.timestamp()), {"run_id": ev.run_id})
 
 
+_POOL: dict[tuple[str, str], int] = {}
+
+
 def pool_ready(run_id: str, slot: str, ready: int) -> None:
+    """Set on change only: a slot reports after every attempt, and a record costs a call into Ray."""
+    if _POOL.get((run_id, slot)) == ready:
+        return
+    _POOL[(run_id, slot)] = ready
     _metric(Gauge, "omoi_sandbox_pool_ready", "Warm sandboxes ready, by slot.", ("slot",)).set(
         ready, {"run_id": run_id, "slot": slot}
     )

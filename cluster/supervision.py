@@ -21,6 +21,7 @@ from omoi.policies.supervision.discovery import Limits
 from omoi.policies.supervision.guardian import GuardianRules
 from omoi.policies.supervision.signals import Thresholds
 from omoi.runtime.config import SupervisionSettings
+from omoi.runtime.log.tap import Tap
 from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.supervision.state import Note
@@ -42,7 +43,7 @@ class HostedSupervisor:
     calls in flight (`admit`, `before_turn`) are re-sent by Ray."""
 
     def __init__(self, run_id: str, settings: SupervisionSettings, env: AgentEnv) -> None:
-        bus = BusProxy(actor_name(run_id, "bus"))
+        bus = Tap(BusProxy(actor_name(run_id, "bus")))  # one read of the log for all five
         model = AnthropicModel(env.models, env.rules(), slots=SlotsProxy(CONCURRENCY))
         self.budget = BudgetActor(run_id, bus)
         on = settings.supervision == "on"
