@@ -14,7 +14,7 @@ from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.names import run_branch
 from omoi.runtime.ports import BusPort, ExecutorPort
 from omoi.runtime.run.execution import TaskResult
-from omoi.runtime.run.state import RunState
+from omoi.runtime.run.state import FOLDED, RunState
 from omoi.runtime.run.tasks import TaskSpec
 
 _WATCHED = (
@@ -129,7 +129,7 @@ class GraphActor:
         await self._replayed.wait()
 
     async def _drive(self) -> RunFinished:
-        sub = Subscription(self._bus, None)
+        sub = Subscription(self._bus, FOLDED, batch=5000)  # the kinds the fold reads, not the output
         while batch := await sub.next_batch(timeout=0):
             for ev in batch:
                 self._state.apply(ev)

@@ -17,7 +17,11 @@ from omoi.runtime.ports import BusPort
 from omoi.runtime.supervision.state import Attempt, Note, Replan, SupervisionState
 
 log = structlog.get_logger("omoi.guardian")
-FOLLOWS = ("task.", "agent.", "guardian.", "discovery.recorded", "discovery.rejected", "conductor.acted")
+FOLLOWS = (
+    "task.added", "task.succeeded", "task.failed", "task.cancelled", "task.retrying", "task.skipped",
+    "task.restart_requested", "task.cancel_requested",  # not task.output: most of a long run's log
+    "agent.", "guardian.", "discovery.recorded", "discovery.rejected", "conductor.acted",
+)  # fmt: skip
 
 
 class GuardianActor:

@@ -81,7 +81,7 @@ class IntegratorActor:
     # ---- the loop ------------------------------------------------------------------------------
 
     async def _drive(self) -> str:
-        sub = Subscription(self._bus, None)
+        sub = Subscription(self._bus, MergeState.READS, batch=5000)
         for ev in await sub.so_far():
             self._st.apply(ev)
         if self._st.sandbox == "noop":  # no branches are written: succeeded means merged

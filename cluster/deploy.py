@@ -48,7 +48,7 @@ class DurableBus(BusActor):
         first = store.read(limit=1)
         if first:  # the gauges from the whole log, once; then from what each absorb adds
             self._metrics = RunMetrics(first[0].run_id)
-            self._metrics.fold(store.read())
+            self._metrics.fold(store.read(prefixes=RunMetrics.READS))
 
     def _absorb(self, stored: Sequence[Event]) -> None:
         tail = self._tail
@@ -91,6 +91,17 @@ class WriteAheadBus(BusProxy):
         assert self._moved is not None
         self._moved.set()
         return [e.seq or 0 for e in stored]
+
+    async def read(
+        self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int = 1000, timeout: float = 0.0
+    ) -> list[Event]:
+        """What the log holds now is read from the file here (a replay of a long log parses rows
+        at the speed of SQLite, not of an actor call per batch); waiting for news is the bus's."""
+        if timeout > 0:
+            return await super().read(after, prefixes, limit, timeout)
+        if self._store is None:
+            self._store = SqliteEventStore(Path(self.log_path), durability=self.durability, create=False)
+        return self._store.read(after, prefixes, limit)
 
     async def _notify_bus(self) -> None:
         """Tell the bus the log moved: at most one call in flight, however often we append. A lost

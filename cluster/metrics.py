@@ -14,7 +14,7 @@ from typing import Any
 from ray.util.metrics import Counter, Gauge, Histogram
 
 from omoi.runtime.log.events import Event
-from omoi.runtime.run.state import STATUSES, RunState
+from omoi.runtime.run.state import FOLDED, STATUSES, RunState
 
 LAG_BOUNDARIES = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
 _METRICS: dict[str, Any] = {}
@@ -29,6 +29,8 @@ def _metric(kind: type[Any], name: str, description: str, tags: tuple[str, ...],
 
 class RunMetrics:
     """What the bus sees of a run, as gauges and counters."""
+
+    READS = (*FOLDED, "agent.started", "agent.finished")  # what `fold` needs of a log read again
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id

@@ -33,7 +33,7 @@ from omoi.runtime.log.events import (
 from omoi.runtime.log.store import Durability
 from omoi.runtime.log.subscription import advance
 from omoi.runtime.run.begin import RunLock, RunPaths, collect_worktrees, open_log
-from omoi.runtime.run.state import FOLLOWED, fold
+from omoi.runtime.run.state import FOLDED, FOLLOWED, fold
 from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.sandbox.docker import (
     DockerBackend,
@@ -262,7 +262,7 @@ def launch(
     releases the run's lock, so a retry or `omoi resume` can take it."""
     if first_events is None:
         with contextlib.closing(open_log(paths)) as log:
-            state = fold(paths.run_id, log.read())
+            state = fold(paths.run_id, log.read(prefixes=FOLDED))
     else:
         state = fold(paths.run_id, list(first_events))
     if state.started is None:

@@ -24,6 +24,7 @@ from omoi.cluster.runner import (
     clear_run,
     launch,
 )
+from omoi.run_log import read_log
 from omoi.runtime.config import check_settings, model_settings
 from omoi.runtime.errors import InputError
 from omoi.runtime.git.repo import commit_of, git, inspect_repo
@@ -39,7 +40,7 @@ from omoi.runtime.run import injection
 from omoi.runtime.run.begin import RunPaths, goal_new_run, is_live, locate, open_log, plan_new_run, state_root
 from omoi.runtime.run.options import RunOptions
 from omoi.runtime.run.plan import Budget, Plan, check_categories, load_plan
-from omoi.runtime.run.state import RunState, fold
+from omoi.runtime.run.state import FOLDED, RunState, fold
 from omoi.runtime.run.submit import submit
 from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.sandbox.docker import engine_or_none, remove_run_containers
@@ -287,17 +288,9 @@ def events(
     return read_log(run_id, repo, state_dir=state_dir, kind=kind)[0]
 
 
-def read_log(
-    run_id: str, repo: str | Path, *, state_dir: str | Path | None = None, kind: str | None = None
-) -> tuple[list[Event], dict[int, str]]:
-    """The readable events, and the seqs of the rows that could not be read, with why."""
-    paths = locate(repo, run_id, state_dir)
-    with contextlib.closing(open_log(paths)) as log:
-        return log.read(prefixes=(kind,) if kind else None), dict(log.unreadable)
-
-
 def status(run_id: str, repo: str | Path, *, state_dir: str | Path | None = None) -> RunState:
-    return fold(run_id, events(run_id, repo, state_dir=state_dir))
+    """The run's state, folded from the kinds the fold reads (not the output and tool calls)."""
+    return fold(run_id, read_log(run_id, repo, state_dir=state_dir, kinds=FOLDED)[0])
 
 
 def inject(

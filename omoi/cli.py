@@ -446,15 +446,22 @@ def _checked(build: Callable[[], Any], where: str) -> Any:
 @state_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--tree", is_flag=True, help="Run, spec phases, tasks, attempts, agent, guardian, sandbox.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Table rows at most, unfinished tasks first (0: every task).",
+)
 @guard
-def status(run_id: str, repo: str, state_dir: str | None, fmt: str, tree: bool) -> None:
+def status(run_id: str, repo: str, state_dir: str | None, fmt: str, tree: bool, limit: int) -> None:
     """Tasks of RUN_ID with status, attempts, start and end times, and branch (from the log alone)."""
-    from omoi import api
     from omoi.formats import run_outcome, status_json
     from omoi.progress import status_table
-    from omoi.runtime.run.state import fold
+    from omoi.run_log import read_log
+    from omoi.runtime.run.state import FOLDED, fold
 
-    log, unreadable = api.read_log(run_id, repo, state_dir=state_dir)
+    log, unreadable = read_log(run_id, repo, state_dir=state_dir, kinds=None if tree else FOLDED)
     warn_unreadable(unreadable)
     if tree:
         from omoi.status_tree import run_tree
@@ -466,7 +473,7 @@ def status(run_id: str, repo: str, state_dir: str | None, fmt: str, tree: bool) 
     if fmt == "json":
         click.echo(json.dumps(status_json(state), indent=2))
         return
-    out.print(status_table(state))
+    out.print(status_table(state, limit))
     out.print(run_outcome(state))
 
 
@@ -479,13 +486,16 @@ def status(run_id: str, repo: str, state_dir: str | None, fmt: str, tree: bool) 
 @guard
 def events(run_id: str, repo: str, state_dir: str | None, kind: str | None, fmt: str) -> None:
     """Print RUN_ID's event log (jsonl: one event per line, every field)."""
-    from omoi import api
     from omoi.formats import event_line
+    from omoi.run_log import read_log
 
-    log, unreadable = api.read_log(run_id, repo, state_dir=state_dir, kind=kind)
+    log, unreadable = read_log(run_id, repo, state_dir=state_dir, kind=kind)
     warn_unreadable(unreadable)
-    for ev in log:
-        click.echo(ev.model_dump_json() if fmt == "jsonl" else event_line(ev))
+    line = (lambda ev: ev.model_dump_json()) if fmt == "jsonl" else event_line
+    stream = click.get_text_stream("stdout")
+    for start in range(0, len(log), 2000):  # one write per chunk: a long log is 100k lines
+        stream.write("".join(line(ev) + "\n" for ev in log[start : start + 2000]))
+    stream.flush()
 
 
 @main.command()

@@ -175,12 +175,25 @@ class Progress:
         return Group(head, table)
 
 
-def status_table(state: RunState) -> Table:
+_SETTLED = ("succeeded", "skipped")
+
+
+def status_table(state: RunState, limit: int = 0) -> Table:
+    """Every task in run order, or at most `limit` (0: no limit): the unsettled first, then the
+    settled, each in run order, with a caption saying what was left out (a 10k-task table takes
+    seconds to draw and nobody reads it)."""
     table = Table(title=f"run {state.run_id}", title_justify="left")
     for col in ("task", "status", "attempts", "started", "ended", "branch"):
         table.add_column(col, no_wrap=True)
     table.add_column("note", overflow="ellipsis", no_wrap=True)
-    for t in state.in_order():
+    tasks = state.in_order()
+    if limit and len(tasks) > limit:
+        shown = {t.id for t in [t for t in tasks if t.status not in _SETTLED][:limit]}
+        shown |= {t.id for t in [t for t in tasks if t.status in _SETTLED][: limit - len(shown)]}
+        counts = ", ".join(f"{n} {s}" for s, n in state.counts().items() if n)
+        table.caption = f"{limit} of {len(tasks)} tasks shown ({counts}); --limit 0 shows all"
+        tasks = [t for t in tasks if t.id in shown]
+    for t in tasks:
         branch = names.task_branch(state.run_id, t.id) if t.attempt else ""
         table.add_row(
             t.id,

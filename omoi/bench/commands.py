@@ -127,3 +127,26 @@ def bench_merge(branches: int, repeat: int) -> None:
     if branches < 2 or repeat < 1:
         raise InputError("--branches must be at least 2 and --repeat at least 1")
     out.print(b.merge(branches=branches, repeat=repeat))
+
+
+@bench.command("scale")
+@click.option(
+    "--sizes", default="100,1000,10000", show_default=True, help="Task counts to schedule, comma-separated."
+)
+@click.option(
+    "--events", "n_events", type=click.IntRange(1000, 10_000_000), default=100_000, show_default=True
+)
+@address_option
+@guard
+def bench_scale(sizes: str, n_events: int, address: str | None) -> None:
+    """How costs grow with a run's size: scheduling per task at each size, then a log of EVENTS
+    events: its replay, `omoi resume` to the first dispatch, `omoi status` and `omoi events`."""
+    from omoi.bench import scale as b
+
+    try:
+        counts = tuple(int(s) for s in sizes.split(","))
+    except ValueError:
+        raise InputError(f"--sizes: '{sizes}' is not a comma-separated list of task counts") from None
+    if not counts or min(counts) < 50:
+        raise InputError("--sizes: each task count must be at least 50 (one layer of the DAG)")
+    out.print(b.scale(sizes=counts, events=n_events, address=address, say=lambda s: click.echo(s, err=True)))

@@ -85,7 +85,7 @@ def _actor_calls(specs: list[TaskSpec], slots: int) -> float:
     return seconds
 
 
-def _graph_run(
+def graph_run(
     specs: list[TaskSpec], repo: Path, run_id: str, max_parallel: int
 ) -> tuple[float, dict[str, int]]:
     """Seconds from the first task becoming ready to the last one succeeding, read from the log."""
@@ -119,8 +119,8 @@ def scheduler(
     raw = [_raw_ray(specs) for _ in range(repeat)]
     floor = [_actor_calls(specs, max_parallel) for _ in range(repeat)]
     with scratch_repo() as repo:
-        _graph_run(layered_dag(min(n, 2 * width), width), repo, "bench-warmup", max_parallel)
-        runs = [_graph_run(specs, repo, f"bench-{i}", max_parallel) for i in range(repeat)]
+        graph_run(layered_dag(min(n, 2 * width), width), repo, "bench-warmup", max_parallel)
+        runs = [graph_run(specs, repo, f"bench-{i}", max_parallel) for i in range(repeat)]
     ours = [seconds for seconds, _ in runs]
     stats = runs[-1][1]
     raw_ms, our_ms = statistics.median(raw) / n * 1e3, statistics.median(ours) / n * 1e3

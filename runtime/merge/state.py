@@ -53,6 +53,12 @@ class MergeState:
     verifies: int = 0  # verification rounds started (each a sandbox attempt of its own)
     over: bool = False  # the run finished or was cancelled: nothing more is merged
 
+    # The kinds `apply` reads (an attempt's number comes with its task.started, before its output)
+    READS = (
+        "run.", "spec.finished", "task.added", "task.started", "task.succeeded", "task.failed",
+        "task.cancelled", "task.skipped", "task.retrying", "agent.finished", "merge.", "verify.",
+    )  # fmt: skip
+
     def apply(self, ev: Event) -> None:
         attempt = getattr(ev, "attempt", 0)
         tid = getattr(ev, "task_id", "")

@@ -26,6 +26,15 @@ STATUSES: tuple[TaskStatus, ...] = (
 )  # fmt: skip
 
 
+# Every kind `RunState.apply` reads: a reader that needs only the fold (`omoi status`, `launch`)
+# reads these and skips the rest (command output, tool calls: most of a long run's log).
+FOLDED = (
+    "run.", "spec.finished", "merge.succeeded", "merge.failed", "agent.turn", "task.added", "task.ready",
+    "task.started", "task.succeeded", "task.failed", "task.retrying", "task.skipped", "task.cancelled",
+    "task.cancel_requested", "task.restart_requested",
+)  # fmt: skip
+
+
 # What a person following a run is shown: task and run changes, and what agents do that matters
 # to them (questions, acceptance rounds, escalations, retries, budgets, spend) but not every tool call.
 FOLLOWED = (

@@ -56,9 +56,12 @@ class TaskGraph:
                     raise CycleError([spec.id])
         # A new task's edges all point into new tasks (deps are declared by the dependent), so a
         # cycle can only run through the batch: checking the batch alone is enough, and cheap.
+        inside = [(dep, s.id) for s in specs for dep in s.deps if dep in seen]
+        if not inside:  # no edge between new tasks (a fold adds them one by one): no cycle
+            return
         trial: nx.DiGraph[str] = nx.DiGraph()
         trial.add_nodes_from(seen)
-        trial.add_edges_from((dep, s.id) for s in specs for dep in s.deps if dep in seen)
+        trial.add_edges_from(inside)
         try:
             cycle = nx.find_cycle(trial)
         except nx.NetworkXNoCycle:
