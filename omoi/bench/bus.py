@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,6 +20,7 @@ from omoi.cluster import deploy
 from omoi.cluster.connect import connect, kill_run_actors
 from omoi.cluster.handles import BusProxy
 from omoi.runtime import names
+from omoi.runtime.errors import InputError
 from omoi.runtime.log.events import Event, TaskOutput
 from omoi.runtime.log.store import Durability
 
@@ -85,12 +90,41 @@ def _plain_calls(n: int, batch: int, subs: int) -> float:
     return rate
 
 
-def bus(*, n_events: int = 20_000, batch: int = 100, address: str | None = None) -> Table:
+def autogen_rates(venv: Path, n: int, say: Callable[[str], None]) -> dict[int, float]:
+    """AutoGen-core's in-process runtime on the same events, run by the Python of `venv` (created
+    with autogen-core from the package index if it is not there: the two cannot share one
+    environment, autogen-core pins a protobuf that breaks Ray's dashboard agent)."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        say(f"creating {venv} with autogen-core (once)")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "autogen-core"], check=True)
+    peer = Path(__file__).with_name("autogen_peer.py")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    try:
+        done = subprocess.run(
+            [str(python), str(peer), str(n)], check=True, capture_output=True, text=True, env=env, timeout=600
+        )
+    except subprocess.CalledProcessError as exc:
+        raise InputError(f"--autogen {venv}: the AutoGen side failed: {exc.stderr.strip()[-500:]}") from exc
+    return {int(k): float(v) for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
+
+def bus(
+    *,
+    n_events: int = 20_000,
+    batch: int = 100,
+    address: str | None = None,
+    autogen: Path | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> Table:
+    peer = autogen_rates(autogen, n_events, say) if autogen is not None else {}
     connect(address)
     table = Table(
         title=f"omoi bench bus: {n_events} events in batches of {batch}, publish -> every subscriber has it"
     )
-    for col in ("path", "subscribers", "events/s", "ratio vs plain calls"):
+    columns = ["path", "subscribers", "events/s", "ratio vs plain calls"]
+    for col in columns + (["ratio vs AutoGen"] if peer else []):
         table.add_column(col, justify="right" if col != "path" else "left")
     _plain_calls(min(n_events, 2000), batch, 1)  # warm-up
     rows: list[tuple[str, int, Callable[[], float]]] = []
@@ -112,5 +146,11 @@ def bus(*, n_events: int = 20_000, batch: int = 100, address: str | None = None)
     for name, subs, measure in rows:
         rate = measure()
         baseline.setdefault(subs, rate)
-        table.add_row(name, str(subs), f"{rate:,.0f}", f"{rate / baseline[subs]:.2f}x")
+        versus = [f"{rate / peer[subs]:.2f}x"] if peer else []
+        table.add_row(name, str(subs), f"{rate:,.0f}", f"{rate / baseline[subs]:.2f}x", *versus)
+    for subs, rate in sorted(peer.items()):
+        table.add_row(
+            "AutoGen-core SingleThreadedAgentRuntime (in-process, nothing stored, one publish per event)",
+            str(subs), f"{rate:,.0f}", f"{rate / baseline[subs]:.2f}x", "1.00x",
+        )  # fmt: skip
     return table

@@ -35,12 +35,23 @@ def bench_scheduler(tasks: int, width: int, max_parallel: int, repeat: int, addr
 @bench.command("bus")
 @click.option("--events", "n_events", type=int, default=20000, show_default=True)
 @click.option("--batch", type=int, default=100, show_default=True)
+@click.option(
+    "--autogen",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also run AutoGen-core's in-process runtime from this virtualenv (created if missing).",
+)
 @address_option
-def bench_bus(n_events: int, batch: int, address: str | None) -> None:
-    """Durable publish -> every subscriber has it, 1 and 4 subscribers, vs. plain actor calls."""
+@guard
+def bench_bus(n_events: int, batch: int, autogen: Path | None, address: str | None) -> None:
+    """Durable publish -> every subscriber has it, 1 and 4 subscribers, vs. plain actor calls
+    (and, with --autogen, vs. AutoGen-core's SingleThreadedAgentRuntime)."""
     from omoi.bench import bus as b
 
-    out.print(b.bus(n_events=n_events, batch=batch, address=address))
+    if n_events < 1 or batch < 1:
+        raise InputError("--events and --batch must be at least 1")
+    say = lambda s: click.echo(s, err=True)  # noqa: E731
+    out.print(b.bus(n_events=n_events, batch=batch, address=address, autogen=autogen, say=say))
 
 
 @bench.command("api")
