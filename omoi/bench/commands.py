@@ -82,16 +82,30 @@ def bench_agents(n: int, turns: int, supervision: bool, address: str | None) -> 
 
 
 @bench.command("explore")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("path", type=click.Path(file_okay=False))
 @click.option("--repeat", type=int, default=3, show_default=True)
+@click.option(
+    "--make-corpus",
+    is_flag=True,
+    help="Create PATH first: a git repository of the installed dependencies' sources (offline).",
+)
 @guard
-def bench_explore(path: str, repeat: int) -> None:
+def bench_explore(path: str, repeat: int, make_corpus: bool) -> None:
     """The static Explore of PATH (a git checkout): files/s and wall time, against `git ls-files`
-    plus reading every file (the least any analysis must do)."""
+    plus reading every file (the least any analysis must do). The reference corpus is made with
+    `omoi bench explore /tmp/omoi-corpus --make-corpus` (about 6,000 files)."""
     from omoi.bench import explore as b
 
     if repeat < 1:
         raise InputError("--repeat must be at least 1")
+    if make_corpus:
+        if Path(path).exists():
+            raise InputError(f"--make-corpus: {path} exists already; name a new directory, or drop the flag")
+        click.echo(f"made {path}: {b.make_corpus(Path(path)):,} files", err=True)
+    elif not Path(path).is_dir():
+        raise InputError(
+            f"{path} is not a directory (add --make-corpus to create the reference corpus there)"
+        )
     out.print(b.explore(Path(path), repeat=repeat))
 
 
