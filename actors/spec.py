@@ -95,7 +95,8 @@ class SpecActor:
         if "explore" in state.completed:  # the exploration the earlier phases were grounded on
             exploration = Exploration.model_validate_json(self._ws.document("explore"))
         else:
-            exploration = await asyncio.to_thread(explore, self._ws.path, tree=self._ws.tree)
+            cache = self._ws.tree.git_dir / "omoi" / "explore-scans.json"  # host-side: no task reaches it
+            exploration = await asyncio.to_thread(explore, self._ws.path, tree=self._ws.tree, cache=cache)
         intent = state.intent_kind or await self._classify(started.goal, exploration)
         documents: dict[str, BaseModel] = {}
         try:

@@ -85,6 +85,7 @@ class WriteAheadBus(BusProxy):
     async def publish(self, events: Sequence[Event]) -> list[int]:
         if self._store is None:
             self._store = SqliteEventStore(Path(self.log_path), durability=self.durability, create=False)
+        if self._moved is None:  # the first publish (a replay may have opened the store already)
             self._moved = asyncio.Event()
             self._notifier = asyncio.create_task(self._notify_bus())
         stored = self._store.append(list(events))

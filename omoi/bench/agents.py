@@ -84,6 +84,69 @@ def _baseline(n: int, url: str) -> Measured:
     return wall, [r[0] for r in results], sum(r[1] for r in results), [r[2] for r in results]
 
 
+@ray.remote(num_cpus=0)
+class _Watcher:
+    """A subscriber that follows every event of the run, as the run's own do, from the bus: for
+    each, how long after it was stamped it got here, and whether any seq was missed."""
+
+    def __init__(self, bus_name: str) -> None:
+        from omoi.cluster.handles import BusProxy
+
+        self.bus, self.cursor, self.lags, self.gaps = BusProxy(bus_name), 0, list[float](), 0
+        self.stopped, self.since = False, time.time()  # what the run wrote before this is catch-up
+
+    async def follow(self) -> tuple[list[float], int, int]:
+        while not self.stopped:
+            for ev in await self.bus.read(self.cursor, None, 5000, 1.0):
+                seq = ev.seq or 0
+                if seq <= self.cursor:
+                    continue
+                self.gaps += seq - self.cursor - 1
+                self.cursor = seq
+                if ev.ts.timestamp() >= self.since:
+                    self.lags.append(time.time() - ev.ts.timestamp())
+        return self.lags, self.gaps, self.cursor
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def _omoi_mb() -> float:
+    """Resident memory of every Ray worker process (omoi's actors) and of this driver, in MB."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            if cmd.startswith(b"ray::") or proc.name == str(os.getpid()):
+                rss = (proc / "statm").read_text().split()[1]
+                total += int(rss) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 2**20
+
+
+class _PeakMemory:
+    """Samples `_omoi_mb` twice a second on a thread until stopped: the peak of the sum."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak = max(self.peak, _omoi_mb())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 Measured = tuple[float, list[float], int, list[float]]  # wall s, latencies s, tool calls, RSS MB
 Stages = dict[str, float]  # stage -> median seconds
 
@@ -108,7 +171,12 @@ def _stages(events: list[Any], first_call: dict[str, float]) -> Stages:
     return out
 
 
-def _omoi(n: int, server: ScriptedModelServer, supervision: str = "on") -> tuple[Measured, Stages, int]:
+Whole = dict[str, float]  # peak MB of all omoi processes, bus lag p50/p99 s, events, missed
+
+
+def _omoi(
+    n: int, server: ScriptedModelServer, supervision: str = "on"
+) -> tuple[Measured, Stages, int, Whole]:
     """One run of n agents, with the guardian's signals and interventions on or off. Each agent's
     memory includes its share of the run's supervisor process (budget, guardian, discovery and
     conductor: one per run, for all its agents)."""
@@ -135,7 +203,7 @@ def _peak_mb(_: object) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured, Stages, int]:
+def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured, Stages, int, Whole]:
     """The measures, the latency by step, and how many interventions the guardian made."""
     specs = [TaskSpec(id=f"a{i}", agent=AgentSpec(prompt="do the task")) for i in range(n)]
     paths, first = plan_new_run(
@@ -145,14 +213,29 @@ def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured
     )
     env = AgentEnv(model_settings(base_url=server.url, default_limit=0), AgentSettings())
     since = len(server.requests)  # the server also saw the runs before this one, with the same task ids
+    memory = _PeakMemory()
     handle = launch(paths, first, agents=env)
+    watcher = _Watcher.remote(actor_name(paths.run_id, "bus"))  # type: ignore[attr-defined]
+    watched = watcher.follow.remote()
     try:
         finished = handle.wait()
         if finished.status != "succeeded":
             raise RuntimeError(f"benchmark run ended {finished.status}: {finished.error}")
         supervisor_share = _supervisor_mb(paths.run_id) / n
+        ray.get(watcher.stop.remote())
+        lags, missed, seen = ray.get(watched)
     finally:
+        peak = memory.stop()
+        ray.kill(watcher)
         handle.shutdown()
+    ordered_lags = sorted(lags)
+    whole = {
+        "peak_mb": peak,
+        "lag_p50": statistics.median(ordered_lags),
+        "lag_p99": ordered_lags[min(len(lags) - 1, round(0.99 * (len(lags) - 1)))],
+        "events": seen,
+        "missed": missed,
+    }
     with contextlib.closing(open_log(paths)) as log:
         events = log.read()
     ready = {e.task_id: e.ts.timestamp() for e in events if e.kind == "task.ready"}  # type: ignore[union-attr]
@@ -165,7 +248,9 @@ def _omoi_run(n: int, server: ScriptedModelServer, repo: Path) -> tuple[Measured
     end = max(e.ts.timestamp() for e in events if e.kind == "agent.finished")
     rss = [e.rss_mb + supervisor_share for e in events if e.kind == "agent.finished"]  # type: ignore[union-attr]
     measured = end - start, [first_call[t] - ready[t] for t in ready], calls, rss
-    return measured, _stages(events, first_call), sum(1 for e in events if e.kind == "guardian.intervened")
+    whole["missed"] += max(0, len(events) - int(whole["events"]))  # the log has more than was seen
+    interventions = sum(1 for e in events if e.kind == "guardian.intervened")
+    return measured, _stages(events, first_call), interventions, whole
 
 
 def agents(*, n: int = 10, turns: int = 5, address: str | None = None, supervision: bool = False) -> Table:
@@ -177,7 +262,7 @@ def agents(*, n: int = 10, turns: int = 5, address: str | None = None, supervisi
         _baseline(min(n, 2), server.url)  # warm the worker pool
         plain = _baseline(n, server.url)
         off = _omoi(n, server, "off")[0] if supervision else None
-        ours, stages, interventions = _omoi(n, server, "on")
+        ours, stages, interventions, whole = _omoi(n, server, "on")
     table = Table(
         title=f"omoi bench agents: {n} agents at once, {turns} model turns and {2 * (turns - 1) + 1} tool "
         "calls each;\nscripted model, no added latency, no concurrency limit"
@@ -205,6 +290,11 @@ def agents(*, n: int = 10, turns: int = 5, address: str | None = None, supervisi
         "latency is from a task's task.ready to its first request at the model server (plain: from the "
         "call that starts the conversation); RSS is each agent process's peak\n"
         "omoi's latency by step (medians): " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in stages.items())
+    )
+    table.caption += (
+        f"\nall omoi processes (driver and every actor): peak {whole['peak_mb']:,.0f} MB; bus lag, "
+        f"publish -> a subscriber following every event: p50 {whole['lag_p50'] * 1e3:.0f} ms, p99 "
+        f"{whole['lag_p99'] * 1e3:.0f} ms over {whole['events']:,.0f} events, {whole['missed']:.0f} missed"
     )
     if off is not None:
         table.caption += (

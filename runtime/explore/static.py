@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from omoi.runtime.errors import RepoError
 from omoi.runtime.explore import history, pyparse, pyscan, repo_facts
 from omoi.runtime.explore.repo_facts import Commands, EntryPoint, LanguageStat, Manifest
+from omoi.runtime.explore.scan_cache import ScanCache
 from omoi.runtime.git.repo import TaskTree, branch_head, git
 
 MAX_SYMBOLS = 50_000
@@ -130,12 +131,22 @@ _REGULAR = ("100644", "100755")
 def tracked_files(root: Path, tree: TaskTree | None = None) -> list[str]:
     """The regular files git tracks (links and submodules left out: host-side code never follows
     a committed link), asking the task tree's index when given, else the checkout at `root`."""
+    return sorted(tracked_blobs(root, tree))
+
+
+def tracked_blobs(root: Path, tree: TaskTree | None = None) -> dict[str, str]:
+    """`tracked_files` with each file's blob id, as the index has it."""
     args = ["ls-files", "-z", "--cached", "--stage"]
     proc = tree.run(args, check=False) if tree is not None else git(args, root, check=False)
     if proc.returncode != 0:
         raise RepoError(str(root), f"not a git checkout (git ls-files: {proc.stderr.strip()})")
     entries = (e.split("\t", 1) for e in proc.stdout.split("\0") if "\t" in e)
-    return sorted(path for meta, path in entries if meta.split(" ", 1)[0] in _REGULAR)
+    out: dict[str, str] = {}
+    for meta, path in entries:
+        mode, blob, *_ = meta.split(" ")
+        if mode in _REGULAR:
+            out[path] = blob
+    return out
 
 
 def _count_lines(path: Path) -> tuple[int, int]:
@@ -153,13 +164,20 @@ def _count_lines(path: Path) -> tuple[int, int]:
 
 
 def explore(
-    root: str | Path, *, tree: TaskTree | None = None, workers: int | None = None, history_commits: int = 1000
+    root: str | Path,
+    *,
+    tree: TaskTree | None = None,
+    workers: int | None = None,
+    history_commits: int = 1000,
+    cache: Path | None = None,
 ) -> Exploration:
     """Explore the checkout at `root`, or the task tree `tree` (whose git directory is named, never
-    discovered from the tree)."""
+    discovered from the tree). With `cache`, Python files whose blob was scanned before are not
+    parsed again (a file whose work-tree copy differs from its blob is: the blob id is the index's)."""
     started = time.monotonic()
     root = Path(root).resolve()
-    paths = tracked_files(root, tree)
+    blobs = tracked_blobs(root, tree)
+    paths = sorted(blobs)
     if tree is not None:
         head = branch_head(tree.git_dir, tree.branch) or ""
     else:
@@ -167,7 +185,7 @@ def explore(
     if not head:
         raise RepoError(str(root), "the repository has no commits; commit something to explore it")
     py_files = [p for p in paths if p.endswith(".py")]
-    scans = pyparse.scan_files(root, py_files, workers)
+    scans = _scan(root, tree, py_files, blobs, workers, cache)
     sizes = {p: _count_lines(root / p) for p in paths}
     facts = repo_facts.facts(root, paths, [s.path for s in scans if s.main_guard])
     names = pyscan.module_names(py_files, facts.package_dirs)
@@ -211,6 +229,30 @@ def explore(
         ),
         elapsed_s=round(time.monotonic() - started, 3),
     )
+
+
+def _scan(
+    root: Path,
+    tree: TaskTree | None,
+    py_files: list[str],
+    blobs: dict[str, str],
+    workers: int | None,
+    cache: Path | None,
+) -> list[pyparse.FileScan]:
+    if cache is None:
+        return pyparse.scan_files(root, py_files, workers)
+    kept = ScanCache(cache)
+    # Only files unchanged since they were staged are trusted to the cache.
+    args = ["diff", "--name-only", "-z"]
+    proc = tree.run(args, check=False) if tree is not None else git(args, root, check=False)
+    dirty = set(proc.stdout.split("\0"))
+    found = {p: kept.get(p, blobs[p]) for p in py_files if p not in dirty}
+    hits = [s for s in found.values() if s is not None]
+    misses = [p for p in py_files if found.get(p) is None]
+    scans = sorted(hits + pyparse.scan_files(root, misses, workers), key=lambda s: s.path)
+    if misses:
+        kept.save([s for s in scans if s.path not in dirty], blobs)
+    return scans
 
 
 def write(exploration: Exploration, path: Path) -> None:

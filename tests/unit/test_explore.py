@@ -11,7 +11,8 @@ from omoi.runtime.errors import RepoError
 from omoi.runtime.explore import static as ex
 from omoi.runtime.explore.pyparse import scan_files, scan_lines, scan_source
 from omoi.runtime.explore.repo_facts import program_of
-from tests.conftest import RepoFactory
+from omoi.runtime.explore.scan_cache import ScanCache
+from tests.conftest import RepoFactory, run_git
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -168,3 +169,28 @@ def test_a_committed_link_to_a_host_file_is_never_read(make_repo: RepoFactory, t
         assert "never read" not in dumped
         assert found.paths == ("app.py",)
         assert found.head == info.head_commit
+
+
+def test_scans_kept_by_blob_id_give_the_same_exploration_and_follow_changes(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    files = {f"pkg/m{i}.py": f"import pkg.m{(i + 1) % 3}\n\ndef f{i}():\n    pass\n" for i in range(3)}
+    repo = make_repo({**files, "pkg/__init__.py": ""})
+    cache = tmp_path / "cache" / "scans.json"
+    first = ex.explore(repo, cache=cache)
+    again = ex.explore(repo, cache=cache)
+    assert cache.exists()
+    for field in ("python", "symbols"):
+        assert getattr(again, field) == getattr(first, field)
+    assert ScanCache(cache).get("pkg/m0.py", ex.tracked_blobs(repo)["pkg/m0.py"]) is not None
+
+    (repo / "pkg/m0.py").write_text("def g():\n    pass\n")  # not committed: read, not cached
+    assert "g" in {s.name for s in ex.explore(repo, cache=cache).symbols}
+    run_git(repo, "commit", "-qam", "m0 changes")
+    changed = ex.explore(repo, cache=cache)
+    assert {s.name for s in changed.symbols} == {"g", "f1", "f2"}
+    assert ("pkg.m0", "pkg.m1") not in changed.python.edges
+
+    cache.write_text("not json")  # a damaged cache is ignored and written again
+    assert ex.explore(repo, cache=cache).symbols == changed.symbols
+    assert json.loads(cache.read_text())["version"] == 1
