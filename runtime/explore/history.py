@@ -22,8 +22,12 @@ def hotspots(
     renames not followed), with the lines added plus removed. Files no longer tracked are dropped.
     `repo` is a checkout or a git directory."""
     try:
-        log = gitpython.Repo(repo).git.log(
-            f"-n{commits}", "--no-merges", "--no-renames", "--numstat", "--format=%x00", rev, "--"
+        # A root commit is how the files arrived, not how they change: its diff is left out (in a
+        # repository imported in one commit it is every file, and most of the cost).
+        log = (
+            gitpython.Repo(repo)
+            .git(c="log.showRoot=false")
+            .log(f"-n{commits}", "--no-merges", "--no-renames", "--numstat", "--format=%x00", rev, "--")
         )
     except (gitpython.GitCommandError, gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
         return []

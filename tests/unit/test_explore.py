@@ -194,3 +194,11 @@ def test_scans_kept_by_blob_id_give_the_same_exploration_and_follow_changes(
     cache.write_text("not json")  # a damaged cache is ignored and written again
     assert ex.explore(repo, cache=cache).symbols == changed.symbols
     assert json.loads(cache.read_text())["version"] == 1
+
+
+def test_hotspots_leave_out_the_root_commit(make_repo: RepoFactory) -> None:
+    repo = make_repo({"a.py": "x = 1\n", "b.py": "y = 1\n"})
+    assert ex.explore(repo).hotspots == ()  # how the files arrived says nothing about churn
+    (repo / "a.py").write_text("x = 2\n")
+    run_git(repo, "commit", "-qam", "a changes")
+    assert [(h.path, h.commits) for h in ex.explore(repo).hotspots] == [("a.py", 1)]
