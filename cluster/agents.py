@@ -195,6 +195,37 @@ class RayAgents:
                     await SlotsProxy(CONCURRENCY).release_holder(name)
 
 
+@dataclass
+class SlotAgents:
+    """AgentsPort that runs each attempt's conversation in the slot's own process
+    (`OMOI_AGENT_HOST=slot`): one process per slot instead of two, for many agents on one machine.
+    The SDK is loaded once per slot, as with an agent actor (`warm`). The conversation's leases are
+    held in the slot's name, which the concurrency actor's sweep resolves while the slot lives; an
+    attempt that ends in anything but a result gives them back. If the slot's process dies, the
+    conversation dies with it, as an agent actor does with its slot."""
+
+    env: AgentEnv
+    slot: str
+    _agent: HostedAgent | None = field(default=None, init=False)
+
+    def _ready(self) -> HostedAgent:
+        if self._agent is None:
+            run_id = self.slot.split("/", 3)[1]
+            self._agent = HostedAgent(self.slot, run_id, self.env)
+        return self._agent
+
+    async def warm(self) -> None:
+        await self._ready().prepare()
+
+    async def run(self, request: TaskRequest, sandbox: str) -> AgentResult:
+        try:
+            return await self._ready().run(request, sandbox)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the sweep takes them back if this fails
+                await SlotsProxy(CONCURRENCY).release_holder(self.slot)
+            raise
+
+
 class RayLiveness:
     async def alive(self, holder: str) -> bool:
         """Holders are actor names; a name that no longer resolves belongs to a dead actor."""

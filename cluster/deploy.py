@@ -20,7 +20,7 @@ from omoi.actors.bus import BusActor
 from omoi.actors.graph import GraphActor
 from omoi.actors.integrator import IntegratorActor
 from omoi.actors.sandbox import SandboxActor
-from omoi.cluster.agents import AgentEnv, RayAgents
+from omoi.cluster.agents import AgentEnv, RayAgents, SlotAgents
 from omoi.cluster.connect import NAMESPACE, actor_name, here
 from omoi.cluster.handles import BusProxy, call
 from omoi.cluster.hosting import host
@@ -29,7 +29,7 @@ from omoi.runtime.config import merge_settings
 from omoi.runtime.errors import SandboxLostError, SandboxUnplaceableError
 from omoi.runtime.log.events import Event
 from omoi.runtime.log.store import Durability, SqliteEventStore
-from omoi.runtime.ports import BusPort
+from omoi.runtime.ports import AgentsPort, BusPort
 from omoi.runtime.run.execution import TaskRequest, TaskResult
 from omoi.runtime.sandbox.seam import SandboxBackend, on_node
 
@@ -214,7 +214,10 @@ class HostedSandbox(SandboxActor):
             backend = on_node(backend, node)
         if hasattr(backend, "slot"):
             backend = dataclasses.replace(backend, slot=name)  # type: ignore[type-var]
-        super().__init__(name, bus, backend, node, RayAgents(agents, name) if agents is not None else None)
+        port: AgentsPort | None = None
+        if agents is not None:
+            port = SlotAgents(agents, name) if agents.agents.host == "slot" else RayAgents(agents, name)
+        super().__init__(name, bus, backend, node, port)
 
     async def prepare(self, agents: bool = False) -> None:
         await super().prepare(agents)

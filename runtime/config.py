@@ -198,6 +198,11 @@ class AgentSettings(BaseSettings):
         le=3600,
         description="seconds: an agent that published nothing this long says it is alive",
     )
+    host: Literal["own", "slot"] = Field(
+        default="own",
+        description="own: each sandbox slot's agent runs in a process of its own; slot: in the slot's "
+        "process (half the processes, for many agents on one machine)",
+    )
 
 
 class MergeSettings(BaseSettings):

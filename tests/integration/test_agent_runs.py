@@ -3,6 +3,7 @@ actor, real worktrees, and the real SDK over HTTP to the scripted model server."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import ray
 
 from omoi import api
 from omoi.cluster.connect import NAMESPACE
+from omoi.runtime.config import AgentSettings
 from omoi.runtime.log.events import Event
 from omoi.runtime.run.plan import Budget, parse_plan
 from tests.agents import WORKER_MODEL, call, env
@@ -41,8 +43,9 @@ def _plan(*tasks: dict[str, Any]) -> Any:
     return parse_plan(json.dumps({"tasks": list(tasks)}))
 
 
+@pytest.mark.parametrize("host", ["own", "slot"])  # OMOI_AGENT_HOST: an agent process, or the slot's
 def test_agent_tasks_run_in_parallel_and_their_work_merges(
-    ray_address: str, make_repo: RepoFactory, model_server: Any
+    ray_address: str, make_repo: RepoFactory, model_server: Any, host: str
 ) -> None:
     repo = make_repo({"README.md": "demo\n"})
     # a and b each answer their first turn only once the other's agent has asked: they overlap.
@@ -76,9 +79,12 @@ def test_agent_tasks_run_in_parallel_and_their_work_merges(
         agent_task("b"),
         agent_task("c", ("a", "b"), ("test -f a.txt && test -f b.txt && grep -q A+B c.txt",)),
     )
-    finished = api.exec_plan(plan, repo, run_id="agents", sandbox="local", agents=env(server))
+    agents = dataclasses.replace(env(server), agents=AgentSettings(host=host))
+    finished = api.exec_plan(plan, repo, run_id="agents", sandbox="local", agents=agents)
     assert finished.status == "succeeded", finished.error
     seen = api.events("agents", repo)
+    actors = {e.actor for e in of(seen, "agent.started")}  # type: ignore[attr-defined]
+    assert {a.split("/")[2] for a in actors} == {"agent" if host == "own" else "sandbox"}
     files = set(run_git(repo, "ls-tree", "-r", "--name-only", "omoi/agents/_merged").split())
     assert {"a.txt", "b.txt", "c.txt"} <= files
     c_reads = [e.result for e in of(seen, "agent.tool_called", "c") if e.tool == "read_file"]  # type: ignore[attr-defined]
