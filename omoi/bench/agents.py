@@ -265,7 +265,8 @@ def agents(*, n: int = 10, turns: int = 5, address: str | None = None, supervisi
         ours, stages, interventions, whole = _omoi(n, server, "on")
     table = Table(
         title=f"omoi bench agents: {n} agents at once, {turns} model turns and {2 * (turns - 1) + 1} tool "
-        "calls each;\nscripted model, no added latency, no concurrency limit"
+        f"calls each;\nscripted model, no added latency, no concurrency limit, OMOI_AGENT_HOST="
+        f"{AgentSettings().host}"
     )
     for col in ("path", "wall s", "tool calls/s", "ready -> 1st request p50 ms", "p99 ms", "RSS/agent MB"):
         table.add_column(col, justify="left" if col == "path" else "right")
