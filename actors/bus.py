@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 from collections.abc import Sequence
 
-from omoi.runtime.log.events import Event, matches
+from omoi.runtime.log.events import Event
 from omoi.runtime.log.store import EventStore
+from omoi.runtime.log.subscription import scan_after
 
 
 class BusActor:
@@ -84,16 +84,7 @@ class BusActor:
         if after + 1 < first:
             events = self._store.read(after, prefixes, limit)
             return events, (events[-1].seq or after) if len(events) >= limit else self._tail
-        out: list[Event] = []
-        scanned = after
-        # by seq, not by position: a row the store could not read leaves a gap in the seqs
-        for ev in self._recent[bisect.bisect_right(self._recent, after, key=lambda e: e.seq or 0) :]:
-            scanned = ev.seq or scanned
-            if matches(ev.kind, prefixes):
-                out.append(ev)
-                if len(out) >= limit:
-                    break
-        return out, scanned
+        return scan_after(self._recent, after, prefixes, limit)
 
     async def close(self) -> None:
         self._store.close()

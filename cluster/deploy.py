@@ -83,12 +83,11 @@ class WriteAheadBus(BusProxy):
         return {**super().__getstate__(), **keep, "_store": None, "_moved": None, "_notifier": None}
 
     async def publish(self, events: Sequence[Event]) -> list[int]:
-        if self._store is None:
-            self._store = SqliteEventStore(Path(self.log_path), durability=self.durability, create=False)
+        store = self._opened()
         if self._moved is None:  # the first publish (a replay may have opened the store already)
             self._moved = asyncio.Event()
             self._notifier = asyncio.create_task(self._notify_bus())
-        stored = self._store.append(list(events))
+        stored = store.append(list(events))
         assert self._moved is not None
         self._moved.set()
         return [e.seq or 0 for e in stored]
@@ -100,9 +99,13 @@ class WriteAheadBus(BusProxy):
         at the speed of SQLite, not of an actor call per batch); waiting for news is the bus's."""
         if timeout > 0:
             return await super().read(after, prefixes, limit, timeout)
+        return self._opened().read(after, prefixes, limit)
+
+    def _opened(self) -> SqliteEventStore:
+        """The log, opened in this process on first use (a proxy is pickled without it)."""
         if self._store is None:
             self._store = SqliteEventStore(Path(self.log_path), durability=self.durability, create=False)
-        return self._store.read(after, prefixes, limit)
+        return self._store
 
     async def _notify_bus(self) -> None:
         """Tell the bus the log moved: at most one call in flight, however often we append. A lost

@@ -5,9 +5,10 @@ bus no memory, a dead one loses nothing, and replaying from any seq is the same 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import bisect
+from collections.abc import AsyncIterator, Sequence
 
-from omoi.runtime.log.events import Event
+from omoi.runtime.log.events import Event, matches
 from omoi.runtime.ports import BusPort
 
 
@@ -16,6 +17,23 @@ def advance(cursor: int, events: list[Event]) -> tuple[list[Event], int]:
     at or below the cursor is a repeat and is dropped: every reader of the log moves this way."""
     fresh = [e for e in events if e.seq is not None and e.seq > cursor]
     return fresh, max((e.seq for e in fresh if e.seq is not None), default=cursor)
+
+
+def scan_after(
+    window: Sequence[Event], after: int, prefixes: tuple[str, ...] | None, limit: int
+) -> tuple[list[Event], int]:
+    """The events of `window` (sorted by seq) past `after` that match `prefixes`, at most `limit`,
+    and the seq up to which the window was looked at. By seq, not by position: a row the store
+    could not read leaves a gap in the seqs."""
+    out: list[Event] = []
+    scanned = after
+    for ev in window[bisect.bisect_right(window, after, key=lambda e: e.seq or 0) :]:
+        scanned = ev.seq or scanned
+        if matches(ev.kind, prefixes):
+            out.append(ev)
+            if len(out) >= limit:
+                break
+    return out, scanned
 
 
 class Subscription:

@@ -10,14 +10,13 @@ order, nothing before it is durable."""
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 from collections.abc import Sequence
 
 import structlog
 
-from omoi.runtime.log.events import Event, matches
-from omoi.runtime.log.subscription import advance
+from omoi.runtime.log.events import Event
+from omoi.runtime.log.subscription import advance, scan_after
 from omoi.runtime.ports import BusPort
 
 log = structlog.get_logger("omoi.tap")
@@ -75,15 +74,8 @@ class Tap:
 
     def _serve(self, after: int, prefixes: tuple[str, ...] | None, limit: int) -> tuple[list[Event], int]:
         """Matching events after `after`, and the seq up to which the window was looked at."""
-        out: list[Event] = []
-        scanned = after
-        for ev in self._events[bisect.bisect_right(self._events, after, key=lambda e: e.seq or 0) :]:
-            scanned = ev.seq or scanned
-            if matches(ev.kind, prefixes):
-                out.append(ev)
-                if len(out) >= limit:
-                    return out, scanned
-        return out, max(scanned, self._tail)
+        out, scanned = scan_after(self._events, after, prefixes, limit)
+        return out, scanned if len(out) >= limit else max(scanned, self._tail)
 
     async def _follow(self) -> None:
         while True:
