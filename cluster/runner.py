@@ -32,8 +32,10 @@ from omoi.runtime.log.events import (
 )
 from omoi.runtime.log.store import Durability
 from omoi.runtime.log.subscription import advance
-from omoi.runtime.run.begin import RunLock, RunPaths, collect_worktrees, open_log
-from omoi.runtime.run.state import FOLDED, FOLLOWED, fold
+from omoi.runtime.run.begin import RunLock, collect_worktrees, open_log
+from omoi.runtime.run.paths import RunPaths
+from omoi.runtime.run.snapshot import fold_log
+from omoi.runtime.run.state import FOLLOWED, fold
 from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.sandbox.docker import (
     DockerBackend,
@@ -262,7 +264,7 @@ def launch(
     releases the run's lock, so a retry or `omoi resume` can take it."""
     if first_events is None:
         with contextlib.closing(open_log(paths)) as log:
-            state = fold(paths.run_id, log.read(prefixes=FOLDED))
+            state = fold_log(paths.run_id, log)[0]
     else:
         state = fold(paths.run_id, list(first_events))
     if state.started is None:

@@ -11,7 +11,7 @@ from omoi.cluster.connect import actor_name
 from omoi.cluster.handles import BusProxy
 from omoi.cluster.hosting import host
 from omoi.runtime.model.client import AnthropicModel
-from omoi.runtime.run.begin import RunPaths
+from omoi.runtime.run.paths import RunPaths
 from omoi.runtime.spec.workspace import SpecWorkspace
 from omoi.runtime.spec.writer import DocumentWriter
 

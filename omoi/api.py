@@ -24,7 +24,7 @@ from omoi.cluster.runner import (
     clear_run,
     launch,
 )
-from omoi.run_log import read_log
+from omoi.run_log import read_log, read_state
 from omoi.runtime.config import check_settings, model_settings
 from omoi.runtime.errors import InputError
 from omoi.runtime.git.repo import commit_of, git, inspect_repo
@@ -37,10 +37,11 @@ from omoi.runtime.log.events import (
 )
 from omoi.runtime.merge import github as gh
 from omoi.runtime.run import injection
-from omoi.runtime.run.begin import RunPaths, goal_new_run, is_live, locate, open_log, plan_new_run, state_root
+from omoi.runtime.run.begin import goal_new_run, is_live, open_log, plan_new_run
 from omoi.runtime.run.options import RunOptions
+from omoi.runtime.run.paths import RunPaths, locate, state_root
 from omoi.runtime.run.plan import Budget, Plan, check_categories, load_plan
-from omoi.runtime.run.state import FOLDED, RunState, fold
+from omoi.runtime.run.state import RunState, fold
 from omoi.runtime.run.submit import submit
 from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.sandbox.docker import engine_or_none, remove_run_containers
@@ -289,8 +290,8 @@ def events(
 
 
 def status(run_id: str, repo: str | Path, *, state_dir: str | Path | None = None) -> RunState:
-    """The run's state, folded from the kinds the fold reads (not the output and tool calls)."""
-    return fold(run_id, read_log(run_id, repo, state_dir=state_dir, kinds=FOLDED)[0])
+    """The run's state: its latest snapshot and the folded kinds after it (not the output)."""
+    return read_state(run_id, repo, state_dir=state_dir)[0]
 
 
 def inject(

@@ -458,18 +458,18 @@ def status(run_id: str, repo: str, state_dir: str | None, fmt: str, tree: bool, 
     """Tasks of RUN_ID with status, attempts, start and end times, and branch (from the log alone)."""
     from omoi.formats import run_outcome, status_json
     from omoi.progress import status_table
-    from omoi.run_log import read_log
-    from omoi.runtime.run.state import FOLDED, fold
+    from omoi.run_log import read_log, read_state
 
-    log, unreadable = read_log(run_id, repo, state_dir=state_dir, kinds=None if tree else FOLDED)
-    warn_unreadable(unreadable)
     if tree:
         from omoi.status_tree import run_tree
 
+        log, unreadable = read_log(run_id, repo, state_dir=state_dir)
+        warn_unreadable(unreadable)
         root = run_tree(run_id, log)
         click.echo(json.dumps(root.as_json(), indent=2) if fmt == "json" else "\n".join(root.render()))
         return
-    state = fold(run_id, log)
+    state, unreadable = read_state(run_id, repo, state_dir=state_dir)
+    warn_unreadable(unreadable)
     if fmt == "json":
         click.echo(json.dumps(status_json(state), indent=2))
         return
@@ -485,16 +485,18 @@ def status(run_id: str, repo: str, state_dir: str | None, fmt: str, tree: bool, 
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
 @guard
 def events(run_id: str, repo: str, state_dir: str | None, kind: str | None, fmt: str) -> None:
-    """Print RUN_ID's event log (jsonl: one event per line, every field)."""
+    """Print RUN_ID's event log as stored (jsonl: one event per line, every field)."""
     from omoi.formats import event_line
-    from omoi.run_log import read_log
+    from omoi.run_log import read_rows
 
-    log, unreadable = read_log(run_id, repo, state_dir=state_dir, kind=kind)
+    rows, unreadable = read_rows(run_id, repo, state_dir=state_dir, kind=kind)
     warn_unreadable(unreadable)
-    line = (lambda ev: ev.model_dump_json()) if fmt == "jsonl" else event_line
     stream = click.get_text_stream("stdout")
-    for start in range(0, len(log), 2000):  # one write per chunk: a long log is 100k lines
-        stream.write("".join(line(ev) + "\n" for ev in log[start : start + 2000]))
+    for start in range(0, len(rows), 2000):  # one write per chunk: a long log is 100k lines
+        chunk = rows[start : start + 2000]
+        stream.write(
+            "".join((body if fmt == "jsonl" else event_line(fields)) + "\n" for body, fields in chunk)
+        )
     stream.flush()
 
 

@@ -12,7 +12,7 @@ import click
 
 from omoi.console import guard, out, repo_option, state_option
 from omoi.runtime.errors import InputError
-from omoi.runtime.run.injection import ALLOWED
+from omoi.runtime.run.injectable import ALLOWED
 
 KINDS_HELP = "\n".join(f"  {k}: {v}" for k, v in sorted(ALLOWED.items()))
 

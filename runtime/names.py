@@ -12,11 +12,28 @@ two of them drift apart."""
 
 from __future__ import annotations
 
+import re
+
 ROOT = "omoi"
 MERGED = "_merged"
 SPEC = "_spec"
 VERIFY = "_verify"  # the merge queue's checks run on a tree of this name
 SPEC_CONVERSATION = "spec-"  # the prefix of the spec's conversations; plan task ids cannot start with it
+
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_id(value: str) -> str:
+    """Task and run ids become git branch names (`omoi/<run>/<task>`), so they must be ref-safe."""
+    if not value:
+        raise ValueError("must not be empty")
+    if not _ID.match(value) or ".." in value or value.endswith((".", ".lock")):
+        raise ValueError(
+            f"'{value}' is not a valid id: use letters, digits, '.', '_' and '-' "
+            "(start with a letter or digit, at most 100 characters, no '..', not ending in '.' or '.lock')"
+        )
+    return value
 
 
 def run_prefix(run_id: str) -> str:

@@ -84,7 +84,7 @@ def create_app(
     queue: int = 1000,
 ) -> FastAPI:
     from omoi.runtime.git.repo import inspect_repo
-    from omoi.runtime.run.begin import state_root
+    from omoi.runtime.run.paths import state_root
 
     logs = RunLogs(lambda: state_root(inspect_repo(repo), state_dir))
     feeds: dict[str, Feed] = {}

@@ -11,9 +11,9 @@ from pathlib import Path
 from omoi.runtime.errors import RunNotFoundError
 from omoi.runtime.log.events import Event
 from omoi.runtime.log.store import SqliteEventStore
-from omoi.runtime.run.begin import EVENTS_FILE
-from omoi.runtime.run.options import validate_run_id
-from omoi.runtime.run.state import RunState, fold
+from omoi.runtime.run.paths import EVENTS_FILE, validate_run_id
+from omoi.runtime.run.snapshot import fold_log
+from omoi.runtime.run.state import RunState
 
 
 class RunLogs:
@@ -47,7 +47,9 @@ class RunLogs:
             return store.last_seq()
 
     def state(self, run_id: str) -> RunState:
-        return fold(run_id, self.read(run_id))
+        store = self._reader(run_id)
+        with self._lock:
+            return fold_log(run_id, store)[0]
 
     def _reader(self, run_id: str) -> SqliteEventStore:
         with self._lock:

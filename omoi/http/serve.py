@@ -14,7 +14,7 @@ from omoi.http.app import create_app
 from omoi.http.auth import TOKEN_FILE, load_token
 from omoi.runtime.errors import InputError
 from omoi.runtime.git.repo import inspect_repo
-from omoi.runtime.run.begin import state_root
+from omoi.runtime.run.paths import state_root
 
 
 def _token(repo: str | Path, state_dir: str | Path | None, host: str, say: Callable[[str], None]) -> str:

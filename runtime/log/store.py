@@ -2,7 +2,8 @@
 
 `EventStore` is the seam a server database could fill; `SqliteEventStore` is the default, a WAL-mode
 SQLite file in the run's state directory. Appending is idempotent by event id, so a publisher may
-retry after a crash without creating duplicates, and seqs stay gap-free."""
+retry after a crash without creating duplicates, and seqs stay gap-free. Beside the events the file
+keeps the latest snapshot of the run's fold, so a reader of a long log reads its tail."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import structlog
 
 from omoi.runtime.errors import EventError, StoreError
 from omoi.runtime.log.events import Event, parse_event
+from omoi.runtime.log.rows import select
 
 log = structlog.get_logger("omoi.store")
 
@@ -46,6 +48,10 @@ CREATE TABLE IF NOT EXISTS events (
     body    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_kind ON events(kind, seq);
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq     INTEGER PRIMARY KEY,
+    body    TEXT NOT NULL
+);
 """
 
 
@@ -123,16 +129,7 @@ class SqliteEventStore:
     def read(
         self, after: int = 0, prefixes: tuple[str, ...] | None = None, limit: int | None = None
     ) -> list[Event]:
-        sql, args = "SELECT body FROM events WHERE seq > ?", list[object]([after])
-        if prefixes:
-            sql += " AND (" + " OR ".join("substr(kind, 1, ?) = ?" for _ in prefixes) + ")"
-            for p in prefixes:
-                args += [len(p), p]
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        sql = sql.replace("SELECT body", "SELECT seq, body")
+        sql, args = select(after, prefixes, limit)
         try:
             rows = self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
@@ -150,6 +147,24 @@ class SqliteEventStore:
     def last_seq(self) -> int:
         self._last = self._query_last()  # other writers may have appended since
         return self._last
+
+    def snapshot(self) -> tuple[int, str] | None:
+        """The latest folded state stored with the log (`runtime/run/snapshot.py`), and its seq."""
+        try:
+            row = self._db.execute("SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read event log {self.path}: {exc}") from exc
+        return (int(row[0]), str(row[1])) if row else None
+
+    def save_snapshot(self, seq: int, body: str) -> None:
+        """Keep `body` as the state folded through `seq`, in place of older ones."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("INSERT OR REPLACE INTO snapshots(seq, body) VALUES (?, ?)", (seq, body))
+                self._db.execute("DELETE FROM snapshots WHERE seq < ?", (seq,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot store a snapshot in event log {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()

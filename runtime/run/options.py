@@ -10,20 +10,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from omoi.runtime.errors import InputError
+from omoi.runtime.run.paths import validate_run_id
 from omoi.runtime.run.plan import Budget
-from omoi.runtime.run.tasks import check_id
 from omoi.runtime.sandbox.seam import SANDBOX_KINDS
 
 MAX_PARALLEL = 256  # slots of one run: each is an actor process, 45-90 MB even when idle
 GATES = ("auto", "review", "human")
 TIMEOUT_POLICIES = ("approve", "reject", "fail")
-
-
-def validate_run_id(run_id: str) -> str:
-    try:
-        return check_id(run_id)
-    except ValueError as exc:
-        raise InputError(f"--run-id: {exc}") from exc
 
 
 class RunOptions(BaseModel):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from omoi.runtime.log.events import Event
 from omoi.runtime.log.store import SqliteEventStore
-from omoi.runtime.run.begin import locate, open_log
+from omoi.runtime.run.begin import open_log
 from omoi.runtime.run.injection import check
+from omoi.runtime.run.paths import locate
 from omoi.runtime.run.state import RunState, fold
 
 

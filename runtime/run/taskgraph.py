@@ -5,19 +5,21 @@ cycle is refused whole and leaves the graph as it was."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
-
-import networkx as nx
 
 from omoi.runtime.errors import CycleError, GraphError, UnknownDependencyError
 from omoi.runtime.run.tasks import TaskSpec
 
 
 class TaskGraph:
-    """Tasks as nodes, an edge dep -> task for each dependency; `order` is the plan position."""
+    """Tasks as nodes, an edge dep -> task for each dependency; `order` is the plan position.
+
+    Plain dicts, not a networkx graph: a fold adds every task of a run one at a time, and a graph
+    library's per-call cost was most of folding (or loading the snapshot of) a 10,000-task run."""
 
     def __init__(self) -> None:
-        self._g: nx.DiGraph[str] = nx.DiGraph()
+        self._dependents: dict[str, list[str]] = {}
         self._specs: dict[str, TaskSpec] = {}
         self._order: dict[str, int] = {}
         self._depth_cache: dict[str, int] | None = None
@@ -59,6 +61,8 @@ class TaskGraph:
         inside = [(dep, s.id) for s in specs for dep in s.deps if dep in seen]
         if not inside:  # no edge between new tasks (a fold adds them one by one): no cycle
             return
+        import networkx as nx  # only here: most processes never add a batch with inner edges
+
         trial: nx.DiGraph[str] = nx.DiGraph()
         trial.add_nodes_from(seen)
         trial.add_edges_from(inside)
@@ -82,8 +86,10 @@ class TaskGraph:
         ):
             self._specs[spec.id] = spec
             self._order[spec.id] = order
-            self._g.add_node(spec.id)
-            self._g.add_edges_from((dep, spec.id) for dep in spec.deps)
+            self._dependents[spec.id] = []
+        for spec in specs:  # deps may point later into the batch: edges once every node is in
+            for dep in dict.fromkeys(spec.deps):
+                self._dependents[dep].append(spec.id)
         self._depth_cache = None
         self._topo_cache = None
 
@@ -91,12 +97,23 @@ class TaskGraph:
         return list(self._specs[task_id].deps)
 
     def dependents(self, task_id: str) -> list[str]:
-        return sorted(self._g.successors(task_id), key=self._order.__getitem__)
+        return sorted(self._dependents[task_id], key=self._order.__getitem__)
 
     def topological(self) -> list[str]:
         """A topological order that follows the plan order wherever dependencies allow (cached)."""
         if self._topo_cache is None:
-            self._topo_cache = list(nx.lexicographical_topological_sort(self._g, key=self._order.__getitem__))
+            waiting = {t: len(set(s.deps)) for t, s in self._specs.items()}
+            heap = [(self._order[t], t) for t, n in waiting.items() if n == 0]
+            heapq.heapify(heap)
+            out: list[str] = []
+            while heap:  # Kahn's order, the lowest plan position first among the tasks free to go
+                task = heapq.heappop(heap)[1]
+                out.append(task)
+                for nxt in self._dependents[task]:
+                    waiting[nxt] -= 1
+                    if waiting[nxt] == 0:
+                        heapq.heappush(heap, (self._order[nxt], nxt))
+            self._topo_cache = out
             self._topo_index = {t: i for i, t in enumerate(self._topo_cache)}
         return self._topo_cache
 
@@ -109,25 +126,31 @@ class TaskGraph:
         if self._depth_cache is None:
             depth: dict[str, int] = {}
             for node in reversed(self.topological()):
-                depth[node] = 1 + max((depth[s] for s in self._g.successors(node)), default=0)
+                depth[node] = 1 + max((depth[s] for s in self._dependents[node]), default=0)
             self._depth_cache = depth
         return self._depth_cache
 
     def sinks(self) -> list[str]:
         """Tasks nothing depends on, in topological (plan-respecting) order."""
-        return [t for t in self.topological() if self._g.out_degree(t) == 0]
+        return [t for t in self.topological() if not self._dependents[t]]
 
     def waves(self) -> list[list[str]]:
         """Tasks grouped by the earliest step they can start in, for display."""
-        return [sorted(w, key=self._order.__getitem__) for w in nx.topological_generations(self._g)]
+        wave: dict[str, int] = {}
+        for t in self.topological():  # a task's wave: one after its latest dependency's
+            wave[t] = 1 + max((wave[d] for d in self._specs[t].deps), default=-1)
+        out: list[list[str]] = [[] for _ in range(max(wave.values(), default=-1) + 1)]
+        for t in self.ids:
+            out[wave[t]].append(t)
+        return out
 
     def critical_path(self) -> list[str]:
         """The longest chain of dependent tasks, first to last: it bounds the run's length."""
         depth = self.remaining_depth()
         path: list[str] = []
-        candidates = [t for t in self.topological() if self._g.in_degree(t) == 0]
+        candidates = [t for t in self.topological() if not self._specs[t].deps]
         while candidates:
             best = max(candidates, key=lambda t: (depth[t], -self._order[t]))
             path.append(best)
-            candidates = list(self._g.successors(best))
+            candidates = list(self._dependents[best])
         return path

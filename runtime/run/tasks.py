@@ -8,24 +8,12 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from omoi.runtime import names
+from omoi.runtime.names import check_id
 
 Role = Literal["explorer", "librarian", "planner", "worker", "oracle", "reviewer", "resolver"]
 ROLES: tuple[str, ...] = get_args(Role)
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def check_id(value: str) -> str:
-    """Task and run ids become git branch names (`omoi/<run>/<task>`), so they must be ref-safe."""
-    if not value:
-        raise ValueError("must not be empty")
-    if not _ID.match(value) or ".." in value or value.endswith((".", ".lock")):
-        raise ValueError(
-            f"'{value}' is not a valid id: use letters, digits, '.', '_' and '-' "
-            "(start with a letter or digit, at most 100 characters, no '..', not ending in '.' or '.lock')"
-        )
-    return value
 
 
 Identifier = Annotated[str, AfterValidator(check_id)]

@@ -53,7 +53,7 @@ def served(make_repo: RepoFactory) -> Iterator[tuple[Path, httpx.Client]]:
 
 def _outputs(repo: Path, n: int, start: int = 0) -> None:
     """Events the run writes about itself (what a live run's bus appends)."""
-    from omoi.runtime.run.begin import locate
+    from omoi.runtime.run.paths import locate
 
     log = open_log(locate(repo, "live"))
     log.append(

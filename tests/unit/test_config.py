@@ -10,7 +10,7 @@ from omoi.cluster.runner import make_backend
 from omoi.runtime.config import sandbox_settings
 from omoi.runtime.errors import InputError
 from omoi.runtime.git.repo import inspect_repo
-from omoi.runtime.run.begin import RunPaths
+from omoi.runtime.run.paths import RunPaths
 from omoi.runtime.sandbox.docker import DockerBackend
 from tests.conftest import RepoFactory
 

@@ -11,8 +11,9 @@ import pytest
 from omoi import api
 from omoi.runtime.errors import InjectionRefused
 from omoi.runtime.log.events import AgentNeedsInput, RunFinished, TaskStarted
-from omoi.runtime.run.begin import locate, open_log, plan_new_run
+from omoi.runtime.run.begin import open_log, plan_new_run
 from omoi.runtime.run.options import RunOptions
+from omoi.runtime.run.paths import locate
 from omoi.runtime.run.plan import parse_plan
 from omoi.runtime.run.tasks import TaskSpec
 from tests.conftest import RepoFactory
