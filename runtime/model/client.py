@@ -1,10 +1,11 @@
 """The model client: one Messages API call with omoi's discipline around it.
 
 Each call holds a cluster-wide concurrency lease while its HTTP request is in flight (given back
-on success, error and cancellation), is retried on 429/529/5xx/connection failures with full
-jitter and the provider's `retry-after`, marks the stable prefix (tools + system prompt) for prompt
-caching, and comes back with its usage and cost. The SDK's own retries are off: these are ours,
-visible as `model.retried` events and bounded by configuration."""
+on success, error and cancellation; none under a limit of 0, which counts nothing), is retried on
+429/529/5xx/connection failures with full jitter and the provider's `retry-after`, marks the
+stable prefix (tools + system prompt) for prompt caching, and comes back with its usage and
+cost. The SDK's own retries are off: these are ours, visible as `model.retried` events and
+bounded by configuration."""
 
 from __future__ import annotations
 
@@ -187,12 +188,13 @@ class AnthropicModel:
         tag: CallTag,
     ) -> anthropic.types.Message:
         """One HTTP request under one concurrency lease; the lease goes back however it ends."""
-        lease = uuid.uuid4().hex
-        if self.slots is not None:
+        lease, limit = uuid.uuid4().hex, self.rules.limit(model)
+        slots = self.slots if limit > 0 else None  # 0: no limit, so nothing to count (two calls saved)
+        if slots is not None:
             try:
-                await self.slots.acquire(self.rules.key(model), self.rules.limit(model), tag.holder, lease)
+                await slots.acquire(self.rules.key(model), limit, tag.holder, lease)
             except BaseException:
-                await asyncio.shield(self.slots.release(lease))  # still queued: leave the queue
+                await asyncio.shield(slots.release(lease))  # still queued: leave the queue
                 raise
         try:
             return await self.client().messages.create(
@@ -205,8 +207,8 @@ class AnthropicModel:
                 extra_headers={TASK_HEADER: tag.task_id, ROLE_HEADER: tag.role, AGENT_HEADER: tag.agent},
             )
         finally:
-            if self.slots is not None:
-                await asyncio.shield(self.slots.release(lease))
+            if slots is not None:
+                await asyncio.shield(slots.release(lease))
 
     def _reply(self, model: str, raw: anthropic.types.Message, latency: float, tries: int) -> ModelReply:
         u = raw.usage
