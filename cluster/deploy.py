@@ -221,6 +221,8 @@ class HostedSandbox(SandboxActor):
         if agents is not None:
             port = SlotAgents(agents, name) if agents.agents.host == "slot" else RayAgents(agents, name)
         super().__init__(name, bus, backend, node, port)
+        if isinstance(port, SlotAgents):
+            port.tools = self.tool  # the conversation is in this process: its tool calls too
 
     async def prepare(self, agents: bool = False) -> None:
         await super().prepare(agents)

@@ -199,9 +199,9 @@ class AgentSettings(BaseSettings):
         description="seconds: an agent that published nothing this long says it is alive",
     )
     host: Literal["own", "slot"] = Field(
-        default="own",
-        description="own: each sandbox slot's agent runs in a process of its own; slot: in the slot's "
-        "process (half the processes, for many agents on one machine)",
+        default="slot",
+        description="slot: an agent's conversation runs in its sandbox slot's process, its tool calls "
+        "method calls; own: in a process of its own next to the slot (killed with a cancelled attempt)",
     )
 
 

@@ -196,7 +196,10 @@ def test_agent_runs_survive_kill_9(
 ) -> None:
     repo = make_repo()
     run_id = f"ka-{role}-{seed}"
-    env = AgentEnv(model_settings(base_url=scripted.url, backoff=0.01, backoff_cap=0.05), AgentSettings())
+    # An agent process of its own exists only with OMOI_AGENT_HOST=own; by default the conversation
+    # is in its slot's process, which the "sandbox" role kills.
+    host = AgentSettings(host="own") if role == "agent" else AgentSettings()
+    env = AgentEnv(model_settings(base_url=scripted.url, backoff=0.01, backoff_cap=0.05), host)
 
     def start(rid: str) -> RunHandle:
         return api.start(agent_plan(), repo, run_id=rid, sandbox="local", max_parallel=3, agents=env)
