@@ -40,8 +40,10 @@ class AgentActor:
         settings: AgentSettings,
         supervision: SupervisionPort | None = None,
         node: str = "",
+        holder: str | None = None,
     ) -> None:
         self._name, self._bus, self._model, self._node = name, bus, model, node
+        self._holder = holder or name  # whose death gives the model-call leases back
         self._budget, self._models, self._settings = budget, models, settings
         self._supervision = supervision
 
@@ -68,7 +70,7 @@ class AgentActor:
             s,
             budget=self._budget,
             oracle=(self._models.model_for("oracle"), ConsultRules()),
-            holder=self._name,
+            holder=self._holder,
             node=self._node,
             supervision=self._supervision,
         ).run()

@@ -131,7 +131,7 @@ class HostedAgent(AgentActor):
     """An agent actor built from names: its bus, the concurrency actor, the supervisor (budget and
     guardian); its sandbox is the slot named in each `run`."""
 
-    def __init__(self, name: str, run_id: str, env: AgentEnv) -> None:
+    def __init__(self, name: str, run_id: str, env: AgentEnv, holder: str | None = None) -> None:
         bus, budget, slots, guardian = (
             BusProxy(actor_name(run_id, "bus")),
             BudgetProxy(actor_name(run_id, "supervisor")),
@@ -141,7 +141,7 @@ class HostedAgent(AgentActor):
         self._peers: tuple[Named, ...] = (bus, budget, slots, guardian)
         model = AnthropicModel(env.models, env.rules(), slots=slots)
         node = ray.get_runtime_context().get_node_id()
-        super().__init__(name, bus, model, budget, env.models, env.agents, guardian, node=node)
+        super().__init__(name, bus, model, budget, env.models, env.agents, guardian, node=node, holder=holder)
 
     async def prepare(self) -> None:
         """Also make one round trip to each peer: the first call on a new handle resolves the
@@ -226,10 +226,16 @@ class SlotAgents:
     tools: ToolCall | None = None  # the slot's own `tool`: tool calls stay in the process
     _agent: HostedAgent | None = field(default=None, init=False)
 
+    @property
+    def holder(self) -> str:
+        """The slot's name and this incarnation's actor id: a slot started again under the same
+        name (its predecessor killed) must not keep the dead one's leases alive."""
+        return f"{self.slot}@{ray.get_runtime_context().get_actor_id()}"
+
     def _ready(self) -> HostedAgent:
         if self._agent is None:
             run_id = self.slot.split("/", 3)[1]
-            self._agent = HostedAgent(self.slot, run_id, self.env)
+            self._agent = HostedAgent(self.slot, run_id, self.env, holder=self.holder)
         return self._agent
 
     async def warm(self) -> None:
@@ -240,18 +246,21 @@ class SlotAgents:
             return await self._ready().run(request, sandbox, self.tools)
         except BaseException:
             with contextlib.suppress(Exception):  # the sweep takes them back if this fails
-                await SlotsProxy(CONCURRENCY).release_holder(self.slot)
+                await SlotsProxy(CONCURRENCY).release_holder(self.holder)
             raise
 
 
 class RayLiveness:
     async def alive(self, holder: str) -> bool:
-        """Holders are actor names; a name that no longer resolves belongs to a dead actor."""
+        """Holders are actor names, `name@actor-id` where a name outlives its actor (a sandbox
+        slot started again); a name that no longer resolves, or resolves to another actor, belongs
+        to a dead one."""
+        name, _, incarnation = holder.partition("@")
         try:
-            ray.get_actor(holder, namespace=NAMESPACE)
+            handle = ray.get_actor(name, namespace=NAMESPACE)
         except ValueError:
             return False
-        return True
+        return not incarnation or handle._actor_id.hex() == incarnation
 
 
 class HostedConcurrency(ConcurrencyActor):

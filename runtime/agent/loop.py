@@ -179,7 +179,8 @@ class AgentLoop:
 
     async def _work(self) -> AgentResult:
         req = self.request
-        started = AgentStarted(**self._common(), model=self.model_name, actor=self.holder, node=self.node)
+        actor = self.holder.partition("@")[0]  # the actor's name; a holder may add which incarnation
+        started = AgentStarted(**self._common(), model=self.model_name, actor=actor, node=self.node)
         await self._publish(started)
         first = self.prompt or prompts.task_message(self.spec.prompt, req.acceptance, self.spec.context)
         messages: list[dict[str, Any]] = [{"role": "user", "content": first}]

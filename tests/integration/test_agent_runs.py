@@ -115,8 +115,9 @@ def test_with_a_limit_of_two_the_server_never_sees_more_than_two_requests_in_fli
     assert 1 <= server.max_in_flight[WORKER_MODEL] <= 2
 
 
+@pytest.mark.parametrize("host", ["own", "slot"])  # kill the agent's process, or its slot's (with it)
 def test_a_killed_agents_concurrency_slot_comes_back(
-    ray_address: str, make_repo: RepoFactory, model_server: Any, tmp_path: Path
+    ray_address: str, make_repo: RepoFactory, model_server: Any, tmp_path: Path, host: str
 ) -> None:
     quick = "claude-haiku-4-5"
     server = model_server(
@@ -137,7 +138,7 @@ def test_a_killed_agents_concurrency_slot_comes_back(
         run_id="killed",
         sandbox="local",
         max_parallel=3,
-        agents=env(server, limits={quick: 1}),
+        agents=dataclasses.replace(env(server, limits={quick: 1}), agents=AgentSettings(host=host)),
     ) as handle:
         # `next` waits behind the gate, so the one request in flight is the stuck agent's
         wait_until(lambda: server.in_flight.get(quick, 0) == 1, "the stuck agent holds the only slot")
@@ -149,6 +150,7 @@ def test_a_killed_agents_concurrency_slot_comes_back(
             for e in api.events("killed", handle.paths.repo.path, kind="agent.started")  # type: ignore[attr-defined]
             if e.task_id == "stuck"
         )  # type: ignore[attr-defined]
+        # the slot's name, started again for the retry, must not keep the dead one's lease alive
         ray.kill(ray.get_actor(stuck_actor, namespace=NAMESPACE))
         # the slot comes back: `next` runs; the dead agent's attempt is an interruption, retried
         wait_for_events(lambda: handle.events(timeout=1.0, prefixes=None), has("task.succeeded", "next"))
@@ -157,10 +159,40 @@ def test_a_killed_agents_concurrency_slot_comes_back(
     events = api.events("killed", handle.paths.repo.path)
     assert [e.task_id for e in of(events, "task.succeeded")] == ["opener", "next"]  # type: ignore[attr-defined]
     (retried,) = [e for e in of(events, "task.retrying", "stuck") if e.attempt == 2]  # type: ignore[attr-defined]
-    assert "died" in retried.reason  # type: ignore[attr-defined]
+    assert ("died" if host == "own" else "lost") in retried.reason  # type: ignore[attr-defined]
     assert not retried.counts_as_failure  # type: ignore[attr-defined]
-    assert of(events, "task.failed", "stuck") == [], "a dead agent process is not the task's failure"
+    assert of(events, "task.failed", "stuck") == [], "a dead agent's process is not the task's failure"
     assert finished.status == "cancelled"
+
+
+@ray.remote(num_cpus=0)
+class _Named:
+    def actor_id(self) -> str:
+        return ray.get_runtime_context().get_actor_id()
+
+
+def test_a_lease_holder_is_dead_once_its_name_belongs_to_another_actor(ray_address: str) -> None:
+    """A slot started again under its name (the dead one's retry) must not keep the dead one's
+    model-call leases: its holder names the incarnation, `name@actor-id`."""
+    import asyncio
+
+    from omoi.cluster.agents import RayLiveness
+
+    name = "omoi/liveness/sandbox/0"
+    first = _Named.options(name=name, namespace=NAMESPACE).remote()  # type: ignore[attr-defined]
+    old = ray.get(first.actor_id.remote())
+    ray.kill(first)
+    wait_until(
+        lambda: name not in {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}, "gone"
+    )
+    second = _Named.options(name=name, namespace=NAMESPACE).remote()  # type: ignore[attr-defined]
+    new = ray.get(second.actor_id.remote())
+    alive = RayLiveness().alive
+    assert asyncio.run(alive(f"{name}@{new}"))
+    assert asyncio.run(alive(name))
+    assert not asyncio.run(alive(f"{name}@{old}")), "the name lives on, its old incarnation does not"
+    ray.kill(second)
+    wait_until(lambda: not asyncio.run(alive(f"{name}@{new}")), "a killed holder is dead")
 
 
 def test_every_task_succeeds_at_a_twenty_percent_fault_rate(
