@@ -71,6 +71,7 @@ class AgentActor:
             budget=self._budget,
             oracle=(self._models.model_for("oracle"), ConsultRules()),
             holder=self._holder,
+            actor=self._name,
             node=self._node,
             supervision=self._supervision,
         ).run()

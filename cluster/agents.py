@@ -216,10 +216,10 @@ class SlotAgents:
     a method call on the slot instead of two actor hops. With 50 agents on 2 cores that took ready
     -> first request from 4.2 s to 1.7 s and the peak memory from 16.3 to 9.5 GB; 100 agents with
     two processes each did not fit. The SDK is loaded once per slot, as with an agent actor
-    (`warm`). The conversation's leases are held in the slot's name, which the concurrency actor's
-    sweep resolves while the slot lives; an attempt that ends in anything but a result gives them
-    back. If the slot's process dies, the conversation dies with it, as an agent actor does with
-    its slot."""
+    (`warm`). The conversation's leases are held as `<slot name>@<actor id>` (`holder`), which the
+    concurrency actor's sweep finds alive only while this very slot lives; an attempt that ends
+    in anything but a result gives them back. If the slot's process dies, the conversation dies
+    with it, as an agent actor does with its slot."""
 
     env: AgentEnv
     slot: str
@@ -260,7 +260,7 @@ class RayLiveness:
             handle = ray.get_actor(name, namespace=NAMESPACE)
         except ValueError:
             return False
-        return not incarnation or handle._actor_id.hex() == incarnation
+        return not incarnation or handle._actor_id.hex() == incarnation  # a handle's id: no public getter
 
 
 class HostedConcurrency(ConcurrencyActor):

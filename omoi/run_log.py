@@ -22,15 +22,14 @@ def read_log(
     *,
     state_dir: str | Path | None = None,
     kind: str | None = None,
-    kinds: tuple[str, ...] | None = None,
 ) -> tuple[list[Event], dict[int, str]]:
-    """The readable events (of `kind`, or of any of `kinds`, each a prefix), and the seqs of the
-    rows that could not be read, with why."""
+    """The readable events (of `kind`, a prefix), and the seqs of the rows that could not be
+    read, with why."""
     from omoi.runtime.run.begin import open_log
 
     paths = locate(repo, run_id, state_dir)
     with contextlib.closing(open_log(paths)) as log:
-        return log.read(prefixes=(kind,) if kind else kinds), dict(log.unreadable)
+        return log.read(prefixes=(kind,) if kind else None), dict(log.unreadable)
 
 
 def read_rows(

@@ -130,6 +130,7 @@ class AgentLoop:
     oracle: tuple[str, AgentRules] | None = None  # (model, rules) to consult after failed rounds
     prompt: str | None = None  # the first message; default: the task's own
     holder: str = ""  # the actor whose death gives back this loop's concurrency leases
+    actor: str = ""  # the actor that runs it, named in `agent.started` (default: the holder)
     node: str = ""  # the cluster node it runs on, for the status tree
     submission: Submission | None = None  # the work is handed in through this tool, not by finish
     supervision: SupervisionPort | None = None  # holds a paused agent; hands it the guardian's steers
@@ -179,7 +180,7 @@ class AgentLoop:
 
     async def _work(self) -> AgentResult:
         req = self.request
-        actor = self.holder.partition("@")[0]  # the actor's name; a holder may add which incarnation
+        actor = self.actor or self.holder
         started = AgentStarted(**self._common(), model=self.model_name, actor=actor, node=self.node)
         await self._publish(started)
         first = self.prompt or prompts.task_message(self.spec.prompt, req.acceptance, self.spec.context)
@@ -400,6 +401,7 @@ class AgentLoop:
             self.budget,
             prompt=prompts.consultation(self.spec.prompt, failures),
             holder=self.holder,
+            actor=self.actor,
             name=f"{self.request.task_id}/{self.request.attempt}/oracle-{self._consults}",
         )
         result = await oracle.run()

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from omoi.runtime import names
-from omoi.runtime.names import check_id
 
 Role = Literal["explorer", "librarian", "planner", "worker", "oracle", "reviewer", "resolver"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -16,7 +15,7 @@ ROLES: tuple[str, ...] = get_args(Role)
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-Identifier = Annotated[str, AfterValidator(check_id)]
+Identifier = Annotated[str, AfterValidator(names.check_id)]
 
 
 class AgentSpec(BaseModel):
