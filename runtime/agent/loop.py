@@ -7,7 +7,6 @@ tool call is published as an event as it happens: the trajectory that supervisio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import resource
@@ -154,9 +153,12 @@ class AgentLoop:
         try:
             return await self._work()
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            # Cancelled until it is done: Python 3.11's `wait_for` can swallow a cancel that lands
+            # as its timeout fires, and the beat would then go on forever (an attempt that never
+            # ended, seen under load in CI).
+            while not beat.done():
+                beat.cancel()
+                await asyncio.wait({beat}, timeout=1.0)
 
     async def _heartbeat(self) -> None:
         """While the agent waits (a long model call or command, a pause, a question), say the
