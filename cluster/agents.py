@@ -132,16 +132,14 @@ class HostedAgent(AgentActor):
     guardian); its sandbox is the slot named in each `run`."""
 
     def __init__(self, name: str, run_id: str, env: AgentEnv, holder: str | None = None) -> None:
-        bus, budget, slots, guardian = (
-            BusProxy(actor_name(run_id, "bus")),
-            BudgetProxy(actor_name(run_id, "supervisor")),
-            SlotsProxy(CONCURRENCY),
-            GuardianProxy(actor_name(run_id, "supervisor")),
-        )
-        self._peers: tuple[Named, ...] = (bus, budget, slots, guardian)
+        bus, slots = BusProxy(actor_name(run_id, "bus")), SlotsProxy(CONCURRENCY)
+        supervisor = SupervisorProxy(actor_name(run_id, "supervisor"))  # budget and guardian: one call
+        self._peers: tuple[Named, ...] = (bus, slots, supervisor)
         model = AnthropicModel(env.models, env.rules(), slots=slots)
         node = ray.get_runtime_context().get_node_id()
-        super().__init__(name, bus, model, budget, env.models, env.agents, guardian, node=node, holder=holder)
+        super().__init__(
+            name, bus, model, supervisor, env.models, env.agents, supervisor, node=node, holder=holder
+        )
 
     async def prepare(self) -> None:
         """Also make one round trip to each peer: the first call on a new handle resolves the
@@ -274,9 +272,15 @@ def start_concurrency() -> Any:
     return host(HostedConcurrency, actor=CONCURRENCY, restarts="always", detached=True)
 
 
-class GuardianProxy(Named):
-    """SupervisionPort over the run's guardian (in the run's supervisor actor)."""
+class SupervisorProxy(BudgetProxy):
+    """SupervisorPort over the run's supervisor actor (its budget and its guardian)."""
 
     async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
         notes: list[Note] = await call(self.handle.before_turn.remote(task_id, attempt, after))
+        return notes
+
+    async def admit_and_judge(self, task_id: str, attempt: int, admit_after: int, after: int) -> list[Note]:
+        notes: list[Note] = await call(
+            self.handle.admit_and_judge.remote(task_id, attempt, admit_after, after)
+        )
         return notes

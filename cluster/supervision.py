@@ -25,6 +25,7 @@ from omoi.runtime.log.tap import Tap
 from omoi.runtime.model.client import AnthropicModel
 from omoi.runtime.run.tasks import TaskSpec
 from omoi.runtime.supervision.state import Note
+from omoi.runtime.supervision.turn_checks import TurnChecks
 
 
 class GraphProxy(Named):
@@ -40,7 +41,7 @@ class HostedSupervisor:
     `omoi/<run>/supervisor`. Each is a class of its own that folds the log by itself; they share
     a process because one costs 45-90 MB and a second or more of CPU to start, for every run.
     If the process dies, Ray restarts it and each rebuilds from the log (see their docstrings);
-    calls in flight (`admit`, `before_turn`) are re-sent by Ray."""
+    calls in flight (`admit`, `before_turn`, `admit_and_judge`) are re-sent by Ray."""
 
     def __init__(self, run_id: str, settings: SupervisionSettings, env: AgentEnv) -> None:
         bus = Tap(BusProxy(actor_name(run_id, "bus")))  # one read of the log for all five
@@ -82,6 +83,7 @@ class HostedSupervisor:
             model_name=env.models.model_for(settings.discovery_model),
             holder=actor_name(run_id, "supervisor"),
         )
+        self.checks = TurnChecks(self.budget, self.guardian)  # an agent's one call before each turn
         self.scheduler = SchedulerActor(run_id, bus, name=actor_name(run_id, "scheduler"))
         self.conductor = (
             ConductorActor(
@@ -111,6 +113,9 @@ class HostedSupervisor:
 
     async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
         return await self.guardian.before_turn(task_id, attempt, after)
+
+    async def admit_and_judge(self, task_id: str, attempt: int, admit_after: int, after: int) -> list[Note]:
+        return await self.checks.admit_and_judge(task_id, attempt, admit_after, after)
 
     async def held(self) -> list[tuple[str, int]]:
         return await self.guardian.held()

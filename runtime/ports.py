@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from omoi.runtime.log.events import Event
 from omoi.runtime.run.execution import AgentResult, TaskRequest, TaskResult
@@ -70,6 +70,17 @@ class SupervisionPort(Protocol):
     async def before_turn(self, task_id: str, attempt: int, after: int = 0) -> list[Note]:
         """Return when the attempt may make its next model call (judged on the log up to seq
         `after` at least, and not while its task is paused), with the notes the call must carry."""
+        ...
+
+
+@runtime_checkable
+class SupervisorPort(BudgetPort, SupervisionPort, Protocol):
+    """The budget and the guardian where they live together (the run's supervisor): the two
+    checks before a model call in one round trip, in the order they would be made apart."""
+
+    async def admit_and_judge(self, task_id: str, attempt: int, admit_after: int, after: int) -> list[Note]:
+        """`admit(task_id, admit_after)`, then `before_turn(task_id, attempt, after)`: a pause made
+        while the budget held the call is still seen."""
         ...
 
 

@@ -40,7 +40,7 @@ from omoi.runtime.log.events import (
 )
 from omoi.runtime.log.subscription import Subscription
 from omoi.runtime.model.client import CallTag, ModelPort, ModelReply, Retry
-from omoi.runtime.ports import BudgetPort, BusPort, SupervisionPort
+from omoi.runtime.ports import BudgetPort, BusPort, SupervisionPort, SupervisorPort
 from omoi.runtime.run.execution import AgentResult, TaskRequest
 from omoi.runtime.sandbox.seam import Sandbox
 from omoi.runtime.supervision.state import Note
@@ -234,8 +234,6 @@ class AgentLoop:
     # -- one model turn ----------------------------------------------------------------------------
 
     async def _turn(self, messages: list[dict[str, Any]]) -> ModelReply:
-        if self.budget is not None:
-            await self.budget.admit(self.request.task_id, self._last_turn_seq)
         notes = await self._notes(messages)
         tools = sorted(self.rules.tools())
 
@@ -293,11 +291,19 @@ class AgentLoop:
         return reply
 
     async def _notes(self, messages: list[dict[str, Any]]) -> list[Note]:
-        """Wait while the task is paused; put what supervision has to say into the coming request,
-        as text after the tool results (the Messages API wants those first)."""
-        if self.supervision is None:
-            return []
-        notes = await self.supervision.before_turn(self.request.task_id, self.request.attempt, self._last_seq)
+        """Wait for the budget to admit the call and while the task is paused (one round trip when
+        one peer does both); put what supervision has to say into the coming request, as text
+        after the tool results (the Messages API wants those first)."""
+        req, sup = self.request, self.supervision
+        both = self.budget if isinstance(self.budget, SupervisorPort) else None
+        if both is not None and both is sup:
+            notes = await both.admit_and_judge(req.task_id, req.attempt, self._last_turn_seq, self._last_seq)
+        else:
+            if self.budget is not None:
+                await self.budget.admit(req.task_id, self._last_turn_seq)
+            if sup is None:
+                return []
+            notes = await sup.before_turn(req.task_id, req.attempt, self._last_seq)
         if notes:
             last = messages[-1]
             content = last["content"]
