@@ -125,14 +125,17 @@ def omoi(
     )
 
 
-async def first_event(bus: BusPort, kind: str, timeout: float = 30.0) -> Event:
-    """The first event of `kind` in the bus's log, waiting on it (long-poll), never on time."""
+async def first_event(
+    bus: BusPort, kind: str, timeout: float = 30.0, where: Callable[[Event], bool] | None = None
+) -> Event:
+    """The first event of `kind` (that `where` accepts) in the bus's log, waiting on it
+    (long-poll), never on time."""
     after = 0
     async with asyncio.timeout(timeout):
         while True:
             for e in await bus.read(after, None, timeout=5.0):
                 after = e.seq or after
-                if e.kind == kind:
+                if e.kind == kind and (where is None or where(e)):
                     return e
 
 

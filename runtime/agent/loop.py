@@ -2,11 +2,14 @@
 
 The loop is a mechanism. What a role may do, when a stopped agent is reminded, when acceptance
 failures are repaired or escalated, all come from `rules` (see policies/). Every model turn and
-tool call is published as an event as it happens: the trajectory that supervision reads."""
+tool call is published as an event: the trajectory that supervision reads. A turn goes on the log
+with its tool calls when they are file operations (one publish per turn), before them when one
+runs a command."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import resource
@@ -18,7 +21,7 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from omoi.runtime.agent import prompts
-from omoi.runtime.agent.tools import ToolBox, cap, tool_definitions
+from omoi.runtime.agent.tools import SLOW_TOOLS, ToolBox, cap, tool_definitions
 from omoi.runtime.config import AgentSettings
 from omoi.runtime.errors import OmoiError
 from omoi.runtime.log.events import (
@@ -147,6 +150,7 @@ class AgentLoop:
         self._last_turn_seq = 0  # budgets are judged on a log that holds at least our own last turn
         self._last_seq = 0  # and supervision on one that holds all our events so far
         self._handed_in: Verdict | None = None  # the submission verdict that ended the work
+        self._unrecorded: list[Event] = []  # this turn's record, published with its quick tool calls
 
     async def run(self) -> AgentResult:
         beat = asyncio.create_task(self._heartbeat())
@@ -270,25 +274,38 @@ class AgentLoop:
         delivered = [  # acknowledged only now: the notes went into a request that was answered
             GuardianDelivered(**self._common(), intervention=n.ref, turn=self.turns) for n in notes
         ]
-        self._last_turn_seq, *rest = await self.bus.publish(
-            [
-                AgentTurn(
-                    **self._common(),
-                    turn=self.turns,
-                    model=self.model_name,
-                    text=cap(reply.text, self.settings.event_cap),
-                    tool_calls=tuple(t["name"] for t in reply.tool_uses),
-                    stop_reason=reply.stop_reason,
-                    usage=reply.usage,
-                    cost_usd=reply.cost_usd,
-                    latency_s=reply.latency_s,
-                    tries=reply.tries,
-                ),
-                *delivered,
-            ]
-        )
-        self._last_seq = max([self._last_turn_seq, *rest])
+        self._unrecorded = [
+            AgentTurn(
+                **self._common(),
+                turn=self.turns,
+                model=self.model_name,
+                text=cap(reply.text, self.settings.event_cap),
+                tool_calls=tuple(t["name"] for t in reply.tool_uses),
+                stop_reason=reply.stop_reason,
+                usage=reply.usage,
+                cost_usd=reply.cost_usd,
+                latency_s=reply.latency_s,
+                tries=reply.tries,
+            ),
+            *delivered,
+        ]
+        if any(self._submits(t["name"]) or t["name"] in SLOW_TOOLS for t in reply.tool_uses):
+            await self._record([])  # on the log before a command that may run for minutes
         return reply
+
+    async def _record(self, events: Sequence[Event]) -> None:
+        """Publish the turn not yet on the log, if any, then `events`, in one call. A turn whose
+        tool calls are all quick is recorded with them: one publish per turn, not two, while its
+        record waits only on milliseconds of file operations."""
+        batch: list[Event] = [*self._unrecorded, *events]
+        self._unrecorded = []
+        if not batch:
+            return
+        seqs = await self.bus.publish(batch)
+        for ev, seq in zip(batch, seqs, strict=True):
+            if isinstance(ev, AgentTurn):
+                self._last_turn_seq = seq
+        self._last_seq = max(self._last_seq, *seqs)
 
     async def _notes(self, messages: list[dict[str, Any]]) -> list[Note]:
         """Wait for the budget to admit the call and while the task is paused (one round trip when
@@ -320,42 +337,48 @@ class AgentLoop:
         events: list[Event] = []
         claim: tuple[Claim, str] | None = None
         ran: list[str] = []
-        for use in reply.tool_uses:
-            name, args = use["name"], use.get("input") or {}
-            started = time.monotonic()
-            if self._submits(name):
-                assert self.submission is not None
-                verdict = await self.submission.check(args)
-                text, is_error = verdict.text, not verdict.accepted
-                if verdict.accepted or verdict.final:
-                    self._handed_in = verdict
-            elif (denied := self.rules.denial(name, args)) is not None:
-                events.append(AgentToolDenied(**self._common(), turn=self.turns, tool=name, reason=denied))
-                text, is_error = f"denied: {denied}", True
-            else:
-                outcome = await self.tools.call(name, args)
-                text, is_error = outcome.text, outcome.is_error
-                ran.append(name)
-                if outcome.finish is not None:
-                    claim = (outcome.finish.status, outcome.finish.summary)
-                if (d := outcome.discovery) is not None:
-                    events.append(AgentDiscovery(**self._common(), **d.model_dump()))
-            events.append(
-                AgentToolCalled(
-                    **self._common(),
-                    turn=self.turns,
-                    tool=name,
-                    arguments=cap(json.dumps(args, ensure_ascii=False), self.settings.event_cap),
-                    result=cap(text, self.settings.event_cap),
-                    is_error=is_error,
-                    duration_s=time.monotonic() - started,
+        try:
+            for use in reply.tool_uses:
+                name, args = use["name"], use.get("input") or {}
+                started = time.monotonic()
+                if self._submits(name):
+                    assert self.submission is not None
+                    verdict = await self.submission.check(args)
+                    text, is_error = verdict.text, not verdict.accepted
+                    if verdict.accepted or verdict.final:
+                        self._handed_in = verdict
+                elif (denied := self.rules.denial(name, args)) is not None:
+                    events.append(
+                        AgentToolDenied(**self._common(), turn=self.turns, tool=name, reason=denied)
+                    )
+                    text, is_error = f"denied: {denied}", True
+                else:
+                    outcome = await self.tools.call(name, args)
+                    text, is_error = outcome.text, outcome.is_error
+                    ran.append(name)
+                    if outcome.finish is not None:
+                        claim = (outcome.finish.status, outcome.finish.summary)
+                    if (d := outcome.discovery) is not None:
+                        events.append(AgentDiscovery(**self._common(), **d.model_dump()))
+                events.append(
+                    AgentToolCalled(
+                        **self._common(),
+                        turn=self.turns,
+                        tool=name,
+                        arguments=cap(json.dumps(args, ensure_ascii=False), self.settings.event_cap),
+                        result=cap(text, self.settings.event_cap),
+                        is_error=is_error,
+                        duration_s=time.monotonic() - started,
+                    )
                 )
-            )
-            results.append(
-                {"type": "tool_result", "tool_use_id": use["id"], "content": text, "is_error": is_error}
-            )
-        if events:
-            self._last_seq = max([self._last_seq, *await self.bus.publish(events)])
+                results.append(
+                    {"type": "tool_result", "tool_use_id": use["id"], "content": text, "is_error": is_error}
+                )
+        except Exception:
+            with contextlib.suppress(Exception):  # the turn's cost on the log, if the bus takes it
+                await self._record([])
+            raise
+        await self._record(events)
         return results, claim, ran
 
     async def _checkpoint(self) -> None:

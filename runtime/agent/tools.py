@@ -106,6 +106,9 @@ class Finish(_Args):
     summary: str = Field(min_length=1, description="what was done, why blocked, or the question")
 
 
+# Tools whose time is a command's, not a file operation's: a turn that calls one is on the log
+# before it starts (see AgentLoop._record).
+SLOW_TOOLS = frozenset({"run"})
 ARGS: dict[str, type[_Args]] = {
     "list_files": ListFiles,
     "read_file": ReadFile,

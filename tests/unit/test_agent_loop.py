@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from omoi.actors.bus import BusActor
 from omoi.runtime.agent.loop import marker
 from omoi.runtime.config import AgentSettings
-from omoi.runtime.log.events import AgentAnswered
+from omoi.runtime.log.events import AgentAnswered, Event
+from omoi.runtime.log.store import MemoryEventStore
 from tests.agents import ORACLE_MODEL, AgentRig, call
 from tests.conftest import RepoFactory
+from tests.helpers import first_event
 
 
 @pytest.fixture
@@ -59,6 +63,50 @@ async def test_tools_run_in_the_sandbox_and_every_turn_is_published_with_usage_a
     assert finished.status == "complete"
     assert finished.turns == 3
     assert finished.cost_usd == pytest.approx(sum(t.cost_usd for t in turns_))  # type: ignore[attr-defined]
+
+
+class _Batches(BusActor):
+    """The in-memory bus, remembering the kinds of each publish."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryEventStore())
+        self.batches: list[list[str]] = []
+
+    async def publish(self, events: Sequence[Event]) -> list[int]:
+        self.batches.append([e.kind for e in events])
+        return await super().publish(events)
+
+
+async def test_a_turn_of_file_operations_is_published_with_them_and_one_that_runs_a_command_before_it(
+    make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    rig = AgentRig(
+        make_repo({"README.md": "hello\n"}),
+        tmp_path / "wt",
+        worker(
+            {"tools": [call("read_file", path="README.md"), call("search", pattern="hello")]},
+            {"tools": [call("run", command=f"while [ ! -e {go} ]; do sleep 0.05; done; echo went")]},
+            {"tools": [call("finish", status="complete", summary="done")]},
+        ),
+        bus=_Batches(),
+    )
+    with rig.server:
+        running = asyncio.create_task(rig.run())
+        # The command waits for the file, and the file waits for the turn that runs it: a turn
+        # published only after its command would never be seen here.
+        second = await first_event(rig.bus, "agent.turn", 30, where=lambda e: e.turn == 2)  # type: ignore[attr-defined]
+        assert not running.done()
+        go.touch()
+        assert (await asyncio.wait_for(running, 30)).status == "complete"
+    assert second.tool_calls == ("run",)  # type: ignore[attr-defined]
+    turns = [b for b in rig.bus.batches if "agent.turn" in b or "agent.tool_called" in b]  # type: ignore[attr-defined]
+    assert turns == [
+        ["agent.turn", "agent.tool_called", "agent.tool_called"],  # quick tools: one publish
+        ["agent.turn"],  # before the command
+        ["agent.tool_called"],
+        ["agent.turn", "agent.tool_called"],
+    ]
 
 
 async def test_the_stable_prefix_is_cached_after_the_first_turn(rig_for) -> None:  # type: ignore[no-untyped-def]
