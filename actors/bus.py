@@ -14,11 +14,13 @@ class BusActor:
     """Delivers a run's events from its durable log to every subscriber, and appends what others
     publish to that log first.
 
-    State: the store (the source of truth) and a bounded in-memory tail of the log, contiguous up to
-    `_tail`, so subscribers rarely touch disk. Handles `publish` (a batch is one call, durable before
-    it returns), `read` (long-poll from the subscriber's own cursor, filtered by kind prefix; there
-    is no shared queue for a slow or dead subscriber to block) and `sync` (take in rows another
-    writer appended: the graph writes its own decisions ahead, see `cluster.deploy.WriteAheadBus`).
+    State: the store (the source of truth), a bounded in-memory tail of the log, contiguous up to
+    `_tail`, so subscribers rarely touch disk, and the publishes waiting for the next commit.
+    Handles `publish` (a batch is one call, durable before it returns; publishes that arrive
+    together share one commit), `read` (long-poll from the subscriber's own cursor, filtered by
+    kind prefix; there is no shared queue for a slow or dead subscriber to block) and `sync` (take
+    in rows another writer appended: the graph writes its own decisions ahead, see
+    `cluster.deploy.WriteAheadBus`).
     Nothing is delivered before it is in the log. A lost `sync` delays delivery by at most
     `resync` seconds, because long-polls re-read the log that often.
     If it dies: Ray restarts it; it reloads its tail from the log and goes on. A publish in flight
@@ -30,13 +32,47 @@ class BusActor:
         self._recent: list[Event] = store.read(after=max(0, store.last_seq() - recent))
         self._tail = (self._recent[-1].seq or 0) if self._recent else store.last_seq()
         self._changed: asyncio.Event | None = None
+        self._waiting: list[tuple[list[Event], asyncio.Future[list[int]]]] = []  # the next commit's
+        self._committer: asyncio.Task[None] | None = None
 
     async def publish(self, events: Sequence[Event]) -> list[int]:
         """Append durably, wake readers, and answer with each event's seq (not the events: the
-        publisher has them, and shipping them back would double the serialization)."""
-        stored = self._store.append(list(events))
+        publisher has them, and shipping them back would double the serialization).
+
+        Group commit: publishes that arrive while a commit is being written share the next one,
+        one transaction and one fsync for all of them, in the order they arrived. Each is answered
+        only once it is durable, and a batch that cannot be stored fails only its own publish."""
+        answer: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((list(events), answer))
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit())
+        return await answer
+
+    async def _commit(self) -> None:
+        try:
+            while self._waiting:
+                await asyncio.sleep(0)  # publishes already handed to this loop join the group
+                group, self._waiting = self._waiting, []
+                self._write(group)
+        finally:
+            self._committer = None
+
+    def _write(self, group: list[tuple[list[Event], asyncio.Future[list[int]]]]) -> None:
+        try:
+            stored = self._store.append([e for events, _ in group for e in events])
+        except Exception as exc:
+            if len(group) > 1:  # one publisher's bad batch must not fail the others'
+                for one in group:
+                    self._write([one])
+            elif not group[0][1].done():
+                group[0][1].set_exception(exc)
+            return
         self._absorb(stored)
-        return [e.seq or 0 for e in stored]
+        at = 0
+        for events, answer in group:
+            if not answer.done():  # a publisher cancelled meanwhile: its events are stored all the same
+                answer.set_result([e.seq or 0 for e in stored[at : at + len(events)]])
+            at += len(events)
 
     async def sync(self) -> int:
         self._absorb([])

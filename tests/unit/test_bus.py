@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from omoi.actors.bus import BusActor
+from omoi.runtime.errors import StoreError
 from omoi.runtime.log.events import Event, TaskOutput, TaskReady
 from omoi.runtime.log.store import SqliteEventStore
 from omoi.runtime.log.subscription import Subscription
@@ -52,3 +54,33 @@ async def test_a_restarted_bus_continues_the_log(tmp_path: Path) -> None:
     sub = Subscription(second, None, after=2)
     assert [e.seq for e in await sub.next_batch(timeout=0)] == [3, 4, 5]
     assert sub.cursor == 5
+
+
+class _Commits(SqliteEventStore):
+    """The real store, remembering the size of each commit, and refusing any with a `bad` event."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.commits: list[int] = []
+
+    def append(self, events: Sequence[Event]) -> list[Event]:
+        if any(getattr(e, "tail", "").startswith("bad") for e in events):
+            raise StoreError("refused")
+        self.commits.append(len(events))
+        return super().append(events)
+
+
+async def test_publishes_that_arrive_together_share_one_commit_and_a_bad_batch_fails_alone(
+    tmp_path: Path,
+) -> None:
+    store = _Commits(tmp_path / "e.db")
+    bus = BusActor(store)
+    batches = [outputs(1, "a"), outputs(2, "b"), [*outputs(1, "c"), *outputs(1, "bad")], outputs(1, "d")]
+    answers = await asyncio.gather(*(bus.publish(b) for b in batches), return_exceptions=True)
+    assert answers[:2] == [[1], [2, 3]]  # each its own seqs, in arrival order
+    assert isinstance(answers[2], StoreError)
+    assert answers[3] == [4]
+    assert store.commits == [1, 2, 1]  # the group was refused; each batch alone then, but the bad one
+    assert [e.tail for e in await bus.read(0)] == ["a0", "b0", "b1", "d0"]  # type: ignore[union-attr]
+    assert await asyncio.gather(bus.publish(outputs(1)), bus.publish(outputs(1))) == [[5], [6]]
+    assert store.commits[-1] == 2  # together: one commit
