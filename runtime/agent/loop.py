@@ -374,9 +374,12 @@ class AgentLoop:
                 results.append(
                     {"type": "tool_result", "tool_use_id": use["id"], "content": text, "is_error": is_error}
                 )
-        except Exception:
-            with contextlib.suppress(Exception):  # the turn's cost on the log, if the bus takes it
-                await self._record([])
+        except (
+            BaseException
+        ):  # a lost sandbox, a cancelled attempt: the turn's cost is on the log all the same
+            if self._unrecorded:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(self._record([]))
             raise
         await self._record(events)
         return results, claim, ran
