@@ -42,10 +42,11 @@ class BusActor:
         Group commit: publishes that arrive while a commit is being written share the next one,
         one transaction and one fsync for all of them, in the order they arrived. Each is answered
         only once it is durable, and a batch that cannot be stored fails only its own publish."""
-        answer: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[int]] = loop.create_future()
         self._waiting.append((list(events), answer))
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit())
+        if self._committer is None or self._committer.get_loop() is not loop:  # (a test's new loop)
+            self._committer = loop.create_task(self._commit())
         return await answer
 
     async def _commit(self) -> None:
