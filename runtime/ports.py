@@ -79,8 +79,8 @@ class SupervisorPort(BudgetPort, SupervisionPort, Protocol):
     checks before a model call in one round trip, in the order they would be made apart."""
 
     async def admit_and_judge(self, task_id: str, attempt: int, admit_after: int, after: int) -> list[Note]:
-        """`admit(task_id, admit_after)`, then `before_turn(task_id, attempt, after)`: a pause made
-        while the budget held the call is still seen."""
+        """`admit(task_id, admit_after)`, then `before_turn(task_id, attempt, after)`: the pause
+        check comes after admission, as when they are asked apart."""
         ...
 
 

@@ -23,7 +23,7 @@ class TurnChecks:
         return await self.guardian.before_turn(task_id, attempt, after)
 
     async def admit_and_judge(self, task_id: str, attempt: int, admit_after: int, after: int) -> list[Note]:
-        """Admission first, then the guardian, as when they are asked apart: a task paused while
-        the budget held its call waits on."""
+        """Admission first, then the guardian, as when they are asked apart: a pause the guardian
+        has read by the time the budget admits the call holds it."""
         await self.budget.admit(task_id, admit_after)
         return await self.guardian.before_turn(task_id, attempt, after)
