@@ -293,19 +293,21 @@ class AgentLoop:
             await self._record([])  # on the log before a command that may run for minutes
         return reply
 
-    async def _record(self, events: Sequence[Event]) -> None:
-        """Publish the turn not yet on the log, if any, then `events`, in one call. A turn whose
-        tool calls are all quick is recorded with them: one publish per turn, not two, while its
-        record waits only on milliseconds of file operations."""
+    async def _record(self, events: Sequence[Event]) -> list[int]:
+        """Publish the turn not yet on the log, if any, then `events`, in one call; every publish
+        of the loop goes through here, so our last seqs stay current. A turn whose tool calls are
+        all quick is recorded with them: one publish per turn, not two, while its record waits
+        only on milliseconds of file operations."""
         batch: list[Event] = [*self._unrecorded, *events]
         self._unrecorded = []
         if not batch:
-            return
+            return []
         seqs = await self.bus.publish(batch)
         for ev, seq in zip(batch, seqs, strict=True):
             if isinstance(ev, AgentTurn):
                 self._last_turn_seq = seq
         self._last_seq = max(self._last_seq, *seqs)
+        return seqs
 
     async def _notes(self, messages: list[dict[str, Any]]) -> list[Note]:
         """Wait for the budget to admit the call and while the task is paused (one round trip when
@@ -451,8 +453,7 @@ class AgentLoop:
 
     async def _ask(self, question: str) -> str:
         """Publish the question and wait for an `agent.answered` event for this task."""
-        (after,) = await self.bus.publish([AgentNeedsInput(**self._common(), question=question)])
-        self._last_seq = max(self._last_seq, after)
+        *_, after = await self._record([AgentNeedsInput(**self._common(), question=question)])
         async for event in Subscription(self.bus, ("agent.answered",), after=after, poll=30.0):
             if isinstance(event, AgentAnswered) and event.task_id == self.request.task_id:
                 return event.answer
@@ -472,7 +473,7 @@ class AgentLoop:
         }
 
     async def _publish(self, event: Event) -> None:
-        self._last_seq = max([self._last_seq, *await self.bus.publish([event])])
+        await self._record([event])
 
     async def _end(self, status: Literal["complete", "failed"], summary: str) -> AgentResult:
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
